@@ -1,0 +1,1 @@
+"""Detection: Sigma rules, IOC matching and anomaly models over event batches."""

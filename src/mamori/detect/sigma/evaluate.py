@@ -1,0 +1,350 @@
+"""Evaluate rule plans over one batch: each field dictionary-encoded once, each test run once on the
+distinct values only, then spread to rows; rules combine the shared results with numpy.
+
+A result of ``None`` stands for "false on every row": most tests match nothing in most batches, so
+rules short-circuit without touching arrays.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mamori.detect.sigma.plan import (
+    ANY,
+    CIDR,
+    CONTAINS,
+    ENDS,
+    EQ,
+    EXISTS,
+    FIELDREF,
+    GLOB,
+    NULL,
+    NUMBER,
+    REGEX,
+    STARTS,
+    PAnd,
+    PAtLeast,
+    PConst,
+    Plan,
+    PNot,
+    POr,
+    PTest,
+    Test,
+)
+
+Bits = np.ndarray | None  # None: false everywhere
+KEYWORD_FIELD = "_keywords_"
+
+
+class BatchEvaluator:
+    """Memoised test results over one prepared batch (a Polars DataFrame of string columns)."""
+
+    def __init__(
+        self,
+        frame: pl.DataFrame,
+        keyword_columns: list[str] | None = None,
+        literals: dict[tuple[str | None, bool], list[str]] | None = None,
+    ) -> None:
+        self.frame = frame
+        self.rows = frame.height
+        self._encoded: dict[tuple[str, bool], tuple[np.ndarray, pa.Array]] = {}
+        self._memo: dict[Test, Bits] = {}
+        self._literals = literals or {}
+        self._literal_index: dict[tuple[str, bool], LiteralIndex] = {}
+        self._keyword_columns = keyword_columns or []
+        self._columns = set(frame.columns)
+
+    # --- columns ------------------------------------------------------------------------------
+
+    def _encode(self, field: str, lower: bool) -> tuple[np.ndarray, pa.Array] | None:
+        """(codes per row, distinct values); null rows get the code ``len(values)``."""
+        key = (field, lower)
+        if key in self._encoded:
+            return self._encoded[key]
+        if field == KEYWORD_FIELD:
+            series = self._keyword_series()
+        elif field in self._columns:
+            series = self.frame.get_column(field)
+        else:
+            return None
+        if series.dtype != pl.Utf8:
+            series = series.cast(pl.Utf8)
+        if series.null_count() == self.rows:
+            return None
+        if lower and (field, False) in self._encoded:
+            codes, values = self._encoded[(field, False)]
+            encoded = (codes, pc.utf8_lower(values))
+        else:
+            dictionary = pc.dictionary_encode(series.rename("v").to_arrow())
+            if isinstance(dictionary, pa.ChunkedArray):
+                dictionary = dictionary.combine_chunks()
+            values = dictionary.dictionary
+            codes = dictionary.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
+            if lower:
+                self._encoded[(field, False)] = (codes, values)
+                values = pc.utf8_lower(values)
+            encoded = (codes, values)
+        self._encoded[key] = encoded
+        return encoded
+
+    def _keyword_series(self) -> pl.Series:
+        columns = [c for c in self._keyword_columns if c in self._columns]
+        if not columns:
+            return pl.Series(KEYWORD_FIELD, [None] * self.rows, dtype=pl.Utf8)
+        return self.frame.select(
+            pl.concat_str([pl.col(c).fill_null("") for c in columns], separator="\n").alias(KEYWORD_FIELD)
+        ).to_series()
+
+    # --- tests --------------------------------------------------------------------------------
+
+    def test(self, test: Test) -> Bits:
+        """Rows where one primitive test holds (memoised)."""
+        if test in self._memo:
+            return self._memo[test]
+        result = self._run(test)
+        if result is not None and not result.any():
+            result = None
+        self._memo[test] = result
+        return result
+
+    def _run(self, test: Test) -> Bits:
+        field = KEYWORD_FIELD if test.field is None else test.field
+        if test.kind == FIELDREF:
+            return self._fieldref(test)
+        encoded = self._encode(field, lower=not test.cased and test.kind in {EQ, CONTAINS, STARTS, ENDS, GLOB})
+        if encoded is None:  # the field is absent (or null) everywhere
+            if test.kind == NULL or (test.kind == EXISTS and not test.arg):
+                return np.ones(self.rows, dtype=bool)
+            return None
+        codes, values = encoded
+        if test.kind in {EQ, CONTAINS, STARTS, ENDS}:
+            on_values, on_null = self._literal_index_for(field, test, values).bits(test), False
+        else:
+            on_values, on_null = self._on_values(test, values)
+        if on_values is None and not on_null:
+            return None
+        table = np.zeros(len(values) + 1, dtype=bool)
+        if on_values is not None:
+            table[: len(values)] = on_values
+        table[len(values)] = on_null
+        if not table.any():
+            return None
+        return table[codes]
+
+    def _literal_index_for(self, field: str, test: Test, values: pa.Array) -> LiteralIndex:
+        key = (field, test.cased)
+        index = self._literal_index.get(key)
+        if index is None:
+            wanted = self._literals.get((test.field, test.cased), [])
+            index = self._literal_index[key] = LiteralIndex(values, wanted)
+        return index
+
+    def _on_values(self, test: Test, values: pa.Array) -> tuple[np.ndarray | None, bool]:
+        """Evaluate a test on the distinct values; also say whether it holds for null."""
+        kind, arg = test.kind, test.arg
+        if kind == EQ:
+            return _arrow_bits(pc.is_in(values, value_set=pa.array(sorted(arg), type=values.type))), False  # type: ignore[call-overload]
+        if kind == CONTAINS:
+            return _arrow_bits(pc.match_substring(values, pattern=arg)), False
+        if kind == STARTS:
+            return _arrow_bits(pc.starts_with(values, pattern=arg)), False
+        if kind == ENDS:
+            return _arrow_bits(pc.ends_with(values, pattern=arg)), False
+        if kind == GLOB:
+            return _regex_bits(values, str(arg), 0), False
+        if kind == REGEX:
+            pattern, flags = arg  # type: ignore[misc]
+            prefix = f"(?{flags})" if flags else ""
+            py_flags = (re.I if "i" in flags else 0) | (re.M if "m" in flags else 0) | (re.S if "s" in flags else 0)
+            return _regex_bits(values, prefix + pattern, py_flags, pattern), False
+        if kind == ANY:
+            return np.ones(len(values), dtype=bool), False
+        if kind == EXISTS:
+            return np.full(len(values), bool(arg)), not arg
+        if kind == NULL:
+            return _arrow_bits(pc.equal(values, "")), True
+        if kind == CIDR:
+            return _python_bits(values, _cidr_check(arg)), False  # type: ignore[arg-type]
+        if kind == NUMBER:
+            return _python_bits(values, _number_check(*arg)), False  # type: ignore[misc]
+        raise ValueError(f"unknown test kind {kind}")
+
+    def _fieldref(self, test: Test) -> Bits:
+        other, mode = test.arg  # type: ignore[misc]
+        if test.field not in self._columns or other not in self._columns:
+            return None
+        mine, theirs = pl.col(test.field), pl.col(other)
+        if not test.cased:
+            mine, theirs = mine.str.to_lowercase(), theirs.str.to_lowercase()
+        expr = {"contains": lambda: mine.str.contains(theirs, literal=True),
+                "startswith": lambda: mine.str.starts_with(theirs),
+                "endswith": lambda: mine.str.ends_with(theirs)}.get(mode, lambda: mine == theirs)()
+        return self.frame.select(expr.fill_null(False)).to_series().to_numpy()
+
+    # --- plans --------------------------------------------------------------------------------
+
+    def evaluate(self, plan: Plan) -> Bits:
+        """Rows where a rule plan holds."""
+        if isinstance(plan, PTest):
+            return self.test(plan.test)
+        if isinstance(plan, PAnd):
+            result: Bits = None
+            for i, part in enumerate(plan.parts):
+                bits = self.evaluate(part)
+                if bits is None:
+                    return None
+                result = bits if i == 0 else result & bits  # type: ignore[operator]
+                if not result.any():  # type: ignore[union-attr]
+                    return None
+            return result
+        if isinstance(plan, POr):
+            result = None
+            for part in plan.parts:
+                bits = self.evaluate(part)
+                if bits is not None:
+                    result = bits if result is None else result | bits
+            return result
+        if isinstance(plan, PNot):
+            bits = self.evaluate(plan.part)
+            if bits is None:
+                return np.ones(self.rows, dtype=bool) if self.rows else None
+            inverted = ~bits
+            return inverted if inverted.any() else None
+        if isinstance(plan, PAtLeast):
+            counts = np.zeros(self.rows, dtype=np.int32)
+            for part in plan.parts:
+                bits = self.evaluate(part)
+                if bits is not None:
+                    counts += bits
+            hit = counts >= plan.count
+            return hit if hit.any() else None
+        if isinstance(plan, PConst):
+            return np.ones(self.rows, dtype=bool) if plan.value and self.rows else None
+        raise TypeError(f"unknown plan {plan!r}")
+
+
+def _arrow_bits(array: pa.Array) -> np.ndarray:
+    return array.fill_null(False).to_numpy(zero_copy_only=False)
+
+
+_PY_REGEX: dict[tuple[str, int], re.Pattern[str]] = {}
+
+
+def _regex_bits(values: pa.Array, pattern: str, py_flags: int, py_pattern: str | None = None) -> np.ndarray:
+    """RE2 through Arrow; Python ``re`` for what RE2 refuses (look-around, back-references)."""
+    try:
+        return _arrow_bits(pc.match_substring_regex(values, pattern=pattern))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        key = (py_pattern or pattern, py_flags)
+        compiled = _PY_REGEX.get(key)
+        if compiled is None:
+            compiled = _PY_REGEX[key] = re.compile(key[0], py_flags)
+        return _python_bits(values, lambda v: compiled.search(v) is not None)
+
+
+def _python_bits(values: pa.Array, check: Callable[[str], bool]) -> np.ndarray:
+    return np.fromiter((v is not None and check(v) for v in values.to_pylist()), dtype=bool, count=len(values))
+
+
+def _cidr_check(networks: tuple[str, ...]) -> Callable[[str], bool]:
+    nets = [ipaddress.ip_network(n, strict=False) for n in networks]
+
+    def inside(text: str) -> bool:
+        try:
+            address = ipaddress.ip_address(text.strip().strip("[]").split("%")[0])
+        except ValueError:
+            return False
+        return any(address.version == net.version and address in net for net in nets)
+
+    return inside
+
+
+def _number_check(op: str, number: float) -> Callable[[str], bool]:
+    compare: dict[str, Callable[[float], bool]] = {
+        "gt": lambda v: v > number, "gte": lambda v: v >= number,
+        "lt": lambda v: v < number, "lte": lambda v: v <= number,
+    }
+
+    def check(text: str) -> bool:
+        try:
+            return compare[op](float(text.strip()))
+        except ValueError:
+            return False
+
+    return check
+
+
+_NO_ROWS = np.zeros(0, dtype=np.int64)
+
+
+class LiteralIndex:
+    """Which of a field's distinct values contain which rule literals, from one multi-pattern pass
+    (Aho-Corasick over every literal the rules test on that field). Substring tests then read the
+    index; prefix, suffix and equality tests check only the values that contain the literal."""
+
+    def __init__(self, values: pa.Array, literals: list[str]) -> None:
+        self.size = len(values)
+        self.values: list[str | None] = values.to_pylist()
+        self._by_literal: dict[str, np.ndarray] = {}
+        self._position: dict[str, int] | None = None
+        needles = [lit for lit in literals if lit]
+        self._announced = set(needles)
+        if needles and self.size:
+            found = (
+                pl.Series("v", self.values, dtype=pl.Utf8)
+                .str.extract_many(needles, overlapping=True)
+                .rename("lit")
+                .to_frame()
+                .with_row_index("i")
+                .explode("lit")
+                .drop_nulls("lit")
+                .unique()
+            )
+            for literal, group in found.group_by("lit"):
+                self._by_literal[str(literal[0])] = group.get_column("i").to_numpy()
+
+    def _with(self, literal: str) -> np.ndarray:
+        if literal == "":
+            return np.array([i for i, v in enumerate(self.values) if v is not None], dtype=np.int64)
+        known = self._by_literal.get(literal)
+        if known is not None:
+            return known
+        if literal in self._announced:
+            return _NO_ROWS
+        # a literal no rule announced (should not happen): fall back to a scan
+        return np.array([i for i, v in enumerate(self.values) if v is not None and literal in v], dtype=np.int64)
+
+    def bits(self, test: Test) -> np.ndarray | None:
+        """A test's result over the distinct values, or None when no value passes."""
+        out = np.zeros(self.size, dtype=bool)
+        if test.kind == EQ:
+            if self._position is None:
+                self._position = {v: i for i, v in enumerate(self.values) if v is not None}
+            hits = [self._position[v] for v in test.arg if v in self._position]  # type: ignore[attr-defined]
+            if not hits:
+                return None
+            out[hits] = True
+            return out
+        literal = str(test.arg)
+        candidates = self._with(literal)
+        if not len(candidates):
+            return None
+        if test.kind == CONTAINS:
+            out[candidates] = True
+            return out
+        values = self.values
+        if test.kind == STARTS:
+            chosen = [i for i in candidates if values[i].startswith(literal)]  # type: ignore[union-attr]
+        else:
+            chosen = [i for i in candidates if values[i].endswith(literal)]  # type: ignore[union-attr]
+        if not chosen:
+            return None
+        out[chosen] = True
+        return out

@@ -1,0 +1,250 @@
+"""The lean Sigma rule model: values after modifiers, detection items, selections, rules, correlations.
+
+Parsed from YAML by ``loader`` (pySigma's parse of the same rules is the reference in tests) and
+compiled to column expressions by ``compile``. Everything here is a frozen value: cacheable, picklable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mamori.events.logsources import LogSource
+
+# --- string patterns -------------------------------------------------------------------------
+
+LIT = "lit"  # literal text
+STAR = "star"  # any run of characters (Sigma ``*``)
+ONE = "one"  # any single character (Sigma ``?``)
+CLASS = "class"  # one character out of a set (windash), text holds the characters
+
+
+@dataclass(frozen=True)
+class StrPattern:
+    """A Sigma string value: literal runs and wildcards; ``cased`` when case matters."""
+
+    tokens: tuple[tuple[str, str], ...]
+    cased: bool = False
+
+    def literal_runs(self) -> list[str]:
+        """Return the literal pieces between wildcards (for pre-filtering and explanations)."""
+        return [text for kind, text in self.tokens if kind == LIT]
+
+    def is_plain(self) -> bool:
+        """True when the pattern has no wildcard at all (an exact value)."""
+        return all(kind == LIT for kind, _ in self.tokens)
+
+    def text(self) -> str:
+        """Render back to Sigma notation (for messages)."""
+        out = []
+        for kind, text in self.tokens:
+            if kind == LIT:
+                out.append(text.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?"))
+            elif kind == STAR:
+                out.append("*")
+            elif kind == ONE:
+                out.append("?")
+            else:
+                out.append(f"[{text}]")
+        return "".join(out)
+
+
+@dataclass(frozen=True)
+class RegexValue:
+    """A regular expression (``|re``), with Sigma's i/m/s flags."""
+
+    pattern: str
+    ignore_case: bool = False
+    multiline: bool = False
+    dotall: bool = False
+
+
+@dataclass(frozen=True)
+class CidrValue:
+    """A network (``|cidr``): matches addresses inside it."""
+
+    network: str
+
+
+@dataclass(frozen=True)
+class NumberValue:
+    """A numeric comparison (``|gt``, ``|gte``, ``|lt``, ``|lte``)."""
+
+    op: str
+    number: float
+
+
+@dataclass(frozen=True)
+class ExistsValue:
+    """Field presence (``|exists``)."""
+
+    present: bool
+
+
+@dataclass(frozen=True)
+class NullValue:
+    """Sigma ``null``: the field is absent or empty."""
+
+
+@dataclass(frozen=True)
+class FieldRefValue:
+    """Compare with another field of the same event (``|fieldref``), whole or part."""
+
+    field: str
+    mode: str = "eq"  # eq, contains, startswith, endswith
+    cased: bool = False
+
+
+Value = StrPattern | RegexValue | CidrValue | NumberValue | ExistsValue | NullValue | FieldRefValue
+
+
+@dataclass(frozen=True)
+class DetectionItem:
+    """One ``field|modifiers: values`` line; ``field`` None for keywords; values OR'ed unless ``all``.
+
+    ``alternatives`` groups the variants one written value expands to (base64offset, windash): a
+    value matches when any of its variants does, also under ``all``.
+    """
+
+    field: str | None
+    alternatives: tuple[tuple[Value, ...], ...]
+    all_values: bool = False
+    modifiers: tuple[str, ...] = ()
+    negate: bool = False  # ``|neq``
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A named search identifier: an OR of maps, each map an AND of detection items."""
+
+    name: str
+    maps: tuple[tuple[DetectionItem, ...], ...]
+
+
+# --- condition AST ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A reference to one selection by name."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class OfPattern:
+    """``1 of x*`` / ``all of them``: quantifier over the selections whose names match."""
+
+    quantifier: str  # "1" or "all"
+    pattern: str  # "them" or a name with * wildcards
+
+
+@dataclass(frozen=True)
+class Not:
+    operand: Node
+
+
+@dataclass(frozen=True)
+class And:
+    operands: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    operands: tuple[Node, ...]
+
+
+Node = Ref | OfPattern | Not | And | Or
+
+
+# --- rules -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A Sigma detection rule with the metadata every detection carries (id and author for the DRL)."""
+
+    id: str
+    title: str
+    level: str
+    status: str
+    author: str
+    tags: tuple[str, ...]
+    logsource: LogSource
+    selections: tuple[Selection, ...]
+    condition: Node
+    path: str
+    description: str = ""
+    falsepositives: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    date: str = ""
+    name: str = ""
+    fields: tuple[str, ...] = ()
+
+    def selection(self, name: str) -> Selection:
+        """Return the selection called ``name``."""
+        for sel in self.selections:
+            if sel.name == name:
+                return sel
+        raise KeyError(name)
+
+    def referenced_fields(self) -> list[str]:
+        """Every field the rule tests, in first-use order (for output and explanations)."""
+        seen: dict[str, None] = {}
+        for sel in self.selections:
+            for item_map in sel.maps:
+                for item in item_map:
+                    if item.field:
+                        seen.setdefault(item.field, None)
+                    for alternative in item.alternatives:
+                        for value in alternative:
+                            if isinstance(value, FieldRefValue):
+                                seen.setdefault(value.field, None)
+        return list(seen)
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """A Sigma correlation rule over the detections of other rules."""
+
+    id: str
+    title: str
+    level: str
+    status: str
+    author: str
+    tags: tuple[str, ...]
+    type: str  # event_count, value_count, temporal, temporal_ordered, value_sum, value_avg
+    rules: tuple[str, ...]  # referenced rule ids or names, in order (temporal_ordered)
+    group_by: tuple[str, ...]
+    timespan_ns: int
+    condition: tuple[tuple[str, float], ...]  # ((op, threshold), ...), all must hold
+    condition_field: str | None
+    aliases: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]  # alias -> ((rule, field), ...)
+    generate: bool
+    path: str
+    description: str = ""
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A rule that could not be used: its file, the reason, and the rule id when known."""
+
+    path: str
+    reason: str
+    rule_id: str = ""
+    severity: str = "error"
+
+
+@dataclass
+class RuleSet:
+    """Loaded rules, correlations and refusals, with the content hash the compile cache is keyed by."""
+
+    rules: list[Rule] = field(default_factory=list)
+    correlations: list[Correlation] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+    digest: str = ""
+    plans: dict[str, object] = field(default_factory=dict)  # rule id -> compiled plan (see plan.py)
+
+    def by_id(self) -> dict[str, Rule]:
+        """Map rule id -> rule."""
+        return {r.id: r for r in self.rules}

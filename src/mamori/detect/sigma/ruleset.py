@@ -1,0 +1,135 @@
+"""Load a whole rule set: read every file, parse in parallel on a cold start, reuse a cache when warm.
+
+The cache is keyed by the content of every rule file (and the engine version), so any change to a
+rule, added or removed file invalidates it; it is written atomically (write, then rename).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import pickle
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from mamori.detect.sigma.loader import iter_rule_texts, parse_rule_text
+from mamori.detect.sigma.model import Correlation, Refusal, Rule, RuleSet
+from mamori.detect.sigma.plan import rule_plan
+
+CACHE_VERSION = "mamori-sigma-1"
+PARALLEL_THRESHOLD = 400  # files; below this a worker pool costs more than it saves
+
+
+def default_cache_dir() -> Path:
+    """Where compiled rule sets are cached: ``$MAMORI_CACHE_DIR``, else ``$XDG_CACHE_HOME/mamori``."""
+    explicit = os.environ.get("MAMORI_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mamori"
+
+
+Parsed = tuple[list[Rule | Correlation], list[Refusal], dict[str, object]]
+
+
+def _parse_chunk(args: tuple[list[tuple[str, bytes]], Mapping[str, Sequence[str]] | None]) -> Parsed:
+    """Parse and compile a share of the rule files (runs in a worker process on a cold start)."""
+    chunk, placeholders = args
+    items: list[Rule | Correlation] = []
+    refused: list[Refusal] = []
+    plans: dict[str, object] = {}
+    for path, text in chunk:
+        got, bad = parse_rule_text(path, text, placeholders)
+        items.extend(got)
+        refused.extend(bad)
+    for item in items:
+        if isinstance(item, Rule):
+            try:
+                plans[item.path] = rule_plan(item)
+            except (TypeError, ValueError, KeyError) as exc:
+                refused.append(Refusal(item.path, f"cannot compile: {exc}", item.id))
+    return [i for i in items if not isinstance(i, Rule) or i.path in plans], refused, plans
+
+
+def load_ruleset(
+    sources: Sequence[Path],
+    cache_dir: Path | None = None,
+    placeholders: Mapping[str, Sequence[str]] | None = None,
+    workers: int | None = None,
+    use_cache: bool = True,
+) -> RuleSet:
+    """Load every rule under ``sources`` (folders, files, zips) into one RuleSet with its refusals."""
+    texts = [(path, data if isinstance(data, bytes) else data.encode()) for path, data in iter_rule_texts(sources)]
+    digest = hashlib.blake2b(CACHE_VERSION.encode(), digest_size=20)
+    digest.update(repr(sorted((placeholders or {}).items())).encode())
+    for path, data in texts:
+        digest.update(path.encode())
+        digest.update(b"\x00")
+        digest.update(hashlib.blake2b(data, digest_size=16).digest())
+    key = digest.hexdigest()
+    cache_file = (cache_dir or default_cache_dir()) / f"rules-{key}.pickle"
+    if use_cache and cache_file.exists():
+        try:
+            with cache_file.open("rb") as handle:
+                cached = pickle.load(handle)
+            if isinstance(cached, RuleSet):
+                return cached
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+            pass
+    items, refused, plans = _parse_all(texts, placeholders, workers)
+    ruleset = _assemble(items, refused, key, plans)
+    if use_cache:
+        _write_cache(cache_file, ruleset)
+    return ruleset
+
+
+def _parse_all(texts: list[tuple[str, bytes]], placeholders: Mapping[str, Sequence[str]] | None,
+               workers: int | None) -> Parsed:
+    count = workers or min(os.cpu_count() or 1, 4)
+    if count < 2 or len(texts) < PARALLEL_THRESHOLD or "fork" not in multiprocessing.get_all_start_methods():
+        return _parse_chunk((texts, placeholders))
+    chunks = [(texts[i::count], placeholders) for i in range(count)]
+    context = multiprocessing.get_context("fork")
+    with context.Pool(count - 1) as pool:
+        pending = pool.map_async(_parse_chunk, chunks[1:])
+        first = _parse_chunk(chunks[0])
+        rest = pending.get()
+    items = list(first[0])
+    refused = list(first[1])
+    plans = dict(first[2])
+    for got, bad, more in rest:
+        items.extend(got)
+        refused.extend(bad)
+        plans.update(more)
+    return items, refused, plans
+
+
+def _assemble(items: list[Rule | Correlation], refused: list[Refusal], key: str,
+              plans_by_path: dict[str, object]) -> RuleSet:
+    """Order rules by path, refuse duplicate ids, split rules from correlations."""
+    ruleset = RuleSet(digest=key, refused=sorted(refused, key=lambda r: r.path))
+    seen: dict[str, str] = {}
+    for item in sorted(items, key=lambda i: i.path):
+        if item.id in seen:
+            ruleset.refused.append(Refusal(item.path, f"duplicate rule id {item.id} (first in {seen[item.id]})",
+                                           item.id))
+            continue
+        seen[item.id] = item.path
+        if isinstance(item, Correlation):
+            ruleset.correlations.append(item)
+        else:
+            ruleset.rules.append(item)
+            ruleset.plans[item.id] = plans_by_path[item.path]
+    return ruleset
+
+
+def _write_cache(cache_file: Path, ruleset: RuleSet) -> None:
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        temporary = cache_file.with_suffix(f".tmp{os.getpid()}")
+        with temporary.open("wb") as handle:
+            pickle.dump(ruleset, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        temporary.replace(cache_file)
+    except OSError:
+        pass  # a cache we cannot write only costs time

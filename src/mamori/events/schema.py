@@ -1,0 +1,36 @@
+"""Names of the columns every event batch carries, whatever its source.
+
+An event batch is a Polars DataFrame. Core columns carry a leading underscore (as Splunk's ``_time``
+and ``_raw``) so they never collide with a source's own fields (Zeek's ``uid`` and ``host``). Besides these core columns it holds the original fields of
+the record under their own names (``Image``, ``CommandLine``, ``EventID``: Sigma rules address
+those) as strings, and OCSF-aligned normalised fields under dotted names (``src_endpoint.ip``).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+TIME = "_time"  # event time, UTC, nanoseconds
+SOURCE = "_source"  # log format that produced the event: evtx, winjson, syslog, cloudtrail, ...
+HOST = "_host"  # the host the event is about (Computer for Windows)
+UID = "_uid"  # stable id: hash of source, origin and offset, so replays are idempotent
+ORIGIN = "_origin"  # where the event came from: file path, listener address, ingest token name
+OFFSET = "_offset"  # position in the origin: record number, byte offset or line number
+RAW = "_raw"  # the original record as text, so nothing is lost in translation
+
+CORE_COLUMNS: tuple[str, ...] = (TIME, SOURCE, HOST, UID, ORIGIN, OFFSET, RAW)
+
+CORE_SCHEMA: dict[str, pl.DataType] = {
+    TIME: pl.Datetime("ns", "UTC"),
+    SOURCE: pl.Utf8(),
+    HOST: pl.Utf8(),
+    UID: pl.Utf8(),
+    ORIGIN: pl.Utf8(),
+    OFFSET: pl.Int64(),
+    RAW: pl.Utf8(),
+}
+
+
+def is_core_column(name: str) -> bool:
+    """Tell whether a column is one of the core columns (not an original or normalised field)."""
+    return name in CORE_SCHEMA

@@ -1,0 +1,53 @@
+"""Find the readers: every module in ``mamori.sources`` that defines ``SPECS`` (a list of SourceSpec)."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import pkgutil
+from pathlib import Path
+
+import mamori.sources
+from mamori.errors import MamoriError
+from mamori.sources.base import SourceSpec
+
+SNIFF_BYTES = 8192
+
+
+@functools.cache
+def all_sources() -> dict[str, SourceSpec]:
+    """Return every known source by name, collected from the modules of ``mamori.sources``."""
+    found: dict[str, SourceSpec] = {}
+    for info in pkgutil.iter_modules(mamori.sources.__path__):
+        if info.name in {"base", "registry"}:
+            continue
+        module = importlib.import_module(f"mamori.sources.{info.name}")
+        for spec in getattr(module, "SPECS", ()):
+            found[spec.name] = spec
+    return dict(sorted(found.items()))
+
+
+def get_source(name: str) -> SourceSpec:
+    """Return the source called ``name`` or raise an error listing the known ones."""
+    sources = all_sources()
+    if name not in sources:
+        raise MamoriError(f"unknown source {name!r}", hint=f"known sources: {', '.join(sources)}")
+    return sources[name]
+
+
+def sniff_source(path: Path) -> SourceSpec | None:
+    """Guess the source of a file from its first bytes and its name; None when nothing claims it."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+    except OSError:
+        return None
+    claims = [s for s in all_sources().values() if _safe_sniff(s, head, path.name)]
+    return max(claims, key=lambda s: s.priority) if claims else None
+
+
+def _safe_sniff(spec: SourceSpec, head: bytes, name: str) -> bool:
+    try:
+        return bool(spec.sniff(head, name))
+    except Exception:
+        return False

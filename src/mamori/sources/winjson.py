@@ -1,0 +1,103 @@
+"""Windows events exported as JSON: a JSON array, one object, JSON Lines, or concatenated objects.
+
+Shapes: the evtx parser's rendering, Winlogbeat, NXLog and the flat form (see ``windows_event``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import polars as pl
+
+from mamori.sources.base import ReadOptions, ReadProblem, ReadResult, SourceSpec
+from mamori.sources.windows_event import flatten_any, looks_like_windows_event
+from mamori.sources.windows_frame import windows_frame
+
+SOURCE = "winjson"
+
+
+def records_to_frame(events: Sequence[dict[str, Any]], origin: str, first_offset: int = 0) -> pl.DataFrame:
+    """Build a batch from decoded Windows event objects (any supported shape); offsets count from
+    ``first_offset``. Used by the JSON file reader and by network ingest."""
+    flats, times, raws = [], [], []
+    for event in events:
+        flat, time_text = flatten_any(event)
+        flats.append(flat)
+        times.append(time_text)
+        raws.append(orjson.dumps(event).decode())
+    offsets = list(range(first_offset, first_offset + len(flats)))
+    return windows_frame(flats, times, source=SOURCE, origin=origin, offsets=offsets, raws=raws)
+
+
+def _decode_text(text: str, origin: str) -> Iterator[tuple[int, Any | None, str, str | None]]:
+    """Yield (line, object, raw text, error) for every JSON value in ``text``, whatever the framing."""
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            values = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            values = None
+        if isinstance(values, list):
+            for value in values:
+                yield 1, value, orjson.dumps(value).decode(), None
+            return
+    decoder = json.JSONDecoder()
+    position, length = 0, len(text)
+    while position < length:
+        while position < length and text[position] in " \t\r\n\ufeff":
+            position += 1
+        if position >= length:
+            break
+        line = text.count("\n", 0, position) + 1
+        try:
+            value, end = decoder.raw_decode(text, position)
+        except json.JSONDecodeError as exc:
+            newline = text.find("\n", position)
+            end = length if newline < 0 else newline + 1
+            yield line, None, text[position:end].strip(), f"not valid JSON: {exc.msg} (column {exc.colno})"
+            position = end
+            continue
+        yield line, value, text[position:end], None
+        position = end
+
+
+def read_winjson(path: Path, options: ReadOptions = ReadOptions()) -> Iterator[ReadResult]:
+    """Read Windows events from a JSON / JSONL file; undecodable or non-event values become problems."""
+    origin = str(path)
+    data = path.read_bytes()
+    text = data.decode(options.encoding or "utf-8", errors="replace")
+    events: list[dict[str, Any]] = []
+    problems: list[ReadProblem] = []
+    offset = 0
+    for line, value, raw, error in _decode_text(text, origin):
+        if error is not None:
+            problems.append(ReadProblem(f"{origin}:{line}", error, raw[:2000]))
+            continue
+        if not looks_like_windows_event(value):
+            problems.append(ReadProblem(f"{origin}:{line}", "JSON value is not a Windows event", raw[:2000]))
+            continue
+        events.append(value)
+        if len(events) >= options.batch_rows:
+            yield ReadResult(records_to_frame(events, origin, offset), problems)
+            offset += len(events)
+            events, problems = [], []
+    if events or problems:
+        yield ReadResult(records_to_frame(events, origin, offset), problems)
+
+
+def sniff_winjson(head: bytes, name: str) -> bool:
+    """Claim JSON files whose first value looks like a Windows event."""
+    text = head.decode("utf-8", errors="ignore").lstrip("\ufeff \t\r\n")
+    if not text.startswith(("{", "[")):
+        return False
+    markers = ('"EventID"', '"winlog"', '"System"', '"event_id"')
+    return any(m in text for m in markers) and ('"Channel"' in text or '"channel"' in text
+                                                 or '"Computer"' in text or '"Hostname"' in text)
+
+
+SPECS = [SourceSpec(SOURCE, "Windows events as JSON / JSONL (evtx rendering, Winlogbeat, NXLog, flat)",
+                    read_winjson, sniff_winjson, priority=60)]
