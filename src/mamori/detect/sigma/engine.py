@@ -110,6 +110,9 @@ class Detector:
                 if rule.id in self.disabled:
                     continue
                 started = time.perf_counter()
+                if not evaluator.may_match(plan):
+                    self.rule_seconds[rule.id] += time.perf_counter() - started
+                    continue
                 bits = evaluator.evaluate(plan)
                 if bits is not None:
                     matched = np.flatnonzero(bits & group_mask)

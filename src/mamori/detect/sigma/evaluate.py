@@ -58,6 +58,7 @@ class BatchEvaluator:
         self._memo: dict[Test, Bits] = {}
         self._literals = literals or {}
         self._literal_index: dict[tuple[str, bool], LiteralIndex] = {}
+        self._may_memo: dict[Test, bool] = {}
         self._keyword_columns = keyword_columns or []
         self._columns = set(frame.columns)
 
@@ -78,19 +79,22 @@ class BatchEvaluator:
             series = series.cast(pl.Utf8)
         if series.null_count() == self.rows:
             return None
-        if lower and (field, False) in self._encoded:
-            codes, values = self._encoded[(field, False)]
-            encoded = (codes, pc.utf8_lower(values))
-        else:
-            dictionary = pc.dictionary_encode(series.rename("v").to_arrow())
+        base = self._encoded.get((field, False))
+        if base is None:
+            dictionary = pc.dictionary_encode(series.rename("v").rechunk().to_arrow())
             if isinstance(dictionary, pa.ChunkedArray):
                 dictionary = dictionary.combine_chunks()
             values = dictionary.dictionary
             codes = dictionary.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
-            if lower:
-                self._encoded[(field, False)] = (codes, values)
-                values = pc.utf8_lower(values)
-            encoded = (codes, values)
+            base = self._encoded[(field, False)] = (codes, values)
+        if not lower:
+            return base
+        # lower-casing can merge distinct values: encode again so every lower-cased value is unique
+        codes, values = base
+        relowered = pc.dictionary_encode(pc.utf8_lower(values))
+        lowered_values = relowered.dictionary
+        remap = np.append(relowered.indices.to_numpy(zero_copy_only=False), len(lowered_values))
+        encoded = (remap[codes], lowered_values)
         self._encoded[key] = encoded
         return encoded
 
@@ -187,6 +191,39 @@ class BatchEvaluator:
                 "startswith": lambda: mine.str.starts_with(theirs),
                 "endswith": lambda: mine.str.ends_with(theirs)}.get(mode, lambda: mine == theirs)()
         return self.frame.select(expr.fill_null(False)).to_series().to_numpy()
+
+    # --- pre-filter: can a plan match at all? ---------------------------------------------------
+
+    def may_match(self, plan: Plan) -> bool:
+        """False when a plan cannot match this batch: a literal every match needs occurs in no value
+        of its field (one multi-pattern pass per field answers this for all rules at once)."""
+        if isinstance(plan, PTest):
+            return self._may(plan.test)
+        if isinstance(plan, PAnd):
+            return all(self.may_match(p) for p in plan.parts)
+        if isinstance(plan, POr):
+            return any(self.may_match(p) for p in plan.parts)
+        if isinstance(plan, PAtLeast):
+            return sum(1 for p in plan.parts if self.may_match(p)) >= plan.count
+        if isinstance(plan, PConst):
+            return plan.value
+        return True  # PNot: absence proves nothing
+
+    def _may(self, test: Test) -> bool:
+        known = self._may_memo.get(test)
+        if known is not None:
+            return known
+        answer = True
+        if test.kind in {EQ, CONTAINS, STARTS, ENDS}:
+            field = KEYWORD_FIELD if test.field is None else test.field
+            encoded = self._encode(field, lower=not test.cased)
+            if encoded is None:
+                answer = False
+            else:
+                index = self._literal_index_for(field, test, encoded[1])
+                answer = index.may_hold(test)
+        self._may_memo[test] = answer
+        return answer
 
     # --- plans --------------------------------------------------------------------------------
 
@@ -320,6 +357,14 @@ class LiteralIndex:
             return _NO_ROWS
         # a literal no rule announced (should not happen): fall back to a scan
         return np.array([i for i, v in enumerate(self.values) if v is not None and literal in v], dtype=np.int64)
+
+    def may_hold(self, test: Test) -> bool:
+        """Whether some value could pass a literal test (its literal occurs somewhere)."""
+        if test.kind == EQ:
+            if self._position is None:
+                self._position = {v: i for i, v in enumerate(self.values) if v is not None}
+            return any(v in self._position for v in test.arg)  # type: ignore[attr-defined]
+        return len(self._with(str(test.arg))) > 0
 
     def bits(self, test: Test) -> np.ndarray | None:
         """A test's result over the distinct values, or None when no value passes."""

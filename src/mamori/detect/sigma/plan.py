@@ -8,7 +8,6 @@ plan then only combines boolean columns (``And`` / ``Or`` / ``Not`` / ``AtLeast`
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 from mamori.detect.sigma.condition import expand_of
@@ -177,7 +176,6 @@ def _all(parts: list[Plan]) -> Plan:
     return parts[0] if len(parts) == 1 else PAnd(tuple(parts))
 
 
-@functools.lru_cache(maxsize=65536)
 def item_plan(item: DetectionItem) -> Plan:
     """One detection item: its values OR'ed (AND'ed under ``all``), negated under ``neq``."""
     alternatives = [_any([_value_plan(item.field, v) for v in alt]) for alt in item.alternatives]

@@ -1,0 +1,349 @@
+"""``mamori hunt``: read log files, run the Sigma rules over them, and gather detections.
+
+Wiring only: files are read by ``sources`` (in worker processes, so reading overlaps rule loading),
+rules are loaded and run by ``detect.sigma``, and each detection keeps the rule's id and author.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from mamori.detect.attack import level_rank, tactics_of, techniques_of
+from mamori.detect.sigma.correlation import BaseHit, CorrelationEngine, CorrelationHit
+from mamori.detect.sigma.engine import ROW, RULE_ID, Detector, entry_masks, prepare
+from mamori.detect.sigma.explain import explain
+from mamori.detect.sigma.model import Rule, RuleSet
+from mamori.detect.sigma.ruleset import load_ruleset
+from mamori.errors import MamoriError
+from mamori.events import schema
+from mamori.events.frame import concat_frames
+from mamori.sources.base import ReadOptions, ReadProblem, ReadResult, SourceSpec
+from mamori.sources.registry import get_source, sniff_source
+
+SKIP_SUFFIXES = {".yml", ".yaml", ".md", ".txt.sig", ".py", ".exe", ".dll", ".pcap", ".pcapng", ".etl", ".zip",
+                 ".png", ".jpg", ".gif", ".pdf"}
+
+
+@dataclass(frozen=True)
+class HuntFilters:
+    """Which detections to keep: a minimum level, an event time range, rule ids and tags."""
+
+    min_level: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    rule_ids: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    def keeps_rule(self, rule_id: str, level: str, tags: Sequence[str]) -> bool:
+        """Whether detections of this rule pass the filters (time is checked per event)."""
+        if self.min_level and level_rank(level) < level_rank(self.min_level):
+            return False
+        if self.rule_ids and rule_id not in self.rule_ids:
+            return False
+        return not self.tags or any(t.lower() == w.lower() or t.lower().startswith(w.lower() + ".")
+                                    for t in tags for w in self.tags)
+
+
+@dataclass
+class FileReport:
+    """What reading one input gave: its source, events read and problems met."""
+
+    path: str
+    source: str
+    events: int = 0
+    problems: list[ReadProblem] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """True when every record of the file was read."""
+        return not self.problems
+
+
+@dataclass
+class HuntResult:
+    """Everything a hunt produced, for the terminal summary and the detection outputs."""
+
+    detections: list[dict[str, Any]]
+    ruleset: RuleSet
+    files: list[FileReport]
+    skipped: list[tuple[str, str]]
+    events: int
+    seconds: float
+    unrouted_rules: list[Rule]
+
+    @property
+    def complete(self) -> bool:
+        """True when every input file was read without problems."""
+        return all(f.complete for f in self.files)
+
+
+def discover(paths: Sequence[Path], forced: str | None) -> tuple[list[tuple[str, Path]], list[tuple[str, str]]]:
+    """Walk folders and pick a reader per file: (source name, path) pairs and the skipped files with why."""
+    chosen: list[tuple[str, Path]] = []
+    skipped: list[tuple[str, str]] = []
+    forced_spec: SourceSpec | None = get_source(forced) if forced else None
+    for root in paths:
+        if not root.exists():
+            raise MamoriError(f"{root}: no such file or folder", hint="check the path given to `mamori hunt`")
+        candidates = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for path in candidates:
+            if forced_spec is not None:
+                chosen.append((forced_spec.name, path))
+                continue
+            if root.is_dir() and (path.suffix.lower() in SKIP_SUFFIXES or path.name.startswith(".")):
+                skipped.append((str(path), "not a log file"))
+                continue
+            spec = sniff_source(path)
+            if spec is None:
+                skipped.append((str(path), "no reader recognises this file (use --source NAME)"))
+            else:
+                chosen.append((spec.name, path))
+    return chosen, skipped
+
+
+def _balance(files: list[tuple[str, Path]], parts: int) -> list[list[tuple[str, Path]]]:
+    """Split files into ``parts`` shares of similar total size."""
+    bins: list[list[tuple[str, Path]]] = [[] for _ in range(parts)]
+    sizes = [0] * parts
+    for item in sorted(files, key=lambda f: f[1].stat().st_size, reverse=True):
+        target = sizes.index(min(sizes))
+        bins[target].append(item)
+        sizes[target] += item[1].stat().st_size
+    return [b for b in bins if b]
+
+
+def read_share(share: list[tuple[str, Path]], options: ReadOptions) -> list[tuple[ReadResult, dict[str, int]]]:
+    """Read a share of the inputs (in a worker): batches, with events counted per file."""
+    out: list[tuple[ReadResult, dict[str, int]]] = []
+    evtx = [p for s, p in share if s == "evtx"]
+    if evtx:
+        from mamori.sources.evtx import read_evtx_files
+
+        for result in read_evtx_files(evtx, options):
+            out.append((result, _counts(result)))
+    for source, path in share:
+        if source == "evtx":
+            continue
+        spec = get_source(source)
+        try:
+            for result in spec.read(path, options):
+                out.append((result, _counts(result)))
+        except (OSError, UnicodeError, ValueError) as exc:
+            problem = ReadProblem(str(path), f"cannot read as {source}: {exc}", fatal=True)
+            out.append((ReadResult(pl.DataFrame(), [problem]), {}))
+    return out
+
+
+def _counts(result: ReadResult) -> dict[str, int]:
+    if result.frame.height == 0 or schema.ORIGIN not in result.frame.columns:
+        return {}
+    counted = result.frame.get_column(schema.ORIGIN).value_counts()
+    return dict(zip(counted.get_column(schema.ORIGIN).to_list(), counted.get_column("count").to_list(), strict=True))
+
+
+def _read_all(files: list[tuple[str, Path]], options: ReadOptions, workers: int
+              ) -> Iterator[Future[list[tuple[ReadResult, dict[str, int]]]] | list[tuple[ReadResult, dict[str, int]]]]:
+    """Start reading: futures from a worker pool when it pays, else the results in this process."""
+    if workers > 1 and len(files) > 1 and "fork" in multiprocessing.get_all_start_methods():
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        futures = [pool.submit(read_share, share, options) for share in _balance(files, workers * 2)]
+        pool.shutdown(wait=False)
+        yield from futures
+    else:
+        yield read_share(files, options)
+
+
+def run_hunt(
+    paths: Sequence[Path],
+    rule_sources: Sequence[Path],
+    *,
+    source: str | None = None,
+    options: ReadOptions | None = None,
+    filters: HuntFilters | None = None,
+    cache_dir: Path | None = None,
+    use_cache: bool = True,
+    workers: int | None = None,
+    explain_matches: bool = True,
+) -> HuntResult:
+    """Hunt: read every input, run every rule, return the detections (rule metadata + event fields)."""
+    started = time.perf_counter()
+    options = options or ReadOptions()
+    filters = filters or HuntFilters()
+    files, skipped = discover(paths, source)
+    count = workers or max(1, min(os.cpu_count() or 1, 4))
+    pending = list(_read_all(files, options, count))  # readers start before rules load
+    ruleset = load_ruleset(rule_sources, cache_dir=cache_dir, use_cache=use_cache, workers=1 if files else None)
+    detector = Detector(ruleset)
+    correlations = CorrelationEngine(ruleset.correlations, ruleset.rules)
+    silenced = correlations.silenced_rules()
+    rules = ruleset.by_id()
+    reports = {str(p): FileReport(str(p), s) for s, p in files}
+    detections: list[dict[str, Any]] = []
+    base_hits: list[BaseHit] = []
+    events = 0
+    waiting: list[pl.DataFrame] = []
+    waiting_rows = 0
+
+    def run(frames: list[pl.DataFrame]) -> None:
+        frame = concat_frames(frames) if len(frames) > 1 else frames[0]
+        hits = detector.detect(frame)
+        if hits.height:
+            detections.extend(_records(frame, hits, rules, detector, filters, silenced, explain_matches))
+            base_hits.extend(_base_hits(frame, hits, correlations))
+
+    for item in pending:
+        results = item.result() if isinstance(item, Future) else item
+        for result, counts in results:
+            for origin, number in counts.items():
+                if origin in reports:
+                    reports[origin].events += number
+            for problem in result.problems:
+                report = reports.get(problem.where) or next(
+                    (r for path, r in reports.items() if problem.where.startswith(path)), None)
+                if report is not None:
+                    report.problems.append(problem)
+            if result.frame.height == 0:
+                continue
+            events += result.frame.height
+            waiting.append(result.frame)  # small batches are joined: a batch has a fixed cost
+            waiting_rows += result.frame.height
+            if waiting_rows >= options.batch_rows:
+                run(waiting)
+                waiting, waiting_rows = [], 0
+    if waiting:
+        run(waiting)
+    for fired in correlations.feed(sorted(base_hits, key=lambda h: h.time_ns)):
+        record = _correlation_record(fired)
+        if filters.keeps_rule(record["rule_id"], record["rule_level"], record["tags"]):
+            detections.append(record)
+    detections.sort(key=lambda d: (d["time"] or "", d["rule_id"]))
+    return HuntResult(detections, ruleset, list(reports.values()), skipped, events,
+                      time.perf_counter() - started, detector.unrouted)
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return str(value)
+
+
+def _records(frame: pl.DataFrame, hits: pl.DataFrame, rules: dict[str, Rule], detector: Detector,
+             filters: HuntFilters, silenced: set[str], explain_matches: bool) -> list[dict[str, Any]]:
+    """Detection records for the hits of one batch."""
+    out: list[dict[str, Any]] = []
+    prepared: pl.DataFrame | None = None
+    for (rule_id,), group in hits.group_by(RULE_ID, maintain_order=True):
+        rule = rules[str(rule_id)]
+        if rule.id in silenced or not filters.keeps_rule(rule.id, rule.level, rule.tags):
+            continue
+        rows_index = group.get_column(ROW).to_numpy()
+        if prepared is None:
+            masks = entry_masks(frame, detector.table.entries)
+            prepared = prepare(frame, detector.table.entries, masks, detector.fields)
+        rows = prepared[rows_index]
+        if filters.since or filters.until:
+            times = rows.get_column(schema.TIME)
+            keep = np.ones(rows.height, dtype=bool)
+            if filters.since:
+                keep &= (times >= filters.since).fill_null(False).to_numpy()
+            if filters.until:
+                keep &= (times <= filters.until).fill_null(False).to_numpy()
+            rows = rows.filter(pl.Series(keep))
+            if rows.height == 0:
+                continue
+        fields = [f for f in rule.referenced_fields() if f in rows.columns]
+        explanations = explain(rule, rows) if explain_matches else []
+        tactics = [t.tag for t in tactics_of(rule.tags)]
+        techniques = techniques_of(rule.tags)
+        for index, row in enumerate(rows.iter_rows(named=True)):
+            record: dict[str, Any] = {
+                "rule_id": rule.id,
+                "rule_title": rule.title,
+                "rule_level": rule.level,
+                "rule_author": rule.author,
+                "rule_status": rule.status,
+                "rule_path": rule.path,
+                "tags": list(rule.tags),
+                "tactics": tactics,
+                "techniques": techniques,
+                "time": _iso(row.get(schema.TIME)),
+                "host": row.get(schema.HOST),
+                "channel": row.get("Channel"),
+                "event_id": row.get("EventID"),
+                "record_id": row.get("EventRecordID") or row.get(schema.OFFSET),
+                "source_file": row.get(schema.ORIGIN),
+                "source": row.get(schema.SOURCE),
+                "event_uid": row.get(schema.UID),
+                "fields": {f: row.get(f) for f in fields},
+            }
+            if explanations:
+                record["match"] = explanations[index].as_text()
+                record["selections"] = list(explanations[index].selections)
+            out.append(record)
+    return out
+
+
+def _base_hits(frame: pl.DataFrame, hits: pl.DataFrame, engine: CorrelationEngine) -> list[BaseHit]:
+    """The hits that correlations refer to, with the fields they group and count by."""
+    wanted = engine.referenced_rules()
+    if not wanted:
+        return []
+    chosen = hits.filter(pl.col(RULE_ID).is_in(list(wanted)))
+    if chosen.height == 0:
+        return []
+    needed = [f for f in engine.fields_needed() if f in frame.columns]
+    rows = frame[chosen.get_column(ROW).to_numpy()].select([schema.TIME, schema.UID, *needed])
+    times = rows.get_column(schema.TIME).dt.epoch("ns").fill_null(0).to_list()
+    uids = rows.get_column(schema.UID).to_list()
+    values = {f: rows.get_column(f).to_list() for f in needed}
+    return [
+        BaseHit(rule_id, times[i], uids[i], {f: values[f][i] for f in needed})
+        for i, rule_id in enumerate(chosen.get_column(RULE_ID).to_list())
+    ]
+
+
+def _correlation_record(fired: CorrelationHit) -> dict[str, Any]:
+    corr = fired.correlation
+    group = dict(fired.group)
+    return {
+        "rule_id": corr.id,
+        "rule_title": corr.title,
+        "rule_level": corr.level,
+        "rule_author": corr.author,
+        "rule_status": corr.status,
+        "rule_path": corr.path,
+        "tags": list(corr.tags),
+        "tactics": [t.tag for t in tactics_of(corr.tags)],
+        "techniques": techniques_of(corr.tags),
+        "time": _iso(datetime.fromtimestamp(fired.time_ns / 1e9, UTC)),
+        "host": group.get("Computer") or group.get("host"),
+        "channel": None,
+        "event_id": None,
+        "record_id": None,
+        "source_file": None,
+        "source": "correlation",
+        "event_uid": None,
+        "fields": group,
+        "correlation": {"type": corr.type, "value": fired.value, "events": list(fired.uids),
+                        "first": _iso(datetime.fromtimestamp(fired.first_ns / 1e9, UTC))},
+        "match": f"{corr.type} = {fired.value:g} within {corr.timespan_ns // 1_000_000_000}s for {group}",
+    }
+
+
+def level_counts(detections: Sequence[dict[str, Any]]) -> Counter[str]:
+    """Detections per level."""
+    return Counter(d["rule_level"] for d in detections)
