@@ -22,9 +22,16 @@ def my_number(rng: random.Random, *, valid: bool = True) -> str:
 
 def card(rng: random.Random) -> tuple[str, str]:
     prefix, length, layout = rng.choice(
-        [("4", 16, (4, 4, 4, 4)), ("51", 16, (4, 4, 4, 4)), ("55", 16, (4, 4, 4, 4)), ("35", 16, (4, 4, 4, 4)),
-         ("37", 15, (4, 6, 5)), ("34", 15, (4, 6, 5)), ("36", 14, (4, 6, 4))]
-    )  # fmt: skip
+        [
+            ("4", 16, (4, 4, 4, 4)),
+            ("51", 16, (4, 4, 4, 4)),
+            ("55", 16, (4, 4, 4, 4)),
+            ("35", 16, (4, 4, 4, 4)),
+            ("37", 15, (4, 6, 5)),
+            ("34", 15, (4, 6, 5)),
+            ("36", 14, (4, 6, 4)),
+        ]
+    )
     body = prefix + "".join(rng.choice("0123456789") for _ in range(length - len(prefix) - 1))
     digits = next(body + d for d in "0123456789" if luhn_valid(body + d))
     return digits, _layout(rng, digits, layout)
@@ -40,13 +47,25 @@ def _layout(rng: random.Random, digits: str, groups: tuple[int, ...]) -> str:
 
 
 def phone(rng: random.Random) -> str:
-    n = lambda k: "".join(rng.choice("0123456789") for _ in range(k))  # noqa: E731
+    def n(k: int) -> str:
+        return "".join(rng.choice("0123456789") for _ in range(k))
+
     forms = [
-        f"03-{n(4)}-{n(4)}", f"06-{n(4)}-{n(4)}", f"045-{n(3)}-{n(4)}", f"0776-{n(2)}-{n(4)}",
-        f"090-{n(4)}-{n(4)}", f"080{n(8)}", f"070 {n(4)} {n(4)}", f"0120-{n(3)}-{n(3)}", f"050-{n(4)}-{n(4)}",
-        f"+81-3-{n(4)}-{n(4)}", f"+81 90 {n(4)} {n(4)}", f"(03){n(4)}-{n(4)}", f"03({n(4)}){n(4)}",
+        f"03-{n(4)}-{n(4)}",
+        f"06-{n(4)}-{n(4)}",
+        f"045-{n(3)}-{n(4)}",
+        f"0776-{n(2)}-{n(4)}",
+        f"090-{n(4)}-{n(4)}",
+        f"080{n(8)}",
+        f"070 {n(4)} {n(4)}",
+        f"0120-{n(3)}-{n(3)}",
+        f"050-{n(4)}-{n(4)}",
+        f"+81-3-{n(4)}-{n(4)}",
+        f"+81 90 {n(4)} {n(4)}",
+        f"(03){n(4)}-{n(4)}",
+        f"03({n(4)}){n(4)}",
         f"0{rng.choice('123456789')}{n(8)}",
-    ]  # fmt: skip
+    ]
     text = rng.choice(forms)
     return text.translate(FULL_WIDTH) if rng.random() < 0.1 and "+" not in text else text
 
@@ -157,7 +176,7 @@ def test_the_handwritten_corpus_is_redacted_and_every_finding_is_reported() -> N
 def test_internal_users_and_addresses_are_pseudonymised_consistently() -> None:
     policy = RedactionPolicy(internal_users=("tanaka.taro",), internal_networks=("10.0.0.0/8", "fd00::/8"))
     redactor = Redactor(policy)
-    text = r"CORP\suzuki logged on from 10.20.30.40 and fd00::1; tanaka.taro then reached 10.20.30.40 and 8.8.8.8"
+    text = r"CORP\suzuki logged on from 10.20.30.40 and fd00::1; tanaka.taro then hit 10.20.30.40 and 8.8.8.8"
     result = redactor.redact(text)
     kinds = [str(f.kind) for f in result.findings]
     assert kinds == ["internal_user", "internal_ip", "internal_ip", "internal_user", "internal_ip"]
@@ -170,3 +189,12 @@ def test_in_an_indicator_pattern_external_iocs_stay_but_numbers_and_internal_one
     pattern = "[email-addr:value = 'phish@evil.example' OR email-addr:value = 'ceo@corp.example.jp']"
     result = redactor.redact(pattern, ioc_field=True)
     assert "phish@evil.example" in result.text and "ceo@corp.example.jp" not in result.text
+
+
+def test_nothing_but_the_planted_identifiers_is_flagged_in_the_generated_corpus() -> None:
+    redactor = Redactor()
+    extra: list[tuple[PiiKind, str]] = []
+    for text, planted in corpus():
+        values = {v for vs in planted.values() for v in vs}
+        extra.extend((f.kind, f.text) for f in redactor.find(text) if f.text not in values)
+    assert extra == []

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import requests
-from conftest import BIG_COUNT, TOKENS, Taxii, indicator
 from taxii2client.common import TokenAuth
 from taxii2client.exceptions import AccessError
 from taxii2client.v21 import ApiRoot, Collection, Server, as_pages
@@ -18,7 +21,74 @@ from mamori.intel.principal import Principal
 from mamori.intel.serve import BackgroundServer, TlsFiles
 from mamori.intel.store import IntelStore
 from mamori.intel.taxii_server import TAXII_MEDIA_TYPE, create_taxii_app
-from mamori.intel.tlp import Tlp
+from mamori.intel.tlp import Tlp, marking_for
+
+TOKENS = {
+    "writer-token": Principal("writer", frozenset({"*"}), frozenset({"*"}), partner=True),
+    "reader-token": Principal("reader", frozenset({"*"})),
+    "partner-token": Principal("jpcert", frozenset({"*"}), partner=True),
+    "other-partner-token": Principal("nisc", frozenset({"*"}), partner=True),
+    "public-only-token": Principal("public", frozenset({"public"})),
+    "write-only-token": Principal("dropbox", frozenset(), frozenset({"inbox"})),
+}
+BIG_COUNT = 10_500
+
+
+def indicator(
+    value: str,
+    *,
+    modified: str = "2024-01-01T00:00:00.000Z",
+    tlp: Tlp | None = None,
+    ident: str | None = None,
+) -> dict[str, Any]:
+    """A STIX 2.1 indicator for an IPv4 address, optionally TLP-marked."""
+    obj: dict[str, Any] = {
+        "type": "indicator",
+        "spec_version": "2.1",
+        "id": ident or f"indicator--{uuid.uuid5(uuid.NAMESPACE_URL, value)}",
+        "created": "2024-01-01T00:00:00.000Z",
+        "modified": modified,
+        "pattern": f"[ipv4-addr:value = '{value}']",
+        "pattern_type": "stix",
+        "valid_from": "2024-01-01T00:00:00Z",
+    }
+    if tlp is not None:
+        obj["object_marking_refs"] = [marking_for(tlp)]
+    return obj
+
+
+@dataclass(frozen=True)
+class Taxii:
+    """A running TAXII server and what the tests need to address it."""
+
+    url: str
+    store: IntelStore
+
+    @property
+    def api_root(self) -> str:
+        return f"{self.url}/taxii2/api/"
+
+    def collection_url(self, alias: str) -> str:
+        info = self.store.find_collection(alias)
+        assert info is not None
+        return f"{self.api_root}collections/{info.id}/"
+
+
+@pytest.fixture(scope="module")
+def taxii(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Taxii]:
+    """A TAXII server with collections intel, public, inbox and big (10,500 objects)."""
+    db = Path(tmp_path_factory.mktemp("taxii")) / "intel.db"
+    store = IntelStore.open(db, max_page_size=1000)
+    store.create_collection("Intel", alias="intel", description="shared indicators")
+    store.create_collection("Public", alias="public")
+    store.create_collection("Inbox", alias="inbox")
+    big = store.create_collection("Big", alias="big")
+    store.add_objects(big.id, [indicator(f"10.{i // 65536}.{(i // 256) % 256}.{i % 256}") for i in range(BIG_COUNT)])
+    app = create_taxii_app(db, TOKENS, store=store)
+    with BackgroundServer(app) as server:
+        yield Taxii(url=server.url, store=store)
+    store.close()
+
 
 HEADERS = {"Accept": TAXII_MEDIA_TYPE}
 
@@ -71,6 +141,8 @@ def test_posted_objects_are_acknowledged_by_a_status_resource_and_readable(taxii
     assert status.failures[0]["id"] == "bad" and "uuid" in status.failures[0]["message"].lower()
     again = ApiRoot(taxii.api_root, auth=auth()).get_status(status.id)
     assert again.success_count == 2
+    someone_else = httpx.get(f"{taxii.api_root}status/{status.id}/", headers=raw("reader-token"))
+    assert someone_else.status_code == 404  # a status tells only its requester what happened
     got = collection.get_objects(id=objects[0]["id"])
     assert [o["id"] for o in got["objects"]] == [objects[0]["id"]]
 
@@ -144,7 +216,7 @@ def test_deleting_a_version_then_the_object_removes_them(taxii: Taxii) -> None:
     collection.delete_object(ident)
     with pytest.raises(requests.HTTPError) as missing:
         collection.get_object(ident)
-    assert missing.value.response.status_code == 404
+    assert missing.value.response is not None and missing.value.response.status_code == 404
 
 
 def test_paging_walks_more_than_ten_thousand_objects_exactly_once(taxii: Taxii) -> None:
@@ -199,9 +271,7 @@ def test_bad_query_parameters_are_refused_with_a_taxii_error(
 
 def test_posts_with_wrong_media_type_bad_json_or_too_large_are_refused(taxii: Taxii) -> None:
     url = taxii.collection_url("intel") + "objects/"
-    wrong_type = httpx.post(
-        url, headers=raw(**{"Content-Type": "application/json"}), content=b'{"objects":[]}'
-    )
+    wrong_type = httpx.post(url, headers=raw(**{"Content-Type": "application/json"}), content=b'{"objects":[]}')
     assert wrong_type.status_code == 415
     taxii_type = {"Content-Type": TAXII_MEDIA_TYPE}
     not_json = httpx.post(url, headers=raw(**taxii_type), content=b"{objects")
@@ -218,9 +288,7 @@ def test_an_accept_header_without_taxii_is_not_acceptable(taxii: Taxii) -> None:
         f"{taxii.url}/taxii2/", headers={"Accept": "application/json", "Authorization": "Bearer reader-token"}
     )
     assert response.status_code == 406
-    old = httpx.get(
-        f"{taxii.url}/taxii2/", headers=raw("reader-token", Accept="application/taxii+json;version=2.0")
-    )
+    old = httpx.get(f"{taxii.url}/taxii2/", headers=raw("reader-token", Accept="application/taxii+json;version=2.0"))
     assert old.status_code == 406
 
 
@@ -250,16 +318,12 @@ def test_missing_or_unknown_tokens_are_unauthorized(taxii: Taxii) -> None:
 def test_permissions_bind_reads_and_writes_to_tokens(taxii: Taxii) -> None:
     url = taxii.collection_url("intel") + "objects/"
     body = json.dumps({"objects": [indicator("192.0.2.99")]})
-    reader_post = httpx.post(
-        url, headers=raw("reader-token", **{"Content-Type": TAXII_MEDIA_TYPE}), content=body
-    )
+    reader_post = httpx.post(url, headers=raw("reader-token", **{"Content-Type": TAXII_MEDIA_TYPE}), content=body)
     assert reader_post.status_code == 403
     assert httpx.get(url, headers=raw("public-only-token")).status_code == 404
     inbox = taxii.collection_url("inbox") + "objects/"
     assert httpx.get(inbox, headers=raw("write-only-token")).status_code == 403
-    posted = httpx.post(
-        inbox, headers=raw("write-only-token", **{"Content-Type": TAXII_MEDIA_TYPE}), content=body
-    )
+    posted = httpx.post(inbox, headers=raw("write-only-token", **{"Content-Type": TAXII_MEDIA_TYPE}), content=body)
     assert posted.status_code == 202 and posted.json()["success_count"] == 1
     some_id = json.loads(body)["objects"][0]["id"]
     reader_delete = httpx.delete(inbox + some_id + "/", headers=raw("reader-token"))
@@ -278,9 +342,7 @@ def test_tlp_red_never_leaves_and_amber_reaches_only_partners(taxii: Taxii) -> N
     assert collection.add_objects({"objects": [red, amber, green]}).success_count == 3
 
     def visible(token: str) -> set[str]:
-        objects = (
-            Collection(taxii.collection_url("public"), auth=auth(token)).get_objects().get("objects", [])
-        )
+        objects = Collection(taxii.collection_url("public"), auth=auth(token)).get_objects().get("objects", [])
         return {o["id"] for o in objects}
 
     assert visible("reader-token") == {green["id"]}
@@ -290,9 +352,7 @@ def test_tlp_red_never_leaves_and_amber_reaches_only_partners(taxii: Taxii) -> N
     assert httpx.get(red_url, headers=raw("writer-token")).status_code == 404
 
 
-def test_the_server_speaks_https_when_given_a_certificate(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_server_speaks_https_when_given_a_certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # requests lets these variables override a session's own CA file; the test trusts only its own.
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
@@ -331,3 +391,75 @@ def test_the_server_speaks_https_when_given_a_certificate(
 
 def test_taxii_tokens_are_checked_for_every_principal_in_the_table() -> None:
     assert {p.name for p in TOKENS.values()} >= {"reader", "writer", "jpcert"}
+
+
+def test_versions_and_object_endpoints_page_with_limit_and_next(taxii: Taxii) -> None:
+    collection = Collection(taxii.collection_url("intel"), auth=auth())
+    ident = "indicator--2b3c4d5e-6f70-4819-9a2b-3c4d5e6f7081"
+    stamps = [f"2024-07-0{d}T00:00:00.000Z" for d in range(1, 6)]
+    collection.add_objects({"objects": [indicator("192.0.2.200", modified=m, ident=ident) for m in stamps]})
+    url = taxii.collection_url("intel") + f"objects/{ident}/"
+    versions: list[str] = []
+    params = {"limit": "2"}
+    while True:
+        body = httpx.get(url + "versions/", headers=raw(), params=params).json()
+        versions.extend(body["versions"])
+        if not body["more"]:
+            break
+        params = {"limit": "2", "next": body["next"]}
+    assert versions == [s.replace(".000Z", ".000000Z") for s in stamps]
+    first_page = httpx.get(url, headers=raw(), params={"match[version]": "all", "limit": "3"})
+    assert first_page.json()["more"] is True and len(first_page.json()["objects"]) == 3
+    after = first_page.headers["X-TAXII-Date-Added-Last"]
+    rest = httpx.get(url, headers=raw(), params={"match[version]": "all", "added_after": after})
+    assert [o["modified"] for o in rest.json()["objects"]] == stamps[3:]
+
+
+def test_methods_a_resource_does_not_have_are_refused_in_taxii_form(taxii: Taxii) -> None:
+    response = httpx.put(taxii.collection_url("intel") + "objects/", headers=raw(), content=b"{}")
+    assert response.status_code == 405
+    assert response.headers["content-type"] == TAXII_MEDIA_TYPE
+
+
+def test_an_object_with_an_unknown_marking_is_held_back_until_its_definition_arrives(taxii: Taxii) -> None:
+    public = taxii.store.require_collection("public")
+    statement_id = "marking-definition--0b5f2a8c-3d4e-4f60-8a7b-9c0d1e2f3a4b"
+    obj = {**indicator("203.0.113.250"), "object_marking_refs": [statement_id]}
+    taxii.store.add_objects(public.id, [obj])
+    url = taxii.collection_url("public") + f"objects/{obj['id']}/"
+    assert httpx.get(url, headers=raw("partner-token")).status_code == 404
+    statement = {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": statement_id,
+        "created": "2024-01-01T00:00:00.000Z",
+        "definition_type": "statement",
+        "definition": {"statement": "Copyright Example CSIRT"},
+    }
+    taxii.store.add_objects(public.id, [statement])
+    assert httpx.get(url, headers=raw("reader-token")).status_code == 200
+
+
+def test_without_a_spec_version_filter_only_the_latest_spec_version_of_an_object_is_served(taxii: Taxii) -> None:
+    collection = Collection(taxii.collection_url("inbox"), auth=auth())
+    ident = "indicator--5d6e7f80-9a1b-4c2d-8e3f-4a5b6c7d8e9f"
+    stix20 = {
+        "type": "indicator",
+        "id": ident,
+        "created": "2017-01-01T00:00:00.000Z",
+        "modified": "2017-01-01T00:00:00.000Z",
+        "labels": ["malicious-activity"],
+        "pattern": "[ipv4-addr:value = '192.0.2.33']",
+        "valid_from": "2017-01-01T00:00:00Z",
+    }
+    stix21 = indicator("192.0.2.33", modified="2018-01-01T00:00:00.000Z", ident=ident)
+    collection.add_objects({"objects": [stix20, stix21]})
+    everything = collection.get_objects(id=ident, version="all")["objects"]
+    assert [o["modified"] for o in everything] == ["2018-01-01T00:00:00.000Z"]
+    old = collection.get_objects(id=ident, version="all", spec_version="2.0")["objects"]
+    assert [o["modified"] for o in old] == ["2017-01-01T00:00:00.000Z"]
+    manifest = collection.get_manifest(id=ident, version="all", spec_version="2.0,2.1")["objects"]
+    assert [m["media_type"] for m in manifest] == [
+        "application/stix+json;version=2.0",
+        "application/stix+json;version=2.1",
+    ]

@@ -78,6 +78,7 @@ class StatusRow(IntelBase):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     api_root: Mapped[str] = mapped_column(String(64))
+    requester: Mapped[str] = mapped_column(String(200), default="")
     status: Mapped[str] = mapped_column(String(16))
     request_timestamp: Mapped[str] = mapped_column(String(32))
     total_count: Mapped[int] = mapped_column(Integer)

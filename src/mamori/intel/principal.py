@@ -42,11 +42,7 @@ class Principal:
 
 
 def _granted(rights: frozenset[str], collection: CollectionInfo) -> bool:
-    return (
-        ALL in rights
-        or collection.id in rights
-        or (collection.alias is not None and collection.alias in rights)
-    )
+    return ALL in rights or collection.id in rights or (collection.alias is not None and collection.alias in rights)
 
 
 Authorizer = Callable[[Request], Principal]

@@ -81,20 +81,14 @@ def from_params(params: Mapping[str, str], endpoint: str) -> ObjectQuery:
             raise IntelError("limit must be at least 1", where="limit", hint="e.g. limit=100")
     next_token = params.get("next") or None
     if next_token is not None and not next_token.isdigit():
-        raise IntelError(
-            "next is not a token this server issued", where="next", hint="use the value of 'next'"
-        )
+        raise IntelError("next is not a token this server issued", where="next", hint="use the value of 'next'")
     versions: list[str] = []
     for value in _split(params.get("match[version]", "")):
-        versions.append(
-            value if value in VERSION_KEYWORDS else normalise_timestamp(value, where="match[version]")
-        )
+        versions.append(value if value in VERSION_KEYWORDS else normalise_timestamp(value, where="match[version]"))
     spec_versions = _split(params.get("match[spec_version]", ""))
     for value in spec_versions:
         if value not in SPEC_VERSIONS:
-            raise IntelError(
-                f"unknown spec_version {value!r}", where="match[spec_version]", hint="use 2.0 or 2.1"
-            )
+            raise IntelError(f"unknown spec_version {value!r}", where="match[spec_version]", hint="use 2.0 or 2.1")
     return ObjectQuery(
         added_after=added_after,
         limit=limit,

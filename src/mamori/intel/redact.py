@@ -98,9 +98,7 @@ _CARD = re.compile(
     r"|\d{4}[ -]?\d{6}[ -]?\d{4,5}|\d{13,19})(?![\d])"
 )
 _MY_NUMBER = re.compile(r"(?<![\d-])\d{4}([ -]?)\d{4}\1\d{4}(?![\d]|-\d)")
-_EMAIL = re.compile(
-    r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}(?![A-Za-z0-9-])"
-)
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}(?![A-Za-z0-9-])")
 _PHONE = re.compile(
     r"(?<![\d+])(?:\+81[ -]?(?:\(0\))?[ -]?\d{1,4}|\(0\d{1,4}\)|0\d{1,4})"
     r"[ -]?(?:\(\d{1,4}\)|\d{1,4})[ -]?\d{3,4}(?![\d])"
@@ -131,6 +129,8 @@ _NAME_EN = re.compile(
 _DOMAIN_USER = re.compile(r"\b[A-Z][A-Z0-9-]{1,15}\\([A-Za-z0-9._-]{2,64})")
 
 _PRIORITY = {kind: rank for rank, kind in enumerate(PiiKind)}
+# Words that take an honorific but are not names (お客様, 皆さん, 各位...).
+_NOT_NAMES = frozenset({"客", "皆", "各", "神", "王", "殿", "仏", "奥", "先", "貴", "皆様", "担当", "関係者", "利用者"})
 
 
 def _digits(text: str) -> str:
@@ -184,7 +184,10 @@ class Redactor:
             (PiiKind.POSTAL_ADDRESS, _POSTAL, lambda m: not ioc_field),
         ]
         if not ioc_field:
-            checks += [(PiiKind.NAME, _NAME_JA, lambda m: True), (PiiKind.NAME, _NAME_EN, lambda m: True)]
+            checks += [
+                (PiiKind.NAME, _NAME_JA, lambda m: m.group(0).strip() not in _NOT_NAMES),
+                (PiiKind.NAME, _NAME_EN, lambda m: True),
+            ]
             if self._names is not None:
                 checks.append((PiiKind.NAME, self._names, lambda m: True))
         if self._users is not None:
@@ -208,9 +211,7 @@ class Redactor:
         folded = text.translate(_FOLD)
         taken: list[tuple[int, int]] = []
         findings: list[Finding] = []
-        for kind, start, end in sorted(
-            self._candidates(folded, ioc_field), key=lambda c: (_PRIORITY[c[0]], c[1])
-        ):
+        for kind, start, end in sorted(self._candidates(folded, ioc_field), key=lambda c: (_PRIORITY[c[0]], c[1])):
             if start == end or any(start < e and s < end for s, e in taken):
                 continue
             taken.append((start, end))

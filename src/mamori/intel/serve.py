@@ -38,9 +38,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 class BackgroundServer:
     """A uvicorn server in a daemon thread; use as a context manager or call start/stop."""
 
-    def __init__(
-        self, app: Any, *, host: str = "127.0.0.1", port: int = 0, tls: TlsFiles | None = None
-    ) -> None:
+    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0, tls: TlsFiles | None = None) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.tls = tls

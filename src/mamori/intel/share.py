@@ -71,17 +71,13 @@ class ShareDraft:
     status: str = "draft"
 
 
-def _redact_value(
-    value: Any, path: str, object_id: str, redactor: Redactor, ioc: bool, audit: list[AuditEntry]
-) -> Any:
+def _redact_value(value: Any, path: str, object_id: str, redactor: Redactor, ioc: bool, audit: list[AuditEntry]) -> Any:
     if isinstance(value, str):
         result = redactor.redact(value, ioc_field=ioc)
         audit.extend(_entries(result.findings, object_id, path))
         return result.text
     if isinstance(value, list):
-        return [
-            _redact_value(v, f"{path}[{i}]", object_id, redactor, ioc, audit) for i, v in enumerate(value)
-        ]
+        return [_redact_value(v, f"{path}[{i}]", object_id, redactor, ioc, audit) for i, v in enumerate(value)]
     if isinstance(value, dict):
         return {
             k: (v if _skip(k) else _redact_value(v, f"{path}.{k}", object_id, redactor, ioc, audit))
@@ -117,7 +113,7 @@ def redact_object(obj: Mapping[str, Any], redactor: Redactor) -> tuple[dict[str,
 
 
 def _stored_level(store: IntelStore, obj: Mapping[str, Any]) -> Tlp:
-    return tlp_of(obj, Tlp.GREEN, store.known_markings())
+    return tlp_of(obj, Tlp.GREEN, store.known_markings(), unknown=Tlp.RED)
 
 
 def build_bundle(
@@ -166,9 +162,7 @@ def build_bundle(
             if indicator is None:
                 excluded.append(Exclusion(str(indicator_id), "not in the intel store"))
             elif level >= Tlp.RED or level > tlp:
-                excluded.append(
-                    Exclusion(str(indicator_id), f"{level.label} is stricter than the share's {tlp.label}")
-                )
+                excluded.append(Exclusion(str(indicator_id), f"{level.label} is stricter than the share's {tlp.label}"))
             else:
                 objects[indicator["id"]] = dict(indicator)
                 seen = stix_build.sighting(
@@ -284,9 +278,7 @@ def load_share(store: IntelStore, share_id: str) -> ShareDraft:
         if row is None:
             raise IntelError(f"no share {share_id!r}", where="share", hint="see `mamori intel share --list`")
         entries = session.scalars(
-            select(RedactionAuditRow)
-            .where(RedactionAuditRow.share_id == share_id)
-            .order_by(RedactionAuditRow.id)
+            select(RedactionAuditRow).where(RedactionAuditRow.share_id == share_id).order_by(RedactionAuditRow.id)
         )
         audit = tuple(AuditEntry(e.object_id, e.field, e.kind, e.preview, e.replacement) for e in entries)
         saved = json.loads(row.bundle)

@@ -56,9 +56,7 @@ def observables(entities: Mapping[str, Iterable[str]]) -> list[dict[str, Any]]:
         for value in values:
             if key in _SCO_KINDS:
                 kind = "ipv6-addr" if key == "ip" and ":" in value else _SCO_KINDS[key]
-                found.append(
-                    {"type": kind, "spec_version": "2.1", "id": stix_id(kind, value), "value": value}
-                )
+                found.append({"type": kind, "spec_version": "2.1", "id": stix_id(kind, value), "value": value})
             elif key == "hash":
                 algo = {32: "MD5", 40: "SHA-1", 64: "SHA-256"}.get(len(value))
                 if algo:
@@ -71,9 +69,7 @@ def observables(entities: Mapping[str, Iterable[str]]) -> list[dict[str, Any]]:
                         }
                     )
             elif key == "file":
-                found.append(
-                    {"type": "file", "spec_version": "2.1", "id": stix_id("file", value), "name": value}
-                )
+                found.append({"type": "file", "spec_version": "2.1", "id": stix_id("file", value), "name": value})
     return found
 
 

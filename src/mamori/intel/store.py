@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from sqlalchemy import (
     ColumnElement,
     Engine,
@@ -44,6 +45,15 @@ from mamori.intel.models import (
     StatusRow,
 )
 from mamori.intel.query import ObjectQuery
+from mamori.intel.records import (
+    CollectionInfo,
+    FeedState,
+    IndicatorRecord,
+    Page,
+    Reader,
+    Status,
+    StoredObject,
+)
 from mamori.intel.timestamps import format_timestamp, normalise_timestamp, now_timestamp, parse_timestamp
 from mamori.intel.tlp import Tlp, level_of_marking_definition, tlp_of
 
@@ -52,122 +62,12 @@ DEFAULT_API_ROOT = "api"
 _CHUNK = 500
 
 
-@dataclass(frozen=True)
-class Reader:
-    """Who is reading, for TLP enforcement: a principal name and whether it is a named partner."""
-
-    name: str
-    partner: bool = False
-
-
-@dataclass(frozen=True)
-class CollectionInfo:
-    """A collection as the store knows it."""
-
-    id: str
-    api_root: str
-    title: str
-    description: str = ""
-    alias: str | None = None
-    default_tlp: Tlp = Tlp.GREEN
-    outgoing: bool = False
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    """One stored version of a STIX object, with its JSON text as received."""
-
-    object_id: str
-    version: str
-    date_added: str
-    spec_version: str
-    body: str
-
-    @property
-    def media_type(self) -> str:
-        """The media type of the object's representation."""
-        return f"application/stix+json;version={self.spec_version}"
-
-    def as_dict(self) -> dict[str, Any]:
-        """The object as a JSON-ready dict."""
-        value: dict[str, Any] = json.loads(self.body)
-        return value
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of a read: the items, whether more follow, and the token to ask for them."""
-
-    items: tuple[StoredObject, ...]
-    more: bool
-    next: str | None
-
-
-@dataclass(frozen=True)
-class Status:
-    """A TAXII status resource: what became of each object of one POST."""
-
-    id: str
-    status: str
-    request_timestamp: str
-    total_count: int
-    success_count: int
-    failure_count: int
-    pending_count: int
-    successes: tuple[dict[str, str], ...] = ()
-    failures: tuple[dict[str, str], ...] = ()
-    pendings: tuple[dict[str, str], ...] = ()
-
-    def to_resource(self) -> dict[str, Any]:
-        """The status as the TAXII 2.1 ``status`` resource (section 4.3.1)."""
-        resource: dict[str, Any] = {
-            "id": self.id,
-            "status": self.status,
-            "request_timestamp": self.request_timestamp,
-            "total_count": self.total_count,
-            "success_count": self.success_count,
-            "failure_count": self.failure_count,
-            "pending_count": self.pending_count,
-        }
-        for key in ("successes", "failures", "pendings"):
-            if getattr(self, key):
-                resource[key] = list(getattr(self, key))
-        return resource
-
-
-@dataclass(frozen=True)
-class IndicatorRecord:
-    """The latest version of an indicator, with what the matcher and alerts need to know."""
-
-    object_id: str
-    name: str
-    pattern: str
-    pattern_type: str
-    valid_from: str
-    valid_until: str | None
-    revoked: bool
-    confidence: int
-    tlp: Tlp
-    sources: tuple[str, ...]
-    date_added: str = ""
-
-
-@dataclass(frozen=True)
-class FeedState:
-    """Where a feed left off and how its last run went."""
-
-    name: str
-    cursor: str = ""
-    last_run: str = ""
-    last_count: int = 0
-    last_error: str = ""
-
-
 @dataclass
 class _Prepared:
     rows: list[dict[str, Any]] = field(default_factory=list)
     successes: list[dict[str, str]] = field(default_factory=list)
     failures: list[dict[str, str]] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
 
 
 def _version_of(obj: Mapping[str, Any], date_added: str) -> str:
@@ -175,6 +75,14 @@ def _version_of(obj: Mapping[str, Any], date_added: str) -> str:
         if isinstance(obj.get(key), str):
             return normalise_timestamp(obj[key], where=f"{obj.get('id')}.{key}")
     return date_added
+
+
+def _spec_version_of(obj: Mapping[str, Any]) -> str:
+    """The STIX version of an object: its ``spec_version``; without one, a STIX 2.0 object if it has
+    ``created`` (2.1 requires ``spec_version`` there), else a 2.1 cyber-observable (where it is optional)."""
+    if isinstance(obj.get("spec_version"), str):
+        return str(obj["spec_version"])
+    return "2.0" if "created" in obj else "2.1"
 
 
 def _check_object(obj: Any) -> str | None:
@@ -206,16 +114,12 @@ class IntelStore:
         self.max_page_size = max_page_size
         IntelBase.metadata.create_all(engine)
         self._write_lock = threading.Lock()
-        self._markings: dict[str, Tlp] = {}
+        self._markings: dict[str, Tlp | None] = {}
         with Session(engine) as session:
             last = session.scalar(select(func.max(ObjectRow.date_added)))
-            for body in session.scalars(
-                select(ObjectRow.body).where(ObjectRow.object_type == "marking-definition")
-            ):
+            for body in session.scalars(select(ObjectRow.body).where(ObjectRow.object_type == "marking-definition")):
                 obj = json.loads(body)
-                level = level_of_marking_definition(obj)
-                if level is not None:
-                    self._markings[obj["id"]] = level
+                self._markings[obj["id"]] = level_of_marking_definition(obj)
         self._last_added = parse_timestamp(last) if last else datetime(1970, 1, 1, tzinfo=UTC)
 
     @classmethod
@@ -327,13 +231,11 @@ class IntelStore:
         """A collection by id or alias, or an error naming it."""
         info = self.find_collection(key)
         if info is None:
-            raise IntelError(
-                f"no collection {key!r}", where="collection", hint="see `mamori intel list --collections`"
-            )
+            raise IntelError(f"no collection {key!r}", where="collection", hint="see `mamori intel list --collections`")
         return info
 
-    def known_markings(self) -> dict[str, Tlp]:
-        """TLP marking definitions seen by this store, by id."""
+    def known_markings(self) -> dict[str, Tlp | None]:
+        """Marking definitions seen by this store, by id, with their TLP level (None if not TLP)."""
         return dict(self._markings)
 
     # ------------------------------------------------------------------ writes
@@ -352,6 +254,8 @@ class IntelStore:
         default_tlp: Tlp | None = None,
         audience: Iterable[str] = (),
         api_root: str = DEFAULT_API_ROOT,
+        default_confidence: int = 50,
+        requester: str = "",
     ) -> Status:
         """Store objects in a collection; one status says which succeeded and why others failed.
 
@@ -374,7 +278,7 @@ class IntelStore:
                 self._prepare(session, info, chunk, prepared, source, fallback, audience_text)
             if prepared.rows:
                 session.execute(insert(ObjectRow), prepared.rows)
-                self._upsert_indicators(session, prepared.rows, source)
+                self._upsert_indicators(session, prepared.rows, source, default_confidence)
             status = Status(
                 id=str(uuid.uuid4()),
                 status="complete",
@@ -390,6 +294,7 @@ class IntelStore:
                 StatusRow(
                     id=status.id,
                     api_root=api_root,
+                    requester=requester,
                     status=status.status,
                     request_timestamp=request_timestamp,
                     total_count=status.total_count,
@@ -399,36 +304,35 @@ class IntelStore:
                     details=json.dumps({"successes": prepared.successes, "failures": prepared.failures}),
                 )
             )
+        if prepared.duplicates and source:
+            self.note_sources(prepared.duplicates, source)
         return status
 
-    def _learn_markings(self, objects: Sequence[Any]) -> dict[str, Tlp]:
-        """Register TLP marking definitions first, so objects that reference them are marked right."""
-        learned: dict[str, Tlp] = {}
+    def _learn_markings(self, objects: Sequence[Any]) -> dict[str, Tlp | None]:
+        """Register marking definitions first, so objects that reference them are marked right."""
+        learned: dict[str, Tlp | None] = {}
         for obj in objects:
-            if (
-                isinstance(obj, Mapping)
-                and obj.get("type") == "marking-definition"
-                and _check_object(obj) is None
-            ):
+            if isinstance(obj, Mapping) and obj.get("type") == "marking-definition" and _check_object(obj) is None:
                 level = level_of_marking_definition(obj)
-                if level is not None and self._markings.get(obj["id"]) != level:
+                if obj["id"] not in self._markings or self._markings[obj["id"]] != level:
                     learned[obj["id"]] = level
         self._markings.update(learned)
         return learned
 
-    @staticmethod
-    def _raise_marked(session: Session, learned: Mapping[str, Tlp]) -> None:
-        """Objects stored before their marking definition arrived take its (stricter) level now."""
-        for marking_id, level in learned.items():
+    def _raise_marked(self, session: Session, learned: Mapping[str, Tlp | None]) -> None:
+        """Objects stored before their marking definition arrived (held back as TLP:RED until then)
+        get their true level now."""
+        for marking_id in learned:
             pattern = f'%"{marking_id}"%'
-            for table in (ObjectRow, IndicatorRow):
-                stmt = update(table).where(table.tlp < int(level))
-                if table is ObjectRow:
-                    stmt = stmt.where(ObjectRow.body.like(pattern))
-                else:
-                    marked = select(ObjectRow.object_id).where(ObjectRow.body.like(pattern))
-                    stmt = stmt.where(IndicatorRow.object_id.in_(marked))
-                session.execute(stmt.values(tlp=int(level)))
+            rows = session.execute(
+                select(ObjectRow.seq, ObjectRow.object_id, ObjectRow.body, CollectionRow.default_tlp)
+                .join(CollectionRow, CollectionRow.id == ObjectRow.collection_id)
+                .where(ObjectRow.body.like(pattern))
+            ).all()
+            for row in rows:
+                level = int(tlp_of(json.loads(row.body), Tlp(row.default_tlp), self._markings, unknown=Tlp.RED))
+                session.execute(update(ObjectRow).where(ObjectRow.seq == row.seq).values(tlp=level))
+                session.execute(update(IndicatorRow).where(IndicatorRow.object_id == row.object_id).values(tlp=level))
 
     def _prepare(
         self,
@@ -465,21 +369,21 @@ class IntelStore:
                 continue
             if (ident, version) in existing:
                 prepared.successes.append({"id": ident, "version": version, "message": "already stored"})
+                if obj["type"] == "indicator":
+                    prepared.duplicates.append(ident)
                 continue
             existing.add((ident, version))
             if obj["type"] == "marking-definition":
-                level = level_of_marking_definition(obj)
-                if level is not None:
-                    self._markings[ident] = level
+                self._markings[ident] = level_of_marking_definition(obj)
             prepared.rows.append(
                 {
                     "collection_id": info.id,
                     "object_id": ident,
                     "object_type": obj["type"],
-                    "spec_version": str(obj.get("spec_version", "2.1")),
+                    "spec_version": _spec_version_of(obj),
                     "version": version,
                     "date_added": date_added,
-                    "tlp": int(tlp_of(obj, fallback, self._markings)),
+                    "tlp": int(tlp_of(obj, fallback, self._markings, unknown=Tlp.RED)),
                     "audience": audience,
                     "source": source,
                     "body": json.dumps(obj, ensure_ascii=False, separators=(",", ":")),
@@ -487,7 +391,9 @@ class IntelStore:
             )
             prepared.successes.append({"id": ident, "version": version})
 
-    def _upsert_indicators(self, session: Session, rows: list[dict[str, Any]], source: str) -> None:
+    def _upsert_indicators(
+        self, session: Session, rows: list[dict[str, Any]], source: str, default_confidence: int
+    ) -> None:
         latest: dict[str, dict[str, Any]] = {}
         for row in rows:
             if row["object_type"] == "indicator":
@@ -522,7 +428,7 @@ class IntelStore:
                 if obj.get("valid_until")
                 else None,
                 "revoked": bool(obj.get("revoked", False)),
-                "confidence": int(obj.get("confidence", 50)),
+                "confidence": int(obj.get("confidence", default_confidence)),
                 "tlp": row["tlp"],
                 "sources": "\n".join(sorted(sources)),
                 "date_added": row["date_added"],
@@ -530,17 +436,29 @@ class IntelStore:
             if previous is None:
                 fresh.append(values)
             elif row["version"] >= previous.version:
-                session.execute(
-                    update(IndicatorRow).where(IndicatorRow.object_id == object_id).values(**values)
-                )
+                session.execute(update(IndicatorRow).where(IndicatorRow.object_id == object_id).values(**values))
             elif source and source not in sources - {source}:
                 session.execute(
-                    update(IndicatorRow)
-                    .where(IndicatorRow.object_id == object_id)
-                    .values(sources=values["sources"])
+                    update(IndicatorRow).where(IndicatorRow.object_id == object_id).values(sources=values["sources"])
                 )
         if fresh:
             session.execute(insert(IndicatorRow), fresh)
+
+    def note_sources(self, object_ids: Iterable[str], source: str) -> int:
+        """Record that indicators already stored were also reported by ``source`` (de-duplication)."""
+        ids = list(dict.fromkeys(object_ids))
+        changed = 0
+        with self._write_lock, self._session() as session:
+            for start in range(0, len(ids), _CHUNK):
+                rows = session.scalars(
+                    select(IndicatorRow).where(IndicatorRow.object_id.in_(ids[start : start + _CHUNK]))
+                )
+                for row in rows:
+                    sources = {s for s in row.sources.split("\n") if s}
+                    if source and source not in sources:
+                        row.sources = "\n".join(sorted(sources | {source}))
+                        changed += 1
+        return changed
 
     def delete_object(self, collection_id: str, object_id: str, query: ObjectQuery) -> int:
         """Delete the versions of an object that match the version filters (all versions by default)."""
@@ -586,8 +504,11 @@ class IntelStore:
             base.append(table.object_id.in_(query.ids))
         if query.types:
             base.append(table.object_type.in_(query.types))
+        latest_spec = not query.spec_versions and self._mixed_spec_versions(collection_id)
         if query.spec_versions:
             base.append(table.spec_version.in_(query.spec_versions))
+        elif latest_spec:
+            base.append(table.spec_version == self._latest_spec_version(table, reader))
         if query.added_after:
             base.append(table.date_added > query.added_after)
         versions = query.versions or ("last",)
@@ -607,17 +528,34 @@ class IntelStore:
                 ]
                 if query.spec_versions:
                     inner_conds.append(inner.spec_version.in_(query.spec_versions))
+                elif latest_spec:
+                    inner_conds.append(inner.spec_version == self._latest_spec_version(inner, reader))
                 if query.added_after:
                     inner_conds.append(inner.date_added > query.added_after)
-                choices.append(
-                    table.version == select(agg(inner.version)).where(*inner_conds).scalar_subquery()
-                )
+                choices.append(table.version == select(agg(inner.version)).where(*inner_conds).scalar_subquery())
         base.append(or_(*choices))
         return base
 
-    def _page(
-        self, stmt: Any, table: Any, query: ObjectQuery, session: Session
-    ) -> tuple[list[Any], bool, str | None]:
+    def _mixed_spec_versions(self, collection_id: str) -> bool:
+        """Whether a collection holds anything but STIX 2.1 (only then is "latest spec version" a filter)."""
+        stmt = select(ObjectRow.seq).where(ObjectRow.collection_id == collection_id, ObjectRow.spec_version != "2.1")
+        with self.engine.connect() as connection:
+            return connection.execute(stmt.limit(1)).first() is not None
+
+    def _latest_spec_version(self, table: Any, reader: Reader | None) -> Any:
+        """The newest spec_version of the same object (TAXII 2.1: the default when none is asked for)."""
+        other = aliased(ObjectRow)
+        return (
+            select(func.max(other.spec_version))
+            .where(
+                other.collection_id == table.collection_id,
+                other.object_id == table.object_id,
+                self._visible(other, reader),
+            )
+            .scalar_subquery()
+        )
+
+    def _page(self, stmt: Any, table: Any, query: ObjectQuery, session: Session) -> tuple[list[Any], bool, str | None]:
         limit = min(query.limit or self.max_page_size, self.max_page_size)
         if query.next:
             stmt = stmt.where(table.seq > int(query.next))
@@ -642,26 +580,20 @@ class IntelStore:
         ).where(*conds)
         with Session(self.engine) as session:
             rows, more, token = self._page(stmt, table, query, session)
-        items = tuple(
-            StoredObject(r.object_id, r.version, r.date_added, r.spec_version, r.body) for r in rows
-        )
+        items = tuple(StoredObject(r.object_id, r.version, r.date_added, r.spec_version, r.body) for r in rows)
         return Page(items=items, more=more, next=token)
 
     def manifest(self, collection_id: str, query: ObjectQuery, reader: Reader | None = None) -> Page:
         """One page of manifest entries (objects without their bodies)."""
         table = aliased(ObjectRow)
         conds = self._conditions(table, collection_id, query, reader)
-        stmt = select(table.seq, table.object_id, table.version, table.date_added, table.spec_version).where(
-            *conds
-        )
+        stmt = select(table.seq, table.object_id, table.version, table.date_added, table.spec_version).where(*conds)
         with Session(self.engine) as session:
             rows, more, token = self._page(stmt, table, query, session)
         items = tuple(StoredObject(r.object_id, r.version, r.date_added, r.spec_version, "") for r in rows)
         return Page(items=items, more=more, next=token)
 
-    def versions(
-        self, collection_id: str, object_id: str, query: ObjectQuery, reader: Reader | None = None
-    ) -> Page:
+    def versions(self, collection_id: str, object_id: str, query: ObjectQuery, reader: Reader | None = None) -> Page:
         """One page of the versions of an object, oldest first."""
         query = ObjectQuery(
             added_after=query.added_after,
@@ -672,15 +604,11 @@ class IntelStore:
         )
         return self.manifest_of(collection_id, object_id, query, reader)
 
-    def manifest_of(
-        self, collection_id: str, object_id: str, query: ObjectQuery, reader: Reader | None
-    ) -> Page:
+    def manifest_of(self, collection_id: str, object_id: str, query: ObjectQuery, reader: Reader | None) -> Page:
         """Manifest entries of one object."""
         table = aliased(ObjectRow)
         conds = self._conditions(table, collection_id, query, reader, object_id)
-        stmt = select(table.seq, table.object_id, table.version, table.date_added, table.spec_version).where(
-            *conds
-        )
+        stmt = select(table.seq, table.object_id, table.version, table.date_added, table.spec_version).where(*conds)
         with Session(self.engine) as session:
             rows, more, token = self._page(stmt, table, query, session)
         items = tuple(StoredObject(r.object_id, r.version, r.date_added, r.spec_version, "") for r in rows)
@@ -703,11 +631,11 @@ class IntelStore:
         with Session(self.engine) as session:
             return int(session.scalar(stmt) or 0)
 
-    def status(self, api_root: str, status_id: str) -> Status | None:
-        """A status resource by id, or None."""
+    def status(self, api_root: str, status_id: str, requester: str | None = None) -> Status | None:
+        """A status resource by id (only the requester's own when ``requester`` is given), or None."""
         with Session(self.engine) as session:
             row = session.get(StatusRow, status_id)
-            if row is None or row.api_root != api_root:
+            if row is None or row.api_root != api_root or (requester is not None and row.requester != requester):
                 return None
             details = json.loads(row.details)
             return Status(
@@ -752,11 +680,68 @@ class IntelStore:
                 for row in session.scalars(stmt)
             ]
 
+    def indicator_frame(self, *, at: str | None = None) -> pl.DataFrame:
+        """Indicators in force as a frame (the columns ``IndicatorIndex.from_frame`` reads, plus
+        ``date_added``), read in bulk without building one Python object per indicator."""
+        moment = at or now_timestamp()
+        table = IndicatorRow.__table__
+        stmt = select(
+            table.c.object_id.label("indicator_id"),
+            table.c.pattern,
+            table.c.name,
+            table.c.sources,
+            table.c.confidence,
+            table.c.pattern_type,
+            table.c.date_added,
+        ).where(
+            table.c.revoked.is_(False),
+            table.c.valid_from <= moment,
+            or_(table.c.valid_until.is_(None), table.c.valid_until > moment),
+        )
+        schema = {
+            "indicator_id": pl.Utf8,
+            "pattern": pl.Utf8,
+            "name": pl.Utf8,
+            "sources": pl.Utf8,
+            "confidence": pl.Int64,
+            "pattern_type": pl.Utf8,
+            "date_added": pl.Utf8,
+        }
+        with self.engine.connect() as connection:
+            rows = connection.execute(stmt.order_by(table.c.date_added)).all()
+        frame = pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
+        return frame.with_columns(pl.col("sources").str.replace_all("\n", ", ", literal=True))
+
+    def indicators_added_after(self, moment: str) -> list[IndicatorRecord]:
+        """Indicators in force whose latest version was added after ``moment`` (for retro-hunts)."""
+        return [record for record in self.indicators() if record.date_added > moment]
+
+    def last_indicator_change(self) -> str:
+        """When the indicator set last changed (the latest ``date_added``), or an empty string."""
+        with Session(self.engine) as session:
+            return str(session.scalar(select(func.max(IndicatorRow.date_added))) or "")
+
+    def sightings_of(self, indicator_id: str) -> list[dict[str, Any]]:
+        """The stored sightings (latest versions) of an indicator, oldest first."""
+        stmt = (
+            select(ObjectRow.body)
+            .where(
+                ObjectRow.object_type == "sighting",
+                ObjectRow.body.contains(f'"{indicator_id}"', autoescape=True),
+            )
+            .order_by(ObjectRow.seq)
+        )
+        with Session(self.engine) as session:
+            found = [json.loads(body) for body in session.scalars(stmt)]
+        latest: dict[str, dict[str, Any]] = {}
+        for obj in found:
+            if obj.get("sighting_of_ref") == indicator_id:
+                latest[obj["id"]] = obj
+        return list(latest.values())
+
     def find_object(self, object_id: str) -> dict[str, Any] | None:
         """The latest stored version of an object in any collection, or None."""
-        stmt = (
-            select(ObjectRow.body).where(ObjectRow.object_id == object_id).order_by(ObjectRow.version.desc())
-        )
+        stmt = select(ObjectRow.body).where(ObjectRow.object_id == object_id).order_by(ObjectRow.version.desc())
         with Session(self.engine) as session:
             body = session.scalars(stmt.limit(1)).first()
         return json.loads(body) if body else None
@@ -791,3 +776,17 @@ class IntelStore:
                 FeedState(r.name, r.cursor, r.last_run, r.last_count, r.last_error)
                 for r in session.scalars(select(FeedStateRow).order_by(FeedStateRow.name))
             ]
+
+
+__all__ = [
+    "DEFAULT_API_ROOT",
+    "STIX_MEDIA_TYPE",
+    "CollectionInfo",
+    "FeedState",
+    "IndicatorRecord",
+    "IntelStore",
+    "Page",
+    "Reader",
+    "Status",
+    "StoredObject",
+]

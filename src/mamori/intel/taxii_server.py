@@ -226,7 +226,7 @@ def build_taxii_router(
 
     def status(request: Request, principal: Principal) -> Response:
         root = api_root_of(request)
-        found = store.status(root, str(request.path_params["status_id"]))
+        found = store.status(root, str(request.path_params["status_id"]), principal.name)
         if found is None:
             raise TaxiiError(404, f"no status {request.path_params['status_id']!r} under API root {root!r}")
         return _taxii(found.to_resource())
@@ -265,7 +265,13 @@ def build_taxii_router(
         if not isinstance(envelope, dict) or not isinstance(envelope.get("objects", []), list):
             raise TaxiiError(400, "the body must be a TAXII envelope: an object with an 'objects' list")
         objects = envelope.get("objects", [])
-        result = store.add_objects(info.id, objects, source=f"taxii:{principal.name}", api_root=info.api_root)
+        result = store.add_objects(
+            info.id,
+            objects,
+            source=f"taxii:{principal.name}",
+            api_root=info.api_root,
+            requester=principal.name,
+        )
         return _taxii(result.to_resource(), 202)
 
     def get_object(request: Request, principal: Principal) -> Response:
@@ -280,9 +286,7 @@ def build_taxii_router(
     def delete_object(request: Request, principal: Principal) -> Response:
         info = writable(request, principal)
         if not principal.may_read(info):
-            raise TaxiiError(
-                403, f"{principal.name!r} may not read (so not delete from) collection {info.id!r}"
-            )
+            raise TaxiiError(403, f"{principal.name!r} may not read (so not delete from) collection {info.id!r}")
         object_id = str(request.path_params["object_id"])
         query = _query(request, "delete")
         if not store.has_object(info.id, object_id):
@@ -357,9 +361,7 @@ def create_taxii_app(
     intel = store or IntelStore.open(db_path, max_page_size=max_page_size)
     app = FastAPI(title="Mamori TAXII 2.1", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.intel_store = intel
-    app.include_router(
-        build_taxii_router(intel, bearer_authorizer(tokens), max_content_length=max_content_length)
-    )
+    app.include_router(build_taxii_router(intel, bearer_authorizer(tokens), max_content_length=max_content_length))
 
     @app.exception_handler(404)
     async def _not_found(request: Request, exc: Exception) -> Response:

@@ -90,20 +90,30 @@ def level_of_marking_definition(obj: Mapping[str, Any]) -> Tlp | None:
     return None
 
 
-def tlp_of(obj: Mapping[str, Any], default: Tlp, known: Mapping[str, Tlp] | None = None) -> Tlp:
+def tlp_of(
+    obj: Mapping[str, Any],
+    default: Tlp,
+    known: Mapping[str, Tlp | None] | None = None,
+    *,
+    unknown: Tlp | None = None,
+) -> Tlp:
     """The most restrictive TLP level marked on an object, or ``default`` if it carries none.
 
-    ``known`` maps further marking-definition ids (seen in the same store) to their level.
+    ``known`` maps marking-definition ids seen in the store to their TLP level (None for markings
+    that are not TLP, such as statements). A reference to a definition not seen yet counts as
+    ``unknown`` when given: the store passes TLP:RED, so nothing leaves before its marking is known.
     """
-    if obj.get("type") == "marking-definition":
-        own = level_of_marking_definition(obj)
-        if own is not None:
-            return Tlp.CLEAR  # the definition of a TLP level is public by nature
-    levels = [
-        level
-        for ref in marking_refs(obj)
-        if (level := MARKING_LEVELS.get(ref) or (known or {}).get(ref)) is not None
-    ]
+    if obj.get("type") == "marking-definition" and level_of_marking_definition(obj) is not None:
+        return Tlp.CLEAR  # the definition of a TLP level is public by nature
+    table: dict[str, Tlp | None] = {**(known or {}), **MARKING_LEVELS}
+    levels: list[Tlp] = []
+    for ref in marking_refs(obj):
+        if ref in table:
+            level = table[ref]
+            if level is not None:
+                levels.append(level)
+        elif unknown is not None:
+            levels.append(unknown)
     return max(levels) if levels else default
 
 

@@ -47,6 +47,9 @@ def _parse_into(path: Path, pending: _Pending) -> Iterator[None]:
     from evtx import PyEvtxParser
 
     origin = str(path)
+    truncation = _truncation(path)
+    if truncation:
+        pending.problems.append(ReadProblem(origin, truncation))
     try:
         parser = PyEvtxParser(origin)
     except (OSError, RuntimeError) as exc:
@@ -84,6 +87,30 @@ def _parse_into(path: Path, pending: _Pending) -> Iterator[None]:
         pending.offsets.append(position)
         pending.raws.append(data)
         yield None
+
+
+HEADER_BLOCK = 4096
+CHUNK_SIZE = 65536
+
+
+def _truncation(path: Path) -> str | None:
+    """Say so when a file is shorter than its header's chunk count (a copy cut short): what can be read
+    is still read, but the loss must be reported."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(128)
+        size = path.stat().st_size
+    except OSError:
+        return None
+    if len(header) < 44 or not header.startswith(EVTX_MAGIC):
+        return None
+    chunks = int.from_bytes(header[42:44], "little")
+    expected = HEADER_BLOCK + chunks * CHUNK_SIZE
+    if size >= expected:
+        return None
+    whole = max(0, (size - HEADER_BLOCK) // CHUNK_SIZE)
+    return (f"file truncated at byte offset {size}: the header declares {chunks} chunks ({expected} bytes); "
+            f"records after chunk {whole} (offset {HEADER_BLOCK + whole * CHUNK_SIZE}) are lost")
 
 
 def read_evtx_files(paths: Iterable[Path], options: ReadOptions = ReadOptions()) -> Iterator[ReadResult]:

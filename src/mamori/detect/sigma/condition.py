@@ -88,8 +88,9 @@ class _Parser:
         low = token.lower()
         if token == "(":
             node = self.parse_or()
-            if self.take() != ")":
+            if self.peek() != ")":
                 raise ConditionError(f"missing ')' in condition {self.text!r}")
+            self.take()
             return node
         if token == ")":
             raise ConditionError(f"unexpected ')' in condition {self.text!r}")

@@ -43,6 +43,8 @@ _YAML11_TEXT_RISKS = (b": 0", b"- 0", b"\n---", b"\n...", b"\n%")
 _YAML11_NUMBER = re.compile(rb"(?:[:-][ \t]+)[-+]?0[0-9ob]|^---|^\.\.\.|^%", re.MULTILINE)
 _YAML11_WORDS = frozenset({"yes", "no", "on", "off", "y", "n"})
 _SEXAGESIMAL = re.compile(r"^[-+]?\d+(?::[0-5]?\d)+$")
+_TIMESPAN = re.compile(r"^\s*(\d+)\s*([smhdwMy]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "M": 2592000, "y": 31536000}
 
 
 class RuleLoadError(Exception):

@@ -1,0 +1,127 @@
+"""Anomaly-detection benchmarks: ``python benchmarks/anomaly.py adfa-ld|nsl-kdd|ueba|speed``.
+
+adfa-ld  train on ADFA-LD normal training traces; AUC and detection at 1 %/5 % false alarms per family
+nsl-kdd  train on normal rows of KDDTrain+_20Percent; AUC on KDDTest+ and KDDTest-21
+ueba     the four-week scenario (200 users, 50 hosts, five injected attacks); found / false alarms per day
+speed    live scoring rate (events/s, one core) and baseline rebuild time over N stored events
+The last line of each run is the headline figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("POLARS_MAX_THREADS", "1")
+
+import polars as pl
+
+from mamori.detect.anomaly.engine import UebaEngine
+from mamori.detect.anomaly.evaluate import evaluate_adfa_ld, evaluate_nsl_kdd, evaluate_scenario
+from mamori.detect.anomaly.scenario import generate_scenario
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+
+
+def adfa_ld(args: argparse.Namespace) -> None:
+    """Print per-family and overall figures for ADFA-LD."""
+    start = time.perf_counter()
+    result = evaluate_adfa_ld(DATA / "adfa-ld" / "ADFA-LD.zip", order=args.order)
+    print(f"trained on {result.train_traces} normal traces; {result.normal_traces} validation normals")
+    print(f"{'family':<18}{'attacks':>8}{'AUC':>8}{'@1%FA':>8}{'@5%FA':>8}")
+    for r in (*result.families, result.overall):
+        print(f"{r.family:<18}{r.attacks:>8}{r.auc:>8.4f}{r.caught_at_1pct:>8.3f}{r.caught_at_5pct:>8.3f}")
+    print(f"elapsed {time.perf_counter() - start:.1f} s")
+    print(f"adfa-ld AUC {result.overall.auc:.4f}")
+
+
+def nsl_kdd(args: argparse.Namespace) -> None:
+    """Print AUC on KDDTest+ and KDDTest-21."""
+    start = time.perf_counter()
+    result = evaluate_nsl_kdd(DATA / "nsl-kdd", k=args.k)
+    print(f"trained on {result.train_rows} normal rows; elapsed {time.perf_counter() - start:.1f} s")
+    print(f"nsl-kdd test+ AUC {result.auc_test:.4f}")
+    print(f"nsl-kdd test-21 AUC {result.auc_test21:.4f}")
+
+
+def ueba(args: argparse.Namespace) -> None:
+    """Run the UEBA scenario and print what was found."""
+    start = time.perf_counter()
+    scenario = generate_scenario(seed=args.seed)
+    result = evaluate_scenario(scenario)
+    print(f"{len(scenario.events):,} events; elapsed {time.perf_counter() - start:.1f} s")
+    for kind, found in result.found.items():
+        print(f"  {kind:<20} {'found' if found else 'MISSED'}")
+    for day, n in result.false_alarms_per_day.items():
+        print(f"  {day} false alarms {n}")
+    for incident in result.incidents:
+        print(f"  incident {incident.entity_type} {incident.entity} risk {incident.risk:.0f}")
+    for anomaly in result.anomalies:
+        print(f"  {anomaly.time:%Y-%m-%d %H:%M} {anomaly.detector:<24} {anomaly.explanation.en}")
+        print(f"  {'':<41}{anomaly.explanation.ja}")
+    print(
+        f"ueba found {sum(result.found.values())}/{len(result.found)} max false alarms/day "
+        f"{result.max_false_alarms_per_day}"
+    )
+
+
+def speed(args: argparse.Namespace) -> None:
+    """Live scoring rate and baseline rebuild time over ``--events`` stored events."""
+    scenario = generate_scenario(seed=args.seed)
+    base = scenario.events
+    copies = max(-(-args.events // len(base)), 1)  # at least --events
+    span = scenario.end - base.get_column("_time").min()  # type: ignore[operator]
+    big = pl.concat(
+        [base.with_columns(pl.col("_time") + span * i, pl.col("_uid") + f"-{i}") for i in range(copies)],
+        rechunk=True,
+    )
+    print(f"stored events {len(big):,}")
+    engine = UebaEngine()
+    start, cpu = time.perf_counter(), time.process_time()
+    engine.fit(big, scenario.departments)
+    rebuild, rebuild_cpu = time.perf_counter() - start, time.process_time() - cpu
+    with tempfile.TemporaryDirectory() as tmp:
+        engine.save(Path(tmp))
+        engine = UebaEngine.load(Path(tmp))
+    day = base.filter(pl.col("_time") >= scenario.train_end)
+    batch = pl.concat([day] * max(args.batch // len(day), 1))
+    start, cpu = time.perf_counter(), time.process_time()
+    rounds = 3
+    for _ in range(rounds):
+        engine.score(batch)
+    rate = rounds * len(batch) / (time.perf_counter() - start)
+    rate_cpu = rounds * len(batch) / (time.process_time() - cpu)
+    print(f"baseline rebuild {rebuild:.1f} s wall, {rebuild_cpu:.1f} s CPU over {len(big):,} events (1 thread)")
+    print(
+        f"live scoring {rate:,.0f} events/s wall, {rate_cpu:,.0f} events/s per CPU-second (batches of {len(batch):,})"
+    )
+
+
+def main() -> None:
+    """Parse the command line and run one benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="which", required=True)
+    p = sub.add_parser("adfa-ld")
+    p.add_argument("--order", type=int, default=7)
+    p.set_defaults(run=adfa_ld)
+    p = sub.add_parser("nsl-kdd")
+    p.add_argument("--k", type=int, default=20)
+    p.set_defaults(run=nsl_kdd)
+    p = sub.add_parser("ueba")
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(run=ueba)
+    p = sub.add_parser("speed")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--events", type=int, default=10_000_000)
+    p.add_argument("--batch", type=int, default=500_000)
+    p.set_defaults(run=speed)
+    args = parser.parse_args()
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

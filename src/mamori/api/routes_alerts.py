@@ -1,0 +1,103 @@
+"""Alerts: list and filter, read one, acknowledge, assign, close (changes are audited)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+
+from mamori.api.auth import Analyst, Principal, Viewer, audit
+from mamori.api.deps import parse_time, service_of
+from mamori.store.records import ALERT_STATUSES, Alert, utcnow
+
+router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+
+
+def alert_dict(alert: Alert) -> dict[str, Any]:
+    """An alert as the API shows it."""
+    return {
+        "id": alert.id, "rule_id": alert.rule_id, "rule_title": alert.rule_title, "level": alert.level,
+        "author": alert.author, "tags": alert.tags, "first_seen": alert.first_seen.isoformat(),
+        "last_seen": alert.last_seen.isoformat(), "created_at": alert.created_at.isoformat(),
+        "updated_at": alert.updated_at.isoformat(),
+        "entities": {"host": alert.host, "user": alert.user, "ip": alert.ip, "process": alert.process,
+                     "file_hash": alert.file_hash},
+        "event_uids": alert.event_uids, "explanation": alert.explanation, "status": alert.status,
+        "assignee": alert.assignee, "dedup_key": alert.dedup_key, "count": alert.count,
+    }
+
+
+@router.get("", summary="List alerts, newest first")
+def list_alerts(request: Request, status: str | None = None, level: str | None = None,
+                rule_id: str | None = None, host: str | None = None, assignee: str | None = None,
+                since: str | None = None, until: str | None = None,
+                limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+                principal: Principal = Viewer) -> dict[str, Any]:
+    """Alerts matching every filter given."""
+    query = select(Alert)
+    for column, value in ((Alert.status, status), (Alert.level, level), (Alert.rule_id, rule_id),
+                          (Alert.host, host), (Alert.assignee, assignee)):
+        if value is not None:
+            query = query.where(column == value)
+    start, end = parse_time(since, "since"), parse_time(until, "until")
+    if start:
+        query = query.where(Alert.last_seen >= start)
+    if end:
+        query = query.where(Alert.first_seen <= end)
+    with service_of(request).sessions() as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.scalars(query.order_by(Alert.id.desc()).limit(limit).offset(offset)).all()
+        return {"total": total, "alerts": [alert_dict(a) for a in rows]}
+
+
+@router.get("/{alert_id}", summary="One alert")
+def get_alert(request: Request, alert_id: int, principal: Principal = Viewer) -> dict[str, Any]:
+    """The alert with this id (404 when there is none)."""
+    with service_of(request).sessions() as session:
+        alert = session.get(Alert, alert_id)
+        if alert is None:
+            raise HTTPException(404, detail=f"no alert {alert_id}")
+        return alert_dict(alert)
+
+
+class Assignment(BaseModel):
+    """Who takes the alert."""
+
+    assignee: str = Field(min_length=1, max_length=200)
+
+
+def _change(request: Request, alert_id: int, principal: Principal, action: str, **values: Any) -> dict[str, Any]:
+    with service_of(request).sessions.begin() as session:
+        alert = session.get(Alert, alert_id)
+        if alert is None:
+            raise HTTPException(404, detail=f"no alert {alert_id}")
+        before = {k: getattr(alert, k) for k in values}
+        for key, value in values.items():
+            setattr(alert, key, value)
+        alert.updated_at = utcnow()
+        audit(session, principal.user, action, f"alert {alert_id}", before=before, after=values)
+        session.flush()
+        return alert_dict(alert)
+
+
+@router.post("/{alert_id}/acknowledge", summary="Acknowledge an alert")
+def acknowledge(request: Request, alert_id: int, principal: Principal = Analyst) -> dict[str, Any]:
+    """Mark the alert acknowledged (someone is on it)."""
+    return _change(request, alert_id, principal, "alert.acknowledge", status="acknowledged")
+
+
+@router.post("/{alert_id}/close", summary="Close an alert")
+def close(request: Request, alert_id: int, principal: Principal = Analyst) -> dict[str, Any]:
+    """Close the alert; new detections for the same entities open a new one."""
+    return _change(request, alert_id, principal, "alert.close", status="closed")
+
+
+@router.post("/{alert_id}/assign", summary="Assign an alert")
+def assign(request: Request, alert_id: int, body: Assignment, principal: Principal = Analyst) -> dict[str, Any]:
+    """Give the alert to someone."""
+    return _change(request, alert_id, principal, "alert.assign", assignee=body.assignee)
+
+
+assert set(ALERT_STATUSES) == {"new", "acknowledged", "closed"}

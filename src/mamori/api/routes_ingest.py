@@ -1,0 +1,169 @@
+"""POST /api/v1/ingest: events over HTTP (JSON, NDJSON, syslog text; gzip), answered 202 only once durable.
+
+The body is read with a size limit (compressed and decompressed), checked whole (broken JSON is a 400
+naming the line), appended to the spool and acknowledged after ``fsync``. When the service is behind
+(spool backlog over its limit) or too many requests are in flight, the answer is 503 or 429 with
+``Retry-After``: the sender keeps the batch and retries. An ``Idempotency-Key`` makes retries safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import zlib
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from mamori.api.auth import Analyst, Principal
+from mamori.api.deps import service_of
+from mamori.collect.spool import Entry
+
+router = APIRouter(prefix="/api/v1", tags=["ingest"])
+MAX_IN_FLIGHT = 64
+MAX_RECORDS = 200_000
+_SOURCE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+_KEY = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+
+
+class IngestRefused(Exception):
+    """A request the ingest refuses: status, message, optional headers."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise IngestRefused(413, f"body of {declared} bytes is over the {limit}-byte limit; send smaller batches")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise IngestRefused(413, f"body is over the {limit}-byte limit; send smaller batches")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    inflater = zlib.decompressobj(wbits=47)  # gzip or zlib header
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise IngestRefused(400, f"body is not valid gzip: {exc}") from exc
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise IngestRefused(413, f"decompressed body is over the {limit}-byte limit; send smaller batches")
+    return data
+
+
+def _json_records(data: bytes, ndjson: bool) -> list[str]:
+    """Validate and normalise JSON events: an array, one object, ``{"events": [...]}`` or NDJSON lines."""
+    values: list[Any] = []
+    if ndjson:
+        for number, line in enumerate(data.split(b"\n"), start=1):
+            if not line.strip():
+                continue
+            try:
+                values.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                raise IngestRefused(400, f"line {number}: not valid JSON: {exc}") from exc
+            if not isinstance(values[-1], dict):
+                raise IngestRefused(400, f"line {number}: an event must be a JSON object")
+    else:
+        try:
+            document = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise IngestRefused(400, f"not valid JSON: {exc} (send an array of objects, or NDJSON with "
+                                     "Content-Type application/x-ndjson)") from exc
+        if isinstance(document, dict) and isinstance(document.get("events"), list):
+            document = document["events"]
+        values = document if isinstance(document, list) else [document]
+        for index, value in enumerate(values):
+            if not isinstance(value, dict):
+                raise IngestRefused(400, f"event {index}: an event must be a JSON object")
+    if len(values) > MAX_RECORDS:
+        raise IngestRefused(413, f"{len(values)} events in one request; the limit is {MAX_RECORDS}")
+    return [orjson.dumps(v).decode() for v in values]
+
+
+def _text_records(data: bytes) -> list[str]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise IngestRefused(400, f"body is not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
+    return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+
+
+@router.post("/ingest", status_code=202, summary="Send events; 202 once they are durable")
+async def ingest(request: Request, source: str = "json", principal: Principal = Analyst) -> JSONResponse:
+    """Accept a batch of events. Content types: application/json (array, object or {"events": [...]}),
+    application/x-ndjson, text/plain (syslog lines). ``?source=`` names the source of JSON events."""
+    service = service_of(request)
+    state = request.app.state
+    try:
+        if not _SOURCE.match(source):
+            raise IngestRefused(400, "source must be 1-64 letters, digits, '.', '_' or '-'")
+        key = request.headers.get("idempotency-key")
+        if key is not None and not _KEY.match(key):
+            raise IngestRefused(400, "Idempotency-Key must be 1-128 letters, digits or .:_-")
+        if service.spool.full:
+            service.metrics.inc("mamori_ingest_refused_total", reason="backlog")
+            raise IngestRefused(503, "the service is behind; retry later", {"Retry-After": "1"})
+        in_flight = getattr(state, "in_flight", 0)
+        if in_flight >= MAX_IN_FLIGHT:
+            service.metrics.inc("mamori_ingest_refused_total", reason="busy")
+            raise IngestRefused(429, "too many ingest requests at once; retry later", {"Retry-After": "1"})
+        state.in_flight = in_flight + 1
+        try:
+            return await _accept(request, source, key, principal)
+        finally:
+            state.in_flight -= 1
+    except IngestRefused as refused:
+        if refused.status in (400, 413):
+            service.metrics.inc("mamori_ingest_rejected_total", reason=str(refused.status))
+        return JSONResponse({"detail": refused.message}, status_code=refused.status, headers=refused.headers)
+
+
+async def _accept(request: Request, source: str, key: str | None, principal: Principal) -> JSONResponse:
+    service = service_of(request)
+    limit = service.settings.max_body_bytes
+    body = await _read_body(request, limit)
+    if request.headers.get("content-encoding", "").lower() in ("gzip", "x-gzip", "deflate"):
+        body = await asyncio.to_thread(_gunzip, body, limit)
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if content_type in ("text/plain", "application/syslog"):
+        fmt, records = "syslog", _text_records(body)
+    elif content_type in ("application/json", "application/x-ndjson", "application/jsonl", "application/ndjson"):
+        records = await asyncio.to_thread(_json_records, body, content_type != "application/json")
+        fmt = "json"
+    else:
+        raise IngestRefused(415, f"content type {content_type!r} is not accepted; use application/json, "
+                                 "application/x-ndjson or text/plain")
+    if not records:
+        return JSONResponse({"accepted": 0}, status_code=202)
+    pending: set[str] = request.app.state.pending_keys
+    if key is not None:
+        if key in service.spool.keys:
+            return JSONResponse({"accepted": 0, "duplicate": True, "detail": "this Idempotency-Key was accepted "
+                                 "before; nothing stored twice"}, status_code=202)
+        if key in pending:
+            raise IngestRefused(409, "a request with this Idempotency-Key is in progress; retry later",
+                                {"Retry-After": "1"})
+        pending.add(key)
+    try:
+        origin = f"http:{source}:{key}" if key else f"http:{source}:{principal.user}"
+        entry = Entry(fmt, origin, tuple(records), time.time_ns(), key)
+        seq = await asyncio.wrap_future(service.spool.append(entry))
+    finally:
+        if key is not None:
+            pending.discard(key)
+    service.metrics.inc("mamori_events_received_total", len(records), input="http")
+    return JSONResponse({"accepted": len(records), "seq": seq}, status_code=202)

@@ -1,0 +1,123 @@
+"""Split a syslog byte stream into messages: octet counting (RFC 6587 / RFC 5425) and newline framing.
+
+The framer is fed whatever the socket gives and returns whole messages, plus a ``Rejected`` for every
+piece it refuses (an oversized message, a broken octet count), so that each bad input becomes a
+quarantine entry with its reason while the stream goes on. Memory is bounded by ``max_bytes``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A piece of input refused by the framer or the decoder: why, and its first bytes."""
+
+    reason: str
+    raw: bytes
+
+
+PREVIEW = 2048
+
+
+class SyslogFramer:
+    """Stateful splitter for one TCP/TLS connection; ``feed`` returns (messages, rejected)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._buffer = bytearray()
+        self._skip = 0  # bytes of an oversized octet-counted frame still to discard
+        self._discarding = False  # inside an oversized newline-framed line
+
+    def feed(self, data: bytes) -> tuple[list[bytes], list[Rejected]]:
+        """Take bytes from the socket; return the complete messages and the rejected pieces."""
+        messages: list[bytes] = []
+        rejected: list[Rejected] = []
+        buffer = self._buffer
+        buffer += data
+        position = 0
+        size = len(buffer)
+        while position < size:
+            if self._skip:
+                taken = min(self._skip, size - position)
+                self._skip -= taken
+                position += taken
+                continue
+            if self._discarding:
+                newline = buffer.find(b"\n", position)
+                if newline < 0:
+                    position = size
+                    break
+                self._discarding = False
+                position = newline + 1
+                continue
+            first = buffer[position]
+            if 0x30 <= first <= 0x39:  # a digit: octet counting "LEN SP MSG"
+                space = buffer.find(b" ", position, position + 12)
+                if space < 0:
+                    if size - position < 12:
+                        break  # the length is not complete yet
+                    space = -1
+                digits = bytes(buffer[position:space]) if space > 0 else b""
+                if space > 0 and digits.isdigit() and not (len(digits) > 1 and digits.startswith(b"0")):
+                    length = int(digits)
+                    start = space + 1
+                    if length > self.max_bytes:
+                        rejected.append(Rejected(f"message of {length} bytes is over the {self.max_bytes}-byte "
+                                                 "limit (octet-counted frame)", bytes(buffer[start:start + PREVIEW])))
+                        self._skip = length
+                        position = start
+                        continue
+                    if size - start < length:
+                        break  # wait for the rest of the frame
+                    messages.append(bytes(buffer[start:start + length]))
+                    position = start + length
+                    continue
+                # digits but no valid count: treat as a newline-framed line (e.g. "2024-05-01 ...")
+            newline = buffer.find(b"\n", position)
+            if newline < 0:
+                if size - position > self.max_bytes:
+                    rejected.append(Rejected(f"line longer than the {self.max_bytes}-byte limit",
+                                             bytes(buffer[position:position + PREVIEW])))
+                    self._discarding = True
+                    position = size
+                break
+            if newline - position > self.max_bytes:
+                rejected.append(Rejected(f"line longer than the {self.max_bytes}-byte limit",
+                                         bytes(buffer[position:position + PREVIEW])))
+            else:
+                line = bytes(buffer[position:newline]).rstrip(b"\r")
+                if line.strip():
+                    messages.append(line)
+            position = newline + 1
+        del buffer[:position]
+        return messages, rejected
+
+    def flush(self) -> tuple[list[bytes], list[Rejected]]:
+        """At the end of the connection: a last unterminated line is a message."""
+        rest = bytes(self._buffer).rstrip(b"\r\n")
+        self._buffer.clear()
+        if self._skip or self._discarding or not rest.strip():
+            return [], []
+        if len(rest) > self.max_bytes:
+            return [], [Rejected(f"line longer than the {self.max_bytes}-byte limit", rest[:PREVIEW])]
+        return [rest], []
+
+
+def decode_message(message: bytes) -> tuple[str | None, str | None]:
+    """Decode one syslog message as UTF-8 (a BOM is dropped); return (text, None) or (None, reason)
+    for bytes that are not text (invalid UTF-8, NUL or other control characters)."""
+    if message.startswith(b"\xef\xbb\xbf"):
+        message = message[3:]
+    try:
+        text = message.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 text: {exc.reason} at byte {exc.start}"
+    found = _CONTROL.search(text)
+    if found is not None:
+        return None, f"control character {found.group()!r} at {found.start()} (binary data, not a syslog message)"
+    return text, None

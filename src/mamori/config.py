@@ -1,0 +1,121 @@
+"""One settings object for the service: embedded defaults, then a TOML file, then ``MAMORI_*`` variables.
+
+Every field has a default that works out of the box (``./mamori-data``, 127.0.0.1, SQLite), so
+``mamori serve`` needs no configuration. A TOML file may set any field at top level or under a
+``[serve]`` table; an environment variable ``MAMORI_<FIELD>`` (upper case) wins over both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mamori.errors import MamoriError
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the SOC service reads at start; ports set to 0 pick a free port, -1 disables."""
+
+    data_dir: Path = Path("mamori-data")
+    host: str = "127.0.0.1"
+    port: int = 8844
+    syslog_udp_port: int = 5514
+    syslog_tcp_port: int = 5514
+    syslog_tls_port: int = -1
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    database_url: str = ""  # empty: SQLite in data_dir
+    rules: tuple[Path, ...] = ()
+    tail: tuple[Path, ...] = ()  # files or folders to follow (EVTX drop folders included)
+    tail_source: str = ""  # reader for tailed files; empty: detect
+    batch_rows: int = 20_000
+    batch_seconds: float = 0.5
+    spool_max_bytes: int = 256 * 1024 * 1024  # unprocessed spool above this: inputs are slowed or told to retry
+    spool_segment_bytes: int = 64 * 1024 * 1024
+    spool_keep_seconds: float = 900.0  # consumed spool kept this long (HTTP idempotency keys)
+    max_line_bytes: int = 64 * 1024
+    max_body_bytes: int = 16 * 1024 * 1024
+    retention_days: int = 30
+    retention_bytes_per_source: int = 0  # 0: no size limit
+    alert_throttle_seconds: float = 3600.0
+    default_timezone: str = "UTC"
+    print_token: bool = True
+
+    @property
+    def db_url(self) -> str:
+        """The SQLAlchemy URL of the records database (SQLite in the data folder unless set)."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'mamori.db'}"
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _convert(name: str, value: Any, where: str) -> Any:
+    kind = str(_FIELDS[name].type)
+    try:
+        if kind.startswith("tuple"):
+            items = value.split(os.pathsep) if isinstance(value, str) else list(value)
+            return tuple(Path(str(v)) for v in items if str(v))
+        if kind.startswith("Path"):
+            return Path(str(value)) if str(value) else None
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+        if kind == "bool":
+            return value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes", "on"}
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise MamoriError(f"setting {name!r} has a bad value {value!r}: {exc}", where=where,
+                          hint=f"give {name} as {kind}") from exc
+
+
+def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None,
+                  **overrides: Any) -> Settings:
+    """Build the settings: defaults, then the TOML file ``path``, then ``MAMORI_*`` variables, then
+    ``overrides`` (command-line options); unknown keys in the file are an error naming the key."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise MamoriError(f"cannot read the configuration: {exc}", where=str(path)) from exc
+        table = document.get("serve", document)
+        for key, value in table.items():
+            if key == "serve" and isinstance(value, dict):
+                continue
+            if key not in _FIELDS:
+                raise MamoriError(f"unknown setting {key!r}", where=str(path),
+                                  hint=f"known settings: {', '.join(sorted(_FIELDS))}")
+            values[key] = _convert(key, value, str(path))
+    environment = os.environ if env is None else env
+    for key in _FIELDS:
+        variable = f"MAMORI_{key.upper()}"
+        if variable in environment:
+            values[key] = _convert(key, environment[variable], variable)
+    for key, value in overrides.items():
+        if value is not None:
+            values[key] = _convert(key, value, f"--{key.replace('_', '-')}") if key in _FIELDS else value
+    return Settings(**values)
+
+
+def settings_dict(settings: Settings) -> dict[str, Any]:
+    """The settings as plain values (paths as text), for display and for a child process."""
+    out: dict[str, Any] = {}
+    for key, item in dataclasses.asdict(settings).items():
+        if isinstance(item, tuple):
+            out[key] = [str(v) for v in item]
+        elif isinstance(item, Path):
+            out[key] = str(item)
+        else:
+            out[key] = item
+    return out
+
+
+__all__ = ["Settings", "load_settings", "settings_dict"]

@@ -1,0 +1,45 @@
+"""Behaviour baselines and anomaly detection that explain themselves (UEBA and ML models).
+
+Detectors are small modules over Polars event batches; each returns :class:`Anomaly` records with
+observed vs typical values, the baseline window, the peer group, the events behind it and an
+explanation in Japanese and English. :class:`UebaEngine` runs them together, learns from analyst
+feedback, scores entity risk with decay and saves/loads its baselines.
+"""
+
+from __future__ import annotations
+
+from mamori.detect.anomaly.beaconing import BeaconingDetector
+from mamori.detect.anomaly.behaviour import BehaviourVectorDetector
+from mamori.detect.anomaly.domains import DomainNameModel, SuspiciousDomainDetector
+from mamori.detect.anomaly.engine import UebaEngine, default_detectors
+from mamori.detect.anomaly.first_seen import FirstSeenDetector
+from mamori.detect.anomaly.geo import GeoLogonDetector, Ip2LocationCsv, MaxMindDatabase
+from mamori.detect.anomaly.off_hours import OffHoursDetector
+from mamori.detect.anomaly.records import Anomaly, Explanation
+from mamori.detect.anomaly.risk import RiskIncident, RiskScorer
+from mamori.detect.anomaly.spraying import SprayingDetector
+from mamori.detect.anomaly.syscalls import NgramSequenceModel
+from mamori.detect.anomaly.tabular import TabularKnnModel
+from mamori.detect.anomaly.volume import VolumeDetector
+
+__all__ = [
+    "Anomaly",
+    "BeaconingDetector",
+    "BehaviourVectorDetector",
+    "DomainNameModel",
+    "Explanation",
+    "FirstSeenDetector",
+    "GeoLogonDetector",
+    "Ip2LocationCsv",
+    "MaxMindDatabase",
+    "NgramSequenceModel",
+    "OffHoursDetector",
+    "RiskIncident",
+    "RiskScorer",
+    "SprayingDetector",
+    "SuspiciousDomainDetector",
+    "TabularKnnModel",
+    "UebaEngine",
+    "VolumeDetector",
+    "default_detectors",
+]

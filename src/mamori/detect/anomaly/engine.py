@@ -1,0 +1,132 @@
+"""The UEBA engine: a set of detectors over the same event batches, an allow-list fed by analyst
+feedback, entity risk scoring, and save/load of everything to one directory."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import polars as pl
+
+from mamori.detect.anomaly.base import Detector, Peers
+from mamori.detect.anomaly.beaconing import BeaconingDetector
+from mamori.detect.anomaly.behaviour import BehaviourVectorDetector
+from mamori.detect.anomaly.domains import SuspiciousDomainDetector
+from mamori.detect.anomaly.first_seen import (
+    HOST_PROCESS,
+    PROCESS_PAIR,
+    USER_HOST,
+    FirstSeenDetector,
+    FirstSeenKind,
+)
+from mamori.detect.anomaly.geo import GeoDatabase, GeoLogonDetector
+from mamori.detect.anomaly.off_hours import OffHoursDetector
+from mamori.detect.anomaly.persist import read_frames, write_frames
+from mamori.detect.anomaly.records import Anomaly
+from mamori.detect.anomaly.risk import RiskIncident, RiskScorer
+from mamori.detect.anomaly.spraying import SprayingDetector
+from mamori.detect.anomaly.volume import DEFAULT_METRICS, METRICS_BY_NAME, VolumeDetector
+
+_KINDS: dict[str, FirstSeenKind] = {k.name: k for k in (USER_HOST, HOST_PROCESS, PROCESS_PAIR)}
+
+
+def default_detectors(geo: GeoDatabase | None = None) -> list[Detector]:
+    """Every UEBA detector with its default settings (logon geography only with a ``geo`` database)."""
+    detectors: list[Detector] = [FirstSeenDetector(k) for k in _KINDS.values()]
+    detectors += [VolumeDetector(m) for m in DEFAULT_METRICS]
+    detectors += [SprayingDetector(), BeaconingDetector(), OffHoursDetector(), BehaviourVectorDetector()]
+    detectors.append(SuspiciousDomainDetector())
+    if geo is not None:
+        detectors.append(GeoLogonDetector(geo))
+    return detectors
+
+
+def _blank(name: str, geo: GeoDatabase | None) -> Detector:
+    if name in _KINDS:
+        return FirstSeenDetector(_KINDS[name])
+    if name in METRICS_BY_NAME:
+        return VolumeDetector(METRICS_BY_NAME[name])
+    if name == SprayingDetector.name:
+        return SprayingDetector()
+    if name == BeaconingDetector.name:
+        return BeaconingDetector()
+    if name == OffHoursDetector.name:
+        return OffHoursDetector()
+    if name == SuspiciousDomainDetector.name:
+        return SuspiciousDomainDetector()
+    if name == BehaviourVectorDetector.name:
+        return BehaviourVectorDetector()
+    if name == GeoLogonDetector.name:
+        if geo is None:
+            raise ValueError("saved state has the logon-geography detector: pass the geolocation database")
+        return GeoLogonDetector(geo)
+    raise ValueError(f"unknown detector {name!r} in saved state; was it saved by a newer Mamori?")
+
+
+class UebaEngine:
+    """Runs the detectors over batches, applies feedback and risk scoring, and persists its state."""
+
+    def __init__(self, detectors: list[Detector] | None = None, risk: RiskScorer | None = None) -> None:
+        self.detectors = detectors if detectors is not None else default_detectors()
+        self.risk = risk or RiskScorer()
+        self.benign: set[str] = set()
+
+    def fit(self, events: pl.DataFrame, peers: Peers | None = None) -> None:
+        """Build every detector's baseline from stored events (``peers``: entity -> peer group)."""
+        for detector in self.detectors:
+            detector.fit(events, peers)
+
+    def score(self, events: pl.DataFrame) -> list[Anomaly]:
+        """Anomalies of a batch from every detector, minus those an analyst marked benign."""
+        found: list[Anomaly] = []
+        for detector in self.detectors:
+            found += [a for a in detector.score(events) if a.key not in self.benign]
+        found.sort(key=lambda a: (a.time, -a.score))
+        for detector in self.detectors:  # first-seen items are seen from now on
+            if isinstance(detector, FirstSeenDetector):
+                detector.update(events)
+        return found
+
+    def score_with_risk(self, events: pl.DataFrame) -> tuple[list[Anomaly], list[RiskIncident]]:
+        """Score a batch and feed its anomalies to the entity risk scorer."""
+        anomalies = self.score(events)
+        return anomalies, self.risk.add(anomalies)
+
+    def mark_benign(self, anomaly: Anomaly) -> None:
+        """An analyst's verdict: the detector learns it and this exact anomaly is allow-listed."""
+        self.benign.add(anomaly.key)
+        for detector in self.detectors:
+            if detector.name == anomaly.detector:
+                detector.learn_benign(anomaly)
+
+    def save(self, directory: Path) -> None:
+        """Write every detector's baselines and settings under ``directory``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        for detector in self.detectors:
+            frames, settings = detector.state()
+            write_frames(directory / detector.name, frames, settings)
+        manifest = {
+            "detectors": [d.name for d in self.detectors],
+            "benign": sorted(self.benign),
+            "risk": {"threshold": self.risk.threshold, "half_life_s": self.risk.half_life.total_seconds()},
+        }
+        tmp = directory / ".engine.json.tmp"
+        tmp.write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+        tmp.replace(directory / "engine.json")
+
+    @classmethod
+    def load(cls, directory: Path, geo: GeoDatabase | None = None) -> UebaEngine:
+        """Read an engine written by :meth:`save` (baselines survive a restart); ``geo`` is the
+        geolocation database when the engine had one."""
+        manifest = json.loads((directory / "engine.json").read_text(encoding="utf-8"))
+        detectors: list[Detector] = []
+        for name in manifest["detectors"]:
+            frames, settings = read_frames(directory / name)
+            detector = _blank(name, geo)
+            detector.restore(frames, settings)
+            detectors.append(detector)
+        risk = RiskScorer(manifest["risk"]["threshold"], timedelta(seconds=manifest["risk"]["half_life_s"]))
+        engine = cls(detectors, risk)
+        engine.benign = set(manifest["benign"])
+        return engine

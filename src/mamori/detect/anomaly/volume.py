@@ -1,0 +1,268 @@
+"""Volume-spike detectors: counts, distinct counts or sums per entity per time bucket, compared with
+the entity's 99th percentile over the baseline window (its peers' when its own history is thin), with
+separate baselines for office hours and off hours (time-of-day seasonality)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from mamori.detect.anomaly import explain, fields
+from mamori.detect.anomaly.base import Peers, host_role, time_span
+from mamori.detect.anomaly.records import Anomaly
+
+
+@dataclass(frozen=True)
+class VolumeMetric:
+    """One measured volume: which events, which entity, what value, over which bucket."""
+
+    name: str
+    entity_type: str
+    metric_en: str
+    metric_ja: str
+    select: Callable[[pl.DataFrame], pl.DataFrame]  # -> columns entity, value, _time, _uid
+    how: str  # "count", "distinct" (of column value) or "sum" (of value)
+    bucket: str  # Polars duration: "10m", "1h"
+    min_observed: float
+    factor: float = 2.0
+
+
+def _auth_failures(by: tuple[str, ...]) -> Callable[[pl.DataFrame], pl.DataFrame]:
+    def select(ev: pl.DataFrame) -> pl.DataFrame:
+        sel = ev.filter(fields.event_id_in(ev, fields.LOGON_FAILURE))
+        return sel.select(fields.column(sel, by).alias("entity"), pl.lit(1.0).alias("value"), "_time", "_uid")
+
+    return select
+
+
+def _logon_hosts(ev: pl.DataFrame) -> pl.DataFrame:
+    sel = ev.filter(fields.event_id_in(ev, fields.LOGON_SUCCESS))
+    return sel.select(fields.column(sel, fields.USER).alias("entity"), pl.col("_host").alias("value"), "_time", "_uid")
+
+
+def _bytes_out(ev: pl.DataFrame) -> pl.DataFrame:
+    name = fields.pick(ev, fields.BYTES_OUT)
+    if name is None:
+        return pl.DataFrame(
+            schema={"entity": pl.Utf8, "value": pl.Float64, "_time": ev.schema["_time"], "_uid": pl.Utf8}
+        )
+    sel = ev.filter(pl.col(name).is_not_null())
+    return sel.select(
+        pl.col("_host").alias("entity"),
+        pl.col(name).cast(pl.Float64, strict=False).alias("value"),
+        "_time",
+        "_uid",
+    )
+
+
+def _processes(ev: pl.DataFrame) -> pl.DataFrame:
+    sel = ev.filter(fields.event_id_in(ev, fields.PROCESS_CREATION))
+    return sel.select(pl.col("_host").alias("entity"), pl.lit(1.0).alias("value"), "_time", "_uid")
+
+
+AUTH_FAILURES_PER_USER = VolumeMetric(
+    "auth_failures_user",
+    "user",
+    "had failed logons",
+    "ログオン失敗数",
+    _auth_failures(fields.USER),
+    "count",
+    "1h",
+    5,
+)
+AUTH_FAILURES_PER_SOURCE = VolumeMetric(
+    "auth_failures_source",
+    "source_ip",
+    "caused failed logons",
+    "ログオン失敗数",
+    _auth_failures(fields.SOURCE_IP),
+    "count",
+    "1h",
+    8,
+)
+LOGON_HOSTS_PER_USER = VolumeMetric(
+    "logon_hosts_user",
+    "user",
+    "logged on to distinct hosts",
+    "ログオン先ホスト数",
+    _logon_hosts,
+    "distinct",
+    "10m",
+    5,
+)
+BYTES_OUT_PER_HOST = VolumeMetric(
+    "bytes_out_host", "host", "sent bytes out", "送信バイト数", _bytes_out, "sum", "1h", 100_000_000
+)
+PROCESSES_PER_HOST = VolumeMetric(
+    "processes_host", "host", "started processes", "プロセス起動数", _processes, "count", "1h", 100
+)
+DEFAULT_METRICS = (
+    AUTH_FAILURES_PER_USER,
+    AUTH_FAILURES_PER_SOURCE,
+    LOGON_HOSTS_PER_USER,
+    BYTES_OUT_PER_HOST,
+    PROCESSES_PER_HOST,
+)
+METRICS_BY_NAME = {m.name: m for m in DEFAULT_METRICS}
+_BUCKET_TEXT = {"10m": ("10 minutes", "10分間"), "1h": ("one hour", "1時間")}
+OFFICE_HOURS = (8, 19)  # UTC hours counted as office time for seasonality
+
+
+def office_hours(moment: pl.Expr) -> pl.Expr:
+    """True within office hours, the busy season of a day. (Splitting weekends off as well made
+    weekend workers' hours look anomalous against night-time baselines in the scenario.)"""
+    hour = moment.dt.hour()
+    return (hour >= OFFICE_HOURS[0]) & (hour < OFFICE_HOURS[1])
+
+
+def _buckets(metric: VolumeMetric, events: pl.DataFrame, evidence: bool = True) -> pl.DataFrame:
+    """Per (entity, bucket start): the value, the office-hours flag and (with ``evidence``) the events
+    behind it."""
+    rows = metric.select(events).drop_nulls(["entity", "value"])
+    value = {
+        "count": pl.len().cast(pl.Float64),
+        "distinct": pl.col("value").n_unique().cast(pl.Float64),
+        "sum": pl.col("value").cast(pl.Float64).sum(),
+    }[metric.how]
+    return (
+        rows.with_columns(pl.col("_time").dt.truncate(metric.bucket).alias("bucket"))
+        .group_by("entity", "bucket")
+        .agg(value.alias("observed"), *([pl.col("_uid").head(50).alias("uids")] if evidence else []))
+        .with_columns(office_hours(pl.col("bucket")).alias("office"))
+    )
+
+
+class VolumeDetector:
+    """Flags (entity, bucket) values above ``factor`` × the baseline 99th percentile."""
+
+    def __init__(self, metric: VolumeMetric, min_buckets: int = 10) -> None:
+        self.metric = metric
+        self.name = metric.name
+        self.min_buckets = min_buckets
+        self.peers: Peers = {}
+        self._baseline = pl.DataFrame(
+            schema={"entity": pl.Utf8, "office": pl.Boolean, "p99": pl.Float64, "n": pl.UInt32}
+        )
+        self._peer_baseline = pl.DataFrame(schema={"peer": pl.Utf8, "office": pl.Boolean, "p99": pl.Float64})
+        self._overrides: dict[str, float] = {}
+        self._start: datetime | None = None
+        self._end: datetime | None = None
+
+    def _peer(self, entity: str) -> str:
+        if self.metric.entity_type == "host":
+            return self.peers.get(entity, host_role(entity))
+        everyone = {"user": "all users", "source_ip": "all sources"}
+        return self.peers.get(entity, everyone.get(self.metric.entity_type, "all"))
+
+    def fit(self, events: pl.DataFrame, peers: Peers | None = None) -> None:
+        """Per entity and time-of-day class: the 99th percentile of bucket values in the window."""
+        self.peers = dict(peers or {})
+        b = _buckets(self.metric, events, evidence=False)
+        self._start, self._end = time_span(events)
+        self._baseline = b.group_by("entity", "office").agg(
+            pl.col("observed").quantile(0.99, "higher").alias("p99"), pl.len().cast(pl.UInt32).alias("n")
+        )
+        ents = b.get_column("entity").unique().to_list()
+        b = b.with_columns(pl.col("entity").replace_strict({e: self._peer(e) for e in ents}, default="").alias("peer"))
+        self._peer_baseline = b.group_by("peer", "office").agg(pl.col("observed").quantile(0.99, "higher").alias("p99"))
+
+    def score(self, events: pl.DataFrame) -> list[Anomaly]:
+        """Anomalies for buckets whose value exceeds the entity's (or its peers') typical ceiling."""
+        b = _buckets(self.metric, events).filter(pl.col("observed") >= self.metric.min_observed)
+        if b.is_empty():
+            return []
+        ents = b.get_column("entity").unique().to_list()
+        b = b.with_columns(pl.col("entity").replace_strict({e: self._peer(e) for e in ents}, default="").alias("peer"))
+        b = b.join(self._baseline, on=["entity", "office"], how="left").join(
+            self._peer_baseline.rename({"p99": "peer_p99"}), on=["peer", "office"], how="left"
+        )
+        own = (pl.col("n").fill_null(0) >= self.min_buckets) & pl.col("p99").is_not_null()
+        b = b.with_columns(
+            pl.when(own)
+            .then(pl.col("p99"))
+            .otherwise(pl.max_horizontal(pl.col("peer_p99"), pl.col("p99")))
+            .fill_null(0.0)
+            .alias("typical"),
+            own.alias("own"),
+        )
+        if self._overrides:
+            b = b.with_columns(
+                pl.max_horizontal(
+                    pl.col("typical"),
+                    pl.col("entity").replace_strict(self._overrides, default=0.0, return_dtype=pl.Float64),
+                ).alias("typical")
+            )
+        b = b.filter(pl.col("observed") > pl.col("typical") * self.metric.factor)
+        days = self._days()
+        bucket_en, bucket_ja = _BUCKET_TEXT.get(self.metric.bucket, (self.metric.bucket, self.metric.bucket))
+        out: list[Anomaly] = []
+        for row in b.sort("bucket").iter_rows(named=True):
+            typical = float(row["typical"])
+            observed = float(row["observed"])
+            ratio = observed / max(typical, 1.0)
+            peer = "" if row["own"] else row["peer"]
+            text = explain.volume(
+                row["entity"],
+                self.metric.metric_en,
+                self.metric.metric_ja,
+                observed,
+                typical,
+                bucket_en,
+                days,
+                peer,
+            )
+            text = type(text)(en=text.en, ja=text.ja.replace(bucket_en, bucket_ja))
+            out.append(
+                Anomaly(
+                    detector=self.name,
+                    entity_type=self.metric.entity_type,
+                    entity=row["entity"],
+                    time=row["bucket"],
+                    score=float(min(20.0 * np.log2(1.0 + ratio), 100.0)),
+                    observed=observed,
+                    typical=typical,
+                    window=self._window(),
+                    explanation=text,
+                    peer_group=row["peer"] or "",
+                    event_uids=tuple(row["uids"]),
+                    detail=(("bucket", row["bucket"].isoformat()),),
+                )
+            )
+        return out
+
+    def _days(self) -> int:
+        if self._start is None or self._end is None:
+            return 0
+        return max(round((self._end - self._start).total_seconds() / 86400), 1)
+
+    def _window(self) -> str:
+        return explain.window_text(self._start, self._end) if self._start and self._end else ""
+
+    def learn_benign(self, anomaly: Anomaly) -> None:
+        """Raise the entity's ceiling to the value judged benign."""
+        self._overrides[anomaly.entity] = max(self._overrides.get(anomaly.entity, 0.0), anomaly.observed)
+
+    def state(self) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
+        """Baselines as frames; settings, peers and overrides as JSON values."""
+        settings = {
+            "metric": self.metric.name,
+            "min_buckets": self.min_buckets,
+            "peers": self.peers,
+            "overrides": self._overrides,
+            "start": self._start.isoformat() if self._start else None,
+            "end": self._end.isoformat() if self._end else None,
+        }
+        return {"baseline": self._baseline, "peer_baseline": self._peer_baseline}, settings
+
+    def restore(self, frames: dict[str, pl.DataFrame], settings: dict[str, Any]) -> None:
+        """Take back a saved state."""
+        self._baseline, self._peer_baseline = frames["baseline"], frames["peer_baseline"]
+        self.min_buckets, self.peers = settings["min_buckets"], settings["peers"]
+        self._overrides = {k: float(v) for k, v in settings["overrides"].items()}
+        self._start = datetime.fromisoformat(settings["start"]) if settings["start"] else None
+        self._end = datetime.fromisoformat(settings["end"]) if settings["end"] else None

@@ -1,0 +1,189 @@
+"""The detection stage of the live pipeline: a small Protocol, and its implementation on the Sigma engine.
+
+The stage takes one event batch and returns detections (rule metadata, matched rows, explanation);
+correlation windows carry over between batches and, through ``state``/``load_state``, across restarts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+import polars as pl
+
+from mamori.detect.sigma.correlation import BaseHit, CorrelationEngine
+from mamori.detect.sigma.engine import ROW, RULE_ID, Detector, entry_masks, prepare
+from mamori.detect.sigma.explain import explain
+from mamori.detect.sigma.model import Rule, RuleSet
+from mamori.events import schema
+
+MAX_EXPLAINED = 20  # rows explained per rule and batch: enough for the analyst, bounded cost
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    """A rule as the API lists it."""
+
+    id: str
+    title: str
+    level: str
+    author: str
+    tags: tuple[str, ...]
+    logsource: str
+    path: str
+    enabled: bool
+    correlation: bool = False
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A rule matching some rows of a batch (``rows``), or a correlation firing on events (``uids``)."""
+
+    rule_id: str
+    title: str
+    level: str
+    author: str
+    tags: tuple[str, ...]
+    rows: tuple[int, ...] = ()
+    uids: tuple[str, ...] = ()
+    explanations: tuple[str, ...] = ()
+    time_ns: int | None = None
+    group: tuple[tuple[str, str | None], ...] = field(default_factory=tuple)
+    explainer: Callable[[], tuple[str, ...]] | None = field(default=None, compare=False, repr=False)
+
+    def explain(self) -> tuple[str, ...]:
+        """The explanation texts, computed on demand (only new alerts need them)."""
+        if self.explanations or self.explainer is None:
+            return self.explanations
+        try:
+            return self.explainer()
+        except Exception as exc:  # an explanation must never stop alerting
+            return (f"matched (no explanation: {exc})",)
+
+
+class DetectionStage(Protocol):
+    """What the pipeline needs from a detector."""
+
+    def detect(self, frame: pl.DataFrame) -> list[Detection]:
+        """Detections in one batch (correlations included)."""
+        ...
+
+    def state(self) -> bytes:
+        """Correlation state to commit with the batch."""
+        ...
+
+    def load_state(self, data: bytes) -> None:
+        """Restore correlation state saved by ``state``."""
+        ...
+
+    def set_enabled(self, rule_id: str, enabled: bool) -> None:
+        """Switch a rule on or off at once."""
+        ...
+
+    def rules(self) -> list[RuleInfo]:
+        """Every loaded rule with its current switch."""
+        ...
+
+    def timings(self) -> dict[str, float]:
+        """Seconds spent per rule since start."""
+        ...
+
+
+class SigmaStage:
+    """Detection with the compiled Sigma rules (the same engine as ``mamori hunt``)."""
+
+    def __init__(self, ruleset: RuleSet, disabled: Sequence[str] = ()) -> None:
+        self.ruleset = ruleset
+        self.detector = Detector(ruleset, disabled=disabled)
+        self.correlations = CorrelationEngine(ruleset.correlations, ruleset.rules)
+        self.silenced = self.correlations.silenced_rules()
+        self.by_id: dict[str, Rule] = ruleset.by_id()
+
+    def detect(self, frame: pl.DataFrame) -> list[Detection]:
+        """Run every enabled rule over the batch, then feed the correlations."""
+        hits = self.detector.detect(frame)
+        if hits.height == 0:
+            return []
+        out: list[Detection] = []
+        for (rule_id,), group in hits.group_by(RULE_ID, maintain_order=True):
+            rule = self.by_id[str(rule_id)]
+            rows = tuple(int(r) for r in group.get_column(ROW).to_list())
+            if rule.id in self.silenced:
+                continue
+            out.append(Detection(rule.id, rule.title, rule.level, rule.author, tuple(rule.tags), rows,
+                                 explainer=self._explainer(rule, frame, rows)))
+        out.extend(self._correlate(frame, hits))
+        return out
+
+    def _explainer(self, rule: Rule, frame: pl.DataFrame, rows: tuple[int, ...]) -> Callable[[], tuple[str, ...]]:
+        def run() -> tuple[str, ...]:
+            picked = frame[list(rows[:MAX_EXPLAINED])]
+            masks = entry_masks(picked, self.detector.table.entries)
+            prepared = prepare(picked, self.detector.table.entries, masks, self.detector.fields)
+            return tuple(e.as_text() for e in explain(rule, prepared))
+
+        return run
+
+    def _correlate(self, frame: pl.DataFrame, hits: pl.DataFrame) -> list[Detection]:
+        wanted = self.correlations.referenced_rules()
+        if not wanted:
+            return []
+        chosen = hits.filter(pl.col(RULE_ID).is_in(list(wanted))).filter(
+            ~pl.col(RULE_ID).is_in(list(self.detector.disabled)))
+        if chosen.height == 0:
+            return []
+        needed = [f for f in self.correlations.fields_needed() if f in frame.columns]
+        rows = frame[chosen.get_column(ROW).to_numpy()].select([schema.TIME, schema.UID, *needed])
+        times = rows.get_column(schema.TIME).dt.epoch("ns").fill_null(0).to_list()
+        uids = rows.get_column(schema.UID).to_list()
+        values = {f: rows.get_column(f).to_list() for f in needed}
+        base = sorted((BaseHit(rid, times[i], uids[i], {f: values[f][i] for f in needed})
+                       for i, rid in enumerate(chosen.get_column(RULE_ID).to_list())), key=lambda h: h.time_ns)
+        out = []
+        for fired in self.correlations.feed(base):
+            corr = fired.correlation
+            if corr.id in self.detector.disabled:
+                continue
+            when = datetime.fromtimestamp(fired.time_ns / 1e9, UTC).isoformat()
+            text = (f"{corr.type} = {fired.value:g} within {corr.timespan_ns // 1_000_000_000}s "
+                    f"for {dict(fired.group)} (last at {when})")
+            out.append(Detection(corr.id, corr.title, corr.level, corr.author, tuple(corr.tags), (),
+                                 tuple(fired.uids), (text,), fired.time_ns, fired.group))
+        return out
+
+    def state(self) -> bytes:
+        """Open correlation windows, serialised."""
+        return self.correlations.to_json()
+
+    def load_state(self, data: bytes) -> None:
+        """Restore the correlation windows."""
+        if data:
+            self.correlations.load_json(data)
+
+    def set_enabled(self, rule_id: str, enabled: bool) -> None:
+        """Switch a rule (or correlation) on or off without recompiling."""
+        self.detector.set_enabled(rule_id, enabled)
+
+    def rules(self) -> list[RuleInfo]:
+        """Every rule and correlation, with its switch."""
+        disabled = self.detector.disabled
+        out = [RuleInfo(r.id, r.title, r.level, r.author, tuple(r.tags), r.logsource.label(), r.path,
+                        r.id not in disabled) for r in self.ruleset.rules]
+        out += [RuleInfo(c.id, c.title, c.level, c.author, tuple(c.tags), "correlation", c.path,
+                         c.id not in disabled, True) for c in self.ruleset.correlations]
+        return out
+
+    def timings(self) -> dict[str, float]:
+        """Seconds spent per rule since start."""
+        return dict(self.detector.rule_seconds)
+
+
+def load_stage(rule_paths: Sequence[Path], disabled: Sequence[str] = ()) -> SigmaStage:
+    """Load the rules (compiled cache when warm) into a Sigma stage; no paths gives an empty stage."""
+    from mamori.detect.sigma.ruleset import load_ruleset
+
+    ruleset = load_ruleset(list(rule_paths)) if rule_paths else RuleSet()
+    return SigmaStage(ruleset, disabled)

@@ -1,0 +1,218 @@
+"""Turn spooled entries into one event batch: each payload format maps to a reader function.
+
+Formats: ``syslog`` (lines; a message that is a Windows event in JSON, as NXLog or Winlogbeat send
+it, becomes a ``winjson`` event), ``json`` (HTTP ingest objects: Windows events become ``winjson``,
+others keep their fields under the source the sender named), and ``quarantine`` (refused inputs).
+Event ids come from the entry's origin and the record's place in the spool, so a replay after a
+crash gives the same ids. Records a reader refuses become quarantine records, never lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import polars as pl
+
+from mamori.collect.spool import Entry
+from mamori.events import schema
+from mamori.events.frame import build_frame, concat_frames, event_uid
+from mamori.sources.base import ReadOptions
+from mamori.sources.batch import finish, flatten
+from mamori.sources.syslog import parse_syslog
+from mamori.sources.windows_event import looks_like_windows_event
+from mamori.sources.winjson import records_to_frame
+
+RECORDS_PER_ENTRY = 1_000_000  # offsets: seq * this + index, unique within an origin
+MAX_QUARANTINE_RAW = 4000
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """A record no reader could use: where it came from, why, its text."""
+
+    where: str
+    reason: str
+    raw: str
+
+
+@dataclass
+class Parsed:
+    """The batch made from some entries, its per-row receive times (ns), and the quarantined records."""
+
+    frame: pl.DataFrame
+    received_ns: pl.Series
+    quarantined: list[Quarantined] = field(default_factory=list)
+
+
+@dataclass
+class _Records:
+    texts: list[str] = field(default_factory=list)
+    origins: list[str] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    received: list[int] = field(default_factory=list)
+
+
+FormatReader = Callable[[_Records, ReadOptions], tuple[pl.DataFrame, list[Quarantined]]]
+
+
+def _offset(entry: Entry, index: int) -> int:
+    # keyed entries (HTTP with an idempotency key) own their origin: offsets count within the entry
+    return index if entry.key else entry.seq * RECORDS_PER_ENTRY + index
+
+
+def _restamp(frame: pl.DataFrame, source: str, origins: Sequence[str], offsets: Sequence[int],
+             raws: Sequence[str] | None = None) -> pl.DataFrame:
+    """Set the core id columns from the spool position (stable across replays)."""
+    columns = [
+        pl.Series(schema.ORIGIN, list(origins), dtype=pl.Utf8),
+        pl.Series(schema.OFFSET, list(offsets), dtype=pl.Int64),
+        pl.Series(schema.UID, [event_uid(source, o, n) for o, n in zip(origins, offsets, strict=True)],
+                  dtype=pl.Utf8),
+    ]
+    if raws is not None:
+        columns.append(pl.Series(schema.RAW, list(raws), dtype=pl.Utf8))
+    return frame.with_columns(columns)
+
+
+def _json_payload(text: str) -> dict[str, Any] | None:
+    """The Windows event a syslog line carries as JSON after its header, if any."""
+    brace = text.find("{")
+    if brace < 0 or not text.endswith("}"):
+        return None
+    try:
+        value = orjson.loads(text[brace:])
+    except orjson.JSONDecodeError:
+        return None
+    return value if looks_like_windows_event(value) else None
+
+
+def read_syslog(records: _Records, options: ReadOptions) -> tuple[pl.DataFrame, list[Quarantined]]:
+    """Syslog lines; Windows events carried as JSON in the message (NXLog, Winlogbeat over syslog) become
+    ``winjson`` events and keep the whole line as their raw record; other lines are syslog events."""
+    events: list[dict[str, Any]] = []
+    event_rows: list[int] = []
+    plain_rows: list[int] = []
+    for index, text in enumerate(records.texts):
+        value = _json_payload(text)
+        if value is None:
+            plain_rows.append(index)
+        else:
+            events.append(value)
+            event_rows.append(index)
+    frames: list[pl.DataFrame] = []
+    problems: list[Quarantined] = []
+    if plain_rows:
+        texts = pl.Series(schema.RAW, [records.texts[r] for r in plain_rows], dtype=pl.Utf8)
+        result = finish(parse_syslog(texts, options), texts, plain_rows, source="syslog", origin="")
+        problems = [Quarantined(records.origins[int(p.where.rsplit(":", 1)[1])], p.reason, p.raw)
+                    for p in result.problems]
+        kept: list[int] = result.frame.get_column(schema.OFFSET).to_list()
+        frames.append(_restamp(result.frame, "syslog", [records.origins[r] for r in kept],
+                               [records.offsets[r] for r in kept]).with_columns(pl.Series("_order", kept)))
+    if events:
+        windows = records_to_frame(events, "")
+        windows = _restamp(windows, "winjson", [records.origins[r] for r in event_rows],
+                           [records.offsets[r] for r in event_rows], [records.texts[r] for r in event_rows])
+        frames.append(windows.with_columns(pl.Series("_order", event_rows)))
+    if not frames:
+        return pl.DataFrame(), problems
+    joined = frames[0] if len(frames) == 1 else concat_frames(frames).sort("_order")
+    return joined.drop("_order"), problems
+
+
+def read_json(records: _Records, options: ReadOptions) -> tuple[pl.DataFrame, list[Quarantined]]:
+    """JSON objects from HTTP ingest (already checked at the door); the origin names the sender's source
+    as ``http:<source>:...``. Windows events become ``winjson``."""
+    del options
+    windows: list[tuple[int, dict[str, Any]]] = []
+    other: dict[str, list[tuple[int, dict[str, str | None], str | None]]] = {}
+    problems: list[Quarantined] = []
+    for index, text in enumerate(records.texts):
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            problems.append(Quarantined(f"{records.origins[index]}#{records.offsets[index]}",
+                                        f"not valid JSON: {exc}", text[:MAX_QUARANTINE_RAW]))
+            continue
+        if looks_like_windows_event(value):
+            windows.append((index, value))
+            continue
+        flat: dict[str, str | None] = {}
+        flatten(value, "", flat)
+        source = records.origins[index].split(":", 2)[1] if records.origins[index].count(":") >= 2 else "json"
+        other.setdefault(source or "json", []).append((index, flat, _time_of(value)))
+    frames: list[pl.DataFrame] = []
+    order: list[int] = []
+    if windows:
+        rows = [i for i, _ in windows]
+        frame = records_to_frame([v for _, v in windows], "")
+        frames.append(_restamp(frame, "winjson", [records.origins[r] for r in rows],
+                               [records.offsets[r] for r in rows], [records.texts[r] for r in rows]))
+        order.extend(rows)
+    for source, items in other.items():
+        rows = [i for i, _, _ in items]
+        times = pl.Series([t for _, _, t in items], dtype=pl.Utf8).str.to_datetime(
+            time_unit="ns", time_zone="UTC", strict=False)
+        frame = build_frame([f for _, f, _ in items], source=source, origin=[records.origins[r] for r in rows],
+                            offsets=[records.offsets[r] for r in rows], times_ns=[None] * len(rows),
+                            hosts=[f.get("host") or f.get("hostname") for _, f, _ in items],
+                            raws=[records.texts[r] for r in rows])
+        frames.append(frame.with_columns(times.alias(schema.TIME)))
+        order.extend(rows)
+    if not frames:
+        return pl.DataFrame(), problems
+    joined = concat_frames(frames)
+    return joined.with_columns(pl.Series("_order", order)).sort("_order").drop("_order"), problems
+
+
+def _time_of(value: Any) -> str | None:
+    if isinstance(value, dict):
+        for key in ("@timestamp", "timestamp", "time", "_time", "eventTime", "TimeCreated"):
+            found = value.get(key)
+            if isinstance(found, str):
+                return found
+    return None
+
+
+READERS: dict[str, FormatReader] = {"syslog": read_syslog, "json": read_json}
+
+
+def parse_entries(entries: Sequence[Entry], options: ReadOptions) -> Parsed:
+    """Parse spooled entries, grouped by format, into one batch with per-row receive times."""
+    groups: dict[str, _Records] = {}
+    quarantined: list[Quarantined] = []
+    for entry in entries:
+        if entry.fmt == "quarantine":
+            for text in entry.records:
+                data = orjson.loads(text)
+                quarantined.append(Quarantined(str(data.get("where", entry.origin)), str(data.get("reason", "")),
+                                               str(data.get("raw", ""))[:MAX_QUARANTINE_RAW]))
+            continue
+        if entry.fmt not in READERS:
+            quarantined.extend(Quarantined(entry.origin, f"no reader for payload format {entry.fmt!r}",
+                                           text[:MAX_QUARANTINE_RAW]) for text in entry.records)
+            continue
+        group = groups.setdefault(entry.fmt, _Records())
+        for index, text in enumerate(entry.records):
+            group.texts.append(text)
+            group.origins.append(entry.origin)
+            group.offsets.append(_offset(entry, index))
+            group.received.append(entry.received_ns)
+    frames: list[pl.DataFrame] = []
+    received: list[pl.Series] = []
+    for fmt, records in groups.items():
+        frame, problems = READERS[fmt](records, options)
+        quarantined.extend(problems)
+        if frame.height == 0:
+            continue
+        by_offset = pl.DataFrame({"o": records.origins, "n": records.offsets, "t": records.received})
+        times = frame.select(pl.col(schema.ORIGIN).alias("o"), pl.col(schema.OFFSET).alias("n")).join(
+            by_offset, on=["o", "n"], how="left", maintain_order="left").get_column("t")
+        frames.append(frame)
+        received.append(times)
+    if not frames:
+        return Parsed(pl.DataFrame(), pl.Series("received", [], dtype=pl.Int64), quarantined)
+    return Parsed(concat_frames(frames), pl.concat(received).alias("received"), quarantined)

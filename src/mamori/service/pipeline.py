@@ -1,0 +1,203 @@
+"""The pipeline thread: spool -> parse -> lake -> detection -> alerts, one micro-batch at a time.
+
+Each batch ends with one database transaction holding its alerts, its quarantined records, the
+correlation state and the spool checkpoint: that transaction is the commit point. After a crash, lake
+files past the checkpoint are deleted and their spool entries replayed, so every acknowledged event is
+stored once and every alert is counted once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import polars as pl
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mamori.collect.spool import Spool
+from mamori.service.alerting import AlertBook, apply, draft, settle
+from mamori.service.detection import DetectionStage
+from mamori.service.metrics import Metrics
+from mamori.service.parse import parse_entries
+from mamori.sources.base import ReadOptions
+from mamori.store.lake import Lake
+from mamori.store.records import QuarantineRecord, ServiceState
+
+log = logging.getLogger("mamori.service")
+CHECKPOINT = "spool_committed"
+CORRELATION = "correlation_state"
+MAINTENANCE_SECONDS = 30.0
+DEFAULT_OPTIONS = ReadOptions()
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """Batch size and wait, alert throttle window, retention, reader options."""
+
+    batch_rows: int = 20_000
+    batch_seconds: float = 0.5
+    throttle_seconds: float = 3600.0
+    retention_days: int = 30
+    retention_bytes_per_source: int = 0
+    options: ReadOptions = DEFAULT_OPTIONS
+
+
+def read_state(session: Session, key: str) -> bytes | None:
+    """A committed service state value."""
+    row = session.get(ServiceState, key)
+    return None if row is None else row.value
+
+
+def write_state(session: Session, key: str, value: bytes) -> None:
+    """Set a service state value (in the caller's transaction)."""
+    row = session.get(ServiceState, key)
+    if row is None:
+        session.add(ServiceState(key=key, value=value))
+    else:
+        row.value = value
+
+
+class Pipeline:
+    """Consumes the spool on its own thread; ``committed`` is the first spool entry not yet stored."""
+
+    def __init__(self, spool: Spool, lake: Lake, sessions: sessionmaker[Session], stage: DetectionStage,
+                 metrics: Metrics, settings: PipelineSettings) -> None:
+        self.spool = spool
+        self.lake = lake
+        self.sessions = sessions
+        self.stage = stage
+        self.metrics = metrics
+        self.settings = settings
+        self.committed = 0
+        self.last_batch_ns = 0
+        self.oldest_pending_ns = 0
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self.paused = threading.Event()  # set: no batch is taken (inputs keep spooling, up to the limit)
+        self._thread: threading.Thread | None = None
+        self._last_maintenance = 0.0
+        self.book = AlertBook(settings.throttle_seconds)
+
+    def recover(self) -> None:
+        """Resume from the last commit: drop uncommitted lake files, restore correlation state."""
+        with self.sessions() as session:
+            raw = read_state(session, CHECKPOINT)
+            state = read_state(session, CORRELATION)
+        self.committed = int(raw.decode()) if raw else 0
+        removed = self.lake.discard_from(self.committed)
+        if removed:
+            log.warning("removed %d uncommitted lake files; replaying the spool from entry %d", removed,
+                        self.committed)
+        if state:
+            self.stage.load_state(state)
+        self.spool.start_from(self.committed)
+        self.book.load(self.sessions)
+
+    def start(self) -> None:
+        """Start the consumer thread."""
+        self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the current batch and stop."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self.paused.is_set():
+                self._stop.wait(0.1)
+                continue
+            try:
+                self.step()
+                self.error = None
+            except Exception as exc:  # keep running: a failed batch is retried from the spool
+                self.error = f"{type(exc).__name__}: {exc}"
+                log.exception("pipeline batch failed; retrying from entry %d", self.committed)
+                self.metrics.inc("mamori_pipeline_errors_total")
+                self.lake.discard_from(self.committed)
+                self._stop.wait(1.0)
+
+    def step(self) -> int:
+        """Process one micro-batch (waiting up to the batch time for input); return the entries done."""
+        settings = self.settings
+        entries = self.spool.read(self.committed, settings.batch_rows, settings.batch_seconds)
+        if not entries:
+            self.oldest_pending_ns = 0
+            self._maintain()
+            return 0
+        started = time.perf_counter()
+        self.oldest_pending_ns = entries[0].received_ns
+        end = entries[-1].seq + 1
+        parsed = parse_entries(entries, settings.options)
+        parsed_at = time.perf_counter()
+        frame = parsed.frame
+        self.lake.write(frame, self.committed, end)
+        stored_at = time.perf_counter()
+        detections = self.stage.detect(frame) if frame.height else []
+        detected_at = time.perf_counter()
+        now = datetime.now(UTC)
+        drafts = draft(detections, frame, parsed.received_ns, self.book, now)
+        with self.sessions.begin() as session:
+            outcome, changes = apply(session, drafts, self.book, now)
+            for item in parsed.quarantined:
+                session.add(QuarantineRecord(received_at=now, input=item.where[:500], reason=item.reason,
+                                             raw=item.raw))
+            write_state(session, CORRELATION, self.stage.state())
+            write_state(session, CHECKPOINT, str(end).encode())
+        settle(self.book, changes)
+        self.spool.commit(end)
+        self.committed = end
+        done = time.perf_counter()
+        metrics = self.metrics
+        metrics.inc("mamori_events_stored_total", frame.height)
+        metrics.inc("mamori_quarantined_total", len(parsed.quarantined))
+        metrics.inc("mamori_alerts_created_total", outcome.created)
+        metrics.inc("mamori_alerts_updated_total", outcome.updated)
+        metrics.inc("mamori_batches_total")
+        for stage, seconds in (("parse", parsed_at - started), ("store", stored_at - parsed_at),
+                               ("detect", detected_at - stored_at), ("commit", done - detected_at)):
+            metrics.inc("mamori_stage_seconds_total", seconds, stage=stage)
+        for latency in outcome.latencies:
+            metrics.observe("mamori_ingest_to_alert_seconds", latency)
+        if frame.height:
+            received = parsed.received_ns.drop_nulls()
+            if received.len():
+                lag = time.time() - float(received.min()) / 1e9  # type: ignore[arg-type]
+                metrics.observe("mamori_ingest_to_store_seconds", max(lag, 0.0), frame.height)
+        self.last_batch_ns = time.time_ns()
+        self._maintain()
+        return len(entries)
+
+    def _maintain(self) -> None:
+        now = time.monotonic()
+        if now - self._last_maintenance < MAINTENANCE_SECONDS:
+            return
+        self._last_maintenance = now
+        removed = self.lake.apply_retention(self.settings.retention_days, self.settings.retention_bytes_per_source)
+        if removed:
+            self.metrics.inc("mamori_retention_files_removed_total", removed)
+        self.spool.prune()
+
+    def lag_seconds(self) -> float:
+        """Age of the oldest entry waiting to be stored (0 when caught up)."""
+        return 0.0 if not self.oldest_pending_ns else max(0.0, time.time() - self.oldest_pending_ns / 1e9)
+
+
+def stored_frame_count(lake: Lake) -> int:
+    """Rows in the lake (tests and statistics)."""
+    paths = lake.glob()
+    return sum(pl.scan_parquet(p).select(pl.len()).collect().item() for p in paths) if paths else 0
+
+
+def disabled_rules(sessions: sessionmaker[Session]) -> list[str]:
+    """Rules switched off through the API (kept across restarts)."""
+    from mamori.store.records import RuleSetting
+
+    with sessions() as session:
+        return list(session.scalars(select(RuleSetting.rule_id).where(RuleSetting.enabled.is_(False))))

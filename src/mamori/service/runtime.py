@@ -1,0 +1,127 @@
+"""The running service: builds the spool, lake, records database, detection stage, pipeline and inputs
+from the settings, and starts and stops them together (the API's lifespan drives it)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from mamori.collect.spool import Spool
+from mamori.collect.syslog_listen import InputCounters, SyslogInputs, tls_context
+from mamori.config import Settings
+from mamori.errors import MamoriError
+from mamori.service.detection import DetectionStage, load_stage
+from mamori.service.metrics import Metrics
+from mamori.service.pipeline import Pipeline, PipelineSettings, disabled_rules
+from mamori.sources.base import ReadOptions
+from mamori.store.db import make_engine, migrate, session_factory
+from mamori.store.lake import Lake
+
+log = logging.getLogger("mamori.service")
+
+
+def open_records(settings: Settings) -> tuple[Engine, sessionmaker[Session]]:
+    """Open (and migrate) the records database of these settings."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.db_url)
+    migrate(engine)
+    return engine, session_factory(engine)
+
+
+class Service:
+    """Everything behind ``mamori serve`` except the HTTP server."""
+
+    def __init__(self, settings: Settings, stage: DetectionStage | None = None) -> None:
+        self.settings = settings
+        self.started_at = time.time()
+        data = settings.data_dir
+        data.mkdir(parents=True, exist_ok=True)
+        self.engine, self.sessions = open_records(settings)
+        self.metrics = Metrics()
+        self.spool = Spool(data / "spool", segment_bytes=settings.spool_segment_bytes,
+                           max_pending_bytes=settings.spool_max_bytes, keep_seconds=settings.spool_keep_seconds)
+        self.lake = Lake(data / "lake")
+        self.stage = stage or load_stage(settings.rules, disabled_rules(self.sessions))
+        options = ReadOptions(default_timezone=settings.default_timezone)
+        self.pipeline = Pipeline(self.spool, self.lake, self.sessions, self.stage, self.metrics, PipelineSettings(
+            batch_rows=settings.batch_rows, batch_seconds=settings.batch_seconds,
+            throttle_seconds=settings.alert_throttle_seconds, retention_days=settings.retention_days,
+            retention_bytes_per_source=settings.retention_bytes_per_source, options=options))
+        self.pipeline.recover()
+        self.counters = InputCounters()
+        self.inputs = SyslogInputs(self.spool, settings.max_line_bytes, self.counters,
+                                   lambda kind, n: self.metrics.inc("mamori_events_received_total", n, input=kind))
+        self.ports: dict[str, int] = {}
+        self.tailer: Any = None
+        self._register_gauges()
+
+    def _register_gauges(self) -> None:
+        m = self.metrics
+        m.gauge("mamori_spool_pending_bytes", lambda: float(self.spool.pending_bytes),
+                "bytes received and durable but not yet stored (queue depth)")
+        m.gauge("mamori_spool_pending_entries", lambda: float(self.spool.next_seq - self.pipeline.committed),
+                "spool entries waiting for the pipeline")
+        m.gauge("mamori_pipeline_lag_seconds", self.pipeline.lag_seconds, "age of the oldest entry not yet stored")
+        m.gauge("mamori_udp_dropped_total", lambda: float(self.counters.dropped),
+                "UDP datagrams dropped because the spool was full")
+        m.gauge("mamori_input_rejected_total", lambda: float(self.counters.rejected),
+                "framing or decoding rejections (quarantined)")
+        m.gauge("mamori_rules_loaded", lambda: float(len(self.stage.rules())))
+
+    def rule_timing_lines(self, top: int = 50) -> list[str]:
+        """Prometheus lines for the slowest rules (seconds spent since start)."""
+        timings = sorted(self.stage.timings().items(), key=lambda kv: kv[1], reverse=True)[:top]
+        lines = ["# TYPE mamori_rule_seconds_total counter"]
+        lines += [f'mamori_rule_seconds_total{{rule="{rule}"}} {seconds:g}' for rule, seconds in timings]
+        return lines
+
+    async def start(self) -> None:
+        """Start the pipeline and the listeners; write the bound ports to ``service.json``."""
+        settings = self.settings
+        self.pipeline.start()
+        try:
+            if settings.syslog_tcp_port >= 0:
+                self.ports["syslog_tcp"] = await self.inputs.start_tcp(settings.host, settings.syslog_tcp_port)
+            if settings.syslog_udp_port >= 0:
+                self.ports["syslog_udp"] = await self.inputs.start_udp(settings.host, settings.syslog_udp_port)
+            if settings.syslog_tls_port >= 0:
+                if not settings.tls_cert or not settings.tls_key:
+                    raise MamoriError("syslog over TLS needs a certificate and a key",
+                                      where="syslog_tls_port", hint="set tls_cert and tls_key")
+                context = tls_context(str(settings.tls_cert), str(settings.tls_key))
+                self.ports["syslog_tls"] = await self.inputs.start_tcp(settings.host, settings.syslog_tls_port, context)
+        except OSError as exc:
+            raise MamoriError(f"cannot listen: {exc}", where=f"{settings.host}",
+                              hint="another process may hold the port; change it in the config") from exc
+        if settings.tail:
+            from mamori.collect.tail import Tailer
+
+            self.tailer = Tailer(list(settings.tail), self.spool, settings.data_dir / "tail-checkpoints.json",
+                                 source=settings.tail_source or None, max_line_bytes=settings.max_line_bytes)
+            self.tailer.start()
+
+    def write_ports(self, api_port: int) -> Path:
+        """Write where everything listens (``<data>/service.json``) so tools and tests can find it."""
+        self.ports["api"] = api_port
+        path = self.settings.data_dir / "service.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps({"host": self.settings.host, "pid": os.getpid(), **self.ports}))
+        os.replace(tmp, path)
+        return path
+
+    async def stop(self) -> None:
+        """Stop inputs first, then let the pipeline finish its batch, then close the spool."""
+        await self.inputs.close()
+        if self.tailer is not None:
+            self.tailer.stop()
+        await asyncio.to_thread(self.pipeline.stop)
+        self.spool.close()
+        self.engine.dispose()

@@ -1,0 +1,443 @@
+"""The shared read path of the text and JSON sources: frame a file into records, parse a batch of
+records with the format's column-wise parser, add the core columns and the OCSF fields.
+
+A format module supplies one ``Parser``: a Utf8 Series of record texts in, a DataFrame of the same
+height out, holding the original fields as Utf8 columns plus, optionally, ``_time`` (UTC), ``_host``
+and ``_error`` (why a record cannot be read; such records go to quarantine, not to the batch).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import polars as pl
+
+from mamori.events import schema
+from mamori.sources.base import ReadOptions, ReadProblem, ReadResult, Sniffer, SourceSpec
+from mamori.sources.text import decode, iter_line_chunks, open_binary
+from mamori.sources.timeparse import parse_auto
+
+ERROR = "_error"
+Parser = Callable[[pl.Series, ReadOptions], pl.DataFrame]
+UTC_NS = pl.Datetime("ns", "UTC")
+MAX_RAW_PROBLEM = 4000
+
+
+def _uids(source: str, origin: str, offsets: Sequence[int]) -> list[str]:
+    """The same ids as ``events.frame.event_uid``, with the common prefix hashed once."""
+    base = hashlib.blake2b(f"{source}\x1f{origin}\x1f".encode(), digest_size=12)
+    out = []
+    for offset in offsets:
+        h = base.copy()
+        h.update(b"%d" % offset)
+        out.append(h.hexdigest())
+    return out
+
+
+def finish(parsed: pl.DataFrame, raws: pl.Series, offsets: Sequence[int], *, source: str, origin: str,
+           normalise: bool = True, lines: Sequence[int] | None = None) -> ReadResult:
+    """Turn a parser's output into a ReadResult: drop and report the rows with ``_error``, add the
+    core columns (``_time``, ``_source``, ``_host``, ``_uid``, ``_origin``, ``_offset``, ``_raw``) and the
+    OCSF fields. ``lines`` are the line numbers problems are reported at when they differ from the
+    offsets (several JSON records on one line)."""
+    n = len(raws)
+    where = lines if lines is not None else offsets
+    frame = parsed
+    problems: list[ReadProblem] = []
+    offset_series = pl.Series(schema.OFFSET, list(offsets), dtype=pl.Int64)
+    raw_series = raws.cast(pl.Utf8).alias(schema.RAW)
+    if ERROR in frame.columns:
+        bad = frame[ERROR].is_not_null()
+        if bad.any():
+            for row in bad.arg_true().to_list():
+                problems.append(ReadProblem(f"{origin}:{where[row]}", str(frame[ERROR][row]),
+                                            str(raws[row] or "")[:MAX_RAW_PROBLEM]))
+            keep = ~bad
+            frame = frame.filter(keep)
+            offset_series = offset_series.filter(keep)
+            raw_series = raw_series.filter(keep)
+            n = frame.height
+        frame = frame.drop(ERROR)
+    times = frame[schema.TIME].cast(UTC_NS) if schema.TIME in frame.columns else pl.Series(
+        schema.TIME, [None] * n, dtype=UTC_NS)
+    hosts = frame[schema.HOST].cast(pl.Utf8) if schema.HOST in frame.columns else pl.Series(
+        schema.HOST, [None] * n, dtype=pl.Utf8)
+    fields = frame.drop([c for c in (schema.TIME, schema.HOST) if c in frame.columns])
+    clashes = {c: f"{c}_field" for c in fields.columns if schema.is_core_column(c)}
+    fields = fields.rename(clashes).select([pl.col(c).cast(pl.Utf8) for c in fields.columns])
+    core = pl.DataFrame([
+        times.alias(schema.TIME),
+        pl.Series(schema.SOURCE, [source] * n, dtype=pl.Utf8),
+        hosts.alias(schema.HOST),
+        pl.Series(schema.UID, _uids(source, origin, offset_series.to_list()), dtype=pl.Utf8),
+        pl.Series(schema.ORIGIN, [origin] * n, dtype=pl.Utf8),
+        offset_series,
+        raw_series,
+    ])
+    out = pl.concat([core, fields], how="horizontal") if fields.width else core
+    if normalise:
+        from mamori.events.ocsf import normalise as add_ocsf
+
+        out = add_ocsf(out, source)
+    return ReadResult(out, problems)
+
+
+def parse_records(texts: Sequence[str] | pl.Series, parser: Parser, *, source: str, origin: str = "<records>",
+                  offsets: Sequence[int] | None = None, options: ReadOptions | None = None,
+                  lines: Sequence[int] | None = None) -> ReadResult:
+    """Parse records already split (syslog datagrams, HTTP ingest, test samples) into one batch."""
+    numbers = list(offsets) if offsets is not None else list(range(1, len(texts) + 1))
+    raws = texts.alias(schema.RAW) if isinstance(texts, pl.Series) else pl.Series(schema.RAW, list(texts),
+                                                                                    dtype=pl.Utf8)
+    options = options or ReadOptions()
+    if len(raws) == 0:
+        return finish(pl.DataFrame(), raws, numbers, source=source, origin=origin)
+    return finish(parser(raws, options), raws, numbers, source=source, origin=origin, lines=lines)
+
+
+def read_lines(path: Path, options: ReadOptions, parser: Parser, *, source: str) -> Iterator[ReadResult]:
+    """Read a text log one line per record, in batches; blank lines are skipped."""
+    origin = str(path)
+    for first, lines in iter_line_chunks(path, options.encoding):
+        column = pl.Series("t", lines, dtype=pl.Utf8)
+        numbers = pl.int_range(first, first + len(lines), eager=True)
+        blank = column.str.strip_chars().str.len_bytes() == 0
+        if blank.any():
+            column, numbers = column.filter(~blank), numbers.filter(~blank)
+        for start in range(0, len(column), options.batch_rows):
+            texts = column.slice(start, options.batch_rows)
+            yield parse_records(texts, parser, source=source, origin=origin,
+                                offsets=numbers.slice(start, options.batch_rows).to_list(), options=options)
+
+
+# ---------------------------------------------------------------- JSON records
+
+def flatten(value: Any, prefix: str, out: dict[str, str | None]) -> None:
+    """Flatten nested objects to dotted keys (``userIdentity.type``); lists stay JSON text, an empty
+    object is ``{}``, booleans ``true``/``false``. (Hot path: exact type tests, no recursion per leaf.)"""
+    if type(value) is not dict:
+        if prefix:
+            out[prefix] = scalar_text(value)
+        return
+    _flatten_into(value, f"{prefix}." if prefix else "", out)
+
+
+def _flatten_into(value: dict[str, Any], prefix: str, out: dict[str, str | None]) -> None:
+    for key, item in value.items():
+        name = prefix + key
+        kind = type(item)
+        if kind is str:
+            out[name] = item
+        elif kind is dict:
+            if item:
+                _flatten_into(item, name + ".", out)
+            else:
+                out[name] = "{}"
+        elif item is None:
+            out[name] = None
+        elif item is True:
+            out[name] = "true"
+        elif item is False:
+            out[name] = "false"
+        elif kind is int or kind is float:
+            out[name] = str(item)
+        else:
+            out[name] = orjson.dumps(item).decode()
+
+
+def scalar_text(value: Any) -> str | None:
+    """Render a JSON value as the text Sigma compares: strings as is, true/false, numbers, JSON."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return orjson.dumps(value).decode()
+
+
+def columns_frame(rows: Sequence[dict[str, str | None]]) -> pl.DataFrame:
+    """Build a frame of Utf8 columns from flat records (missing keys are null)."""
+    n = len(rows)
+    columns: dict[str, list[str | None]] = {}
+    for i, row in enumerate(rows):
+        for key, value in row.items():
+            column = columns.get(key)
+            if column is None:
+                column = columns[key] = [None] * n
+            column[i] = value
+    if not columns:
+        return pl.DataFrame()
+    return pl.DataFrame([pl.Series(k, v, dtype=pl.Utf8) for k, v in columns.items()])
+
+
+def json_fields(texts: pl.Series, accept: Callable[[dict[str, Any]], str | None] | None = None) -> pl.DataFrame:
+    """Decode JSON record texts and flatten them; bad records get an ``_error`` reason.
+
+    ``accept`` returns None for an object the source reads, or why it refuses it.
+    """
+    rows: list[dict[str, str | None]] = []
+    for text in texts.to_list():
+        row: dict[str, str | None] = {}
+        try:
+            value = orjson.loads(text or "")
+        except orjson.JSONDecodeError as exc:
+            row[ERROR] = f"not valid JSON: {exc}"
+        else:
+            if not isinstance(value, dict):
+                row[ERROR] = "JSON value is not an object"
+            else:
+                reason = accept(value) if accept else None
+                if reason:
+                    row[ERROR] = reason
+                else:
+                    flatten(value, "", row)
+        rows.append(row)
+    return columns_frame(rows)
+
+
+def first_present(frame: pl.DataFrame, names: Sequence[str]) -> pl.Series | None:
+    """Return the first non-null value across the named columns, row by row (None if none exist)."""
+    present = [n for n in names if n in frame.columns]
+    if not present:
+        return None
+    return frame.select(pl.coalesce([pl.col(n) for n in present]).alias("v")).to_series()
+
+
+def iter_json_values(path: Path, options: ReadOptions) -> Iterator[tuple[int, str | None, str]]:
+    """Yield ``(line, compact JSON text or None, error or raw text)`` for every JSON value of a file:
+    JSON Lines, one document, an array, pretty-printed values one after another, and
+    ``{"Records": [...]}`` / ``{"records": [...]}`` / ``{"value": [...]}`` envelopes (CloudTrail, Azure,
+    Graph). Good values come as ``(line, text, text)``; bad ones as ``(line, None, reason + raw)``."""
+    with open_binary(path) as handle:
+        head = handle.read(1 << 20)
+    stripped = decode(head[:4096], options.encoding).lstrip("\ufeff \t\r\n")
+    if stripped.startswith(("[", "{")) and not _looks_like_json_lines(head):
+        with open_binary(path) as handle:
+            text = decode(handle.read(), options.encoding)
+        yield from _values_from_text(text)
+        return
+    for first, lines in iter_line_chunks(path, options.encoding):
+        for i, line in enumerate(lines):
+            if line.strip():
+                yield from _expand(first + i, line)
+
+
+def _looks_like_json_lines(head: bytes) -> bool:
+    """JSON Lines when the first non-blank line is a whole JSON object on its own (a pretty-printed
+    document's first line is not)."""
+    for line in head.split(b"\n"):
+        if line.strip():
+            try:
+                return isinstance(orjson.loads(line), dict)
+            except orjson.JSONDecodeError:
+                return False
+    return False
+
+
+def _expand(line: int, text: str) -> Iterator[tuple[int, str | None, str]]:
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        yield line, None, f"not valid JSON: {exc}\x00{text}"
+        return
+    yield from _expand_value(line, value, text)
+
+
+def _expand_value(line: int, value: Any, text: str | None) -> Iterator[tuple[int, str | None, str]]:
+    if isinstance(value, list):
+        for item in value:
+            yield from _expand_value(line, item, None)
+        return
+    if isinstance(value, dict):
+        for key in ("Records", "records", "value"):
+            inner = value.get(key)
+            if isinstance(inner, list) and len(value) <= 3 and all(isinstance(x, dict) for x in inner):
+                for item in inner:
+                    dumped = orjson.dumps(item).decode()
+                    yield line, dumped, dumped
+                return
+    dumped = text if text is not None else orjson.dumps(value).decode()
+    yield line, dumped, dumped
+
+
+def _values_from_text(text: str) -> Iterator[tuple[int, str | None, str]]:
+    decoder = json.JSONDecoder()
+    position, length = 0, len(text)
+    while position < length:
+        while position < length and text[position] in " \t\r\n\ufeff,":
+            position += 1
+        if position >= length:
+            break
+        line = text.count("\n", 0, position) + 1
+        try:
+            value, end = decoder.raw_decode(text, position)
+        except json.JSONDecodeError as exc:
+            newline = text.find("\n", position)
+            end = length if newline < 0 else newline + 1
+            yield line, None, f"not valid JSON: {exc.msg} (column {exc.colno})\x00{text[position:end].strip()}"
+            position = end
+            continue
+        yield from _expand_value(line, value, None)
+        position = end
+
+
+def read_json(path: Path, options: ReadOptions, parser: Parser, *, source: str) -> Iterator[ReadResult]:
+    """Read a JSON log (any framing, see ``iter_json_values``) in batches with a JSON ``parser``."""
+    origin = str(path)
+    texts: list[str] = []
+    numbers: list[int] = []
+    lines: list[int] = []
+    problems: list[ReadProblem] = []
+    last = 0
+    for line, text, other in iter_json_values(path, options):
+        if text is None:
+            reason, _, raw = other.partition("\x00")
+            problems.append(ReadProblem(f"{origin}:{line}", reason, raw[:MAX_RAW_PROBLEM]))
+            continue
+        texts.append(text)
+        last = line if line > last else last + 1  # unique offsets when one line holds several records
+        numbers.append(last)
+        lines.append(line)
+        if len(texts) >= options.batch_rows:
+            result = parse_records(texts, parser, source=source, origin=origin, offsets=numbers, options=options,
+                                   lines=lines)
+            result.problems[:0] = problems
+            yield result
+            texts, numbers, lines, problems = [], [], [], []
+    if texts or problems:
+        result = parse_records(texts, parser, source=source, origin=origin, offsets=numbers, options=options,
+                               lines=lines)
+        result.problems[:0] = problems
+        yield result
+
+
+# ---------------------------------------------------------------- source specs
+
+PARSERS: dict[str, Parser] = {}
+
+
+def text_source(name: str, description: str, parser: Parser, sniff: Sniffer, priority: int = 50) -> SourceSpec:
+    """A SourceSpec reading a text log one line per record with ``parser`` (also kept in ``PARSERS``,
+    so records that arrive one by one — syslog datagrams, samples — parse the same way)."""
+    PARSERS[name] = parser
+
+    def read(path: Path, options: ReadOptions) -> Iterator[ReadResult]:
+        return read_lines(path, options, parser, source=name)
+
+    return SourceSpec(name, description, read, sniff, priority)
+
+
+def json_source(name: str, description: str, parser: Parser, sniff: Sniffer, priority: int = 50) -> SourceSpec:
+    """A SourceSpec reading JSON records (any framing, gzip too) with ``parser``."""
+    PARSERS[name] = parser
+
+    def read(path: Path, options: ReadOptions) -> Iterator[ReadResult]:
+        return read_json(path, options, parser, source=name)
+
+    return SourceSpec(name, description, read, sniff, priority)
+
+
+def json_parser(time_fields: Sequence[str], host_fields: Sequence[str] = (),
+                accept: Callable[[dict[str, Any]], str | None] | None = None,
+                extra: Callable[[pl.DataFrame, ReadOptions], pl.DataFrame] | None = None,
+                zone: str | None = "UTC") -> Parser:
+    """A parser for JSON records: flatten each object, take the time from the first of ``time_fields``
+    present (ISO 8601 or epoch) and the host from ``host_fields``; ``extra`` may add columns. Times
+    without a zone are read in ``zone`` (cloud services write UTC), or the options' default zone
+    when ``zone`` is None."""
+
+    def parse(texts: pl.Series, options: ReadOptions) -> pl.DataFrame:
+        frame = json_fields(texts, accept)
+        return finish_json(frame, options, time_fields, host_fields, extra, zone)
+
+    return parse
+
+
+def finish_json(frame: pl.DataFrame, options: ReadOptions, time_fields: Sequence[str],
+                host_fields: Sequence[str] = (),
+                extra: Callable[[pl.DataFrame, ReadOptions], pl.DataFrame] | None = None,
+                zone: str | None = None) -> pl.DataFrame:
+    """Add ``_time`` and ``_host`` to flattened JSON records (and what ``extra`` computes)."""
+    if frame.width == 0:
+        return frame
+    if extra is not None:
+        frame = extra(frame, options)
+    stamp = first_present(frame, time_fields)
+    columns = []
+    if stamp is not None:
+        columns.append(parse_auto(stamp, zone or options.default_timezone).alias(schema.TIME))
+    host = first_present(frame, host_fields)
+    if host is not None:
+        columns.append(host.alias(schema.HOST))
+    return frame.with_columns(columns) if columns else frame
+
+
+def head_text(head: bytes) -> str:
+    """The first bytes of a file as text for sniffing (BOM and leading blanks removed)."""
+    return decode(head[:8192]).lstrip("\ufeff \t\r\n")
+
+
+def json_head_has(head: bytes, *markers: str, need: int = 1) -> bool:
+    """Sniff helper: the file starts like JSON and at least ``need`` of ``markers`` appear early on."""
+    text = head_text(head)
+    return text.startswith(("{", "[")) and sum(m in text for m in markers) >= need
+
+
+def dispatch(texts: pl.Series, options: ReadOptions, routes: Sequence[tuple[str, Parser]],
+             fallback: Parser | None = None) -> pl.DataFrame:
+    """Parse a batch whose records come in several shapes (a vendor's CSV, JSON and CEF): each record
+    goes to the first route whose regex finds a match in it, the rest to ``fallback`` (or gets an
+    ``_error``). Row order is kept."""
+    n = len(texts)
+    taken = pl.Series([False] * n)
+    parts: list[pl.DataFrame] = []
+    for pattern, parser in routes:
+        mask = texts.str.contains(pattern).fill_null(False) & ~taken
+        if mask.any():
+            index = mask.arg_true()
+            parts.append(parser(texts.filter(mask), options).with_columns(index.alias("_i")))
+            taken = taken | mask
+    if not taken.all():
+        index = (~taken).arg_true()
+        rest = texts.filter(~taken)
+        if fallback is not None:
+            part = fallback(rest, options)
+        else:
+            part = pl.DataFrame({ERROR: ["no known message shape"] * len(rest)})
+        parts.append(part.with_columns(index.alias("_i")) if part.width else pl.DataFrame({"_i": index}))
+    if not parts:
+        return pl.DataFrame()
+    return pl.concat(parts, how="diagonal_relaxed").sort("_i").drop("_i")
+
+
+def coalesce(*columns: pl.Series) -> pl.Series:
+    """Row by row, the first non-null value of the given Series (named after the first)."""
+    return pl.select(pl.coalesce([c.alias(f"c{i}") for i, c in enumerate(columns)])).to_series().alias(columns[0].name)
+
+
+def hstack(*frames: pl.DataFrame) -> pl.DataFrame:
+    """Put frames of the same height side by side, skipping those with no column (a key=value pass
+    that found no pair yields a frame with no column and no row)."""
+    kept = [f for f in frames if f.width]
+    if not kept:
+        return pl.DataFrame()
+    return pl.concat(kept, how="horizontal")
+
+
+def groups(texts: pl.Series, pattern: str) -> pl.DataFrame:
+    """Match ``pattern`` (with named groups) against every text: one column per group, null where it
+    does not match."""
+    return pl.DataFrame({"t": texts}).select(pl.col("t").str.extract_groups(pattern).alias("g")).unnest("g")
+
+
+def error_where(bad: pl.Series, reason: str) -> pl.Series:
+    """An ``_error`` column: ``reason`` where ``bad`` is true (or null), null elsewhere."""
+    return pl.select(pl.when(bad.fill_null(True)).then(pl.lit(reason)).otherwise(None)).to_series().alias(ERROR)

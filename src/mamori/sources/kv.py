@@ -1,0 +1,78 @@
+"""``key=value`` messages (FortiGate, Sophos, netfilter, CEF and LEEF extensions) to columns, in bulk.
+
+Pairs are found with one regex pass over the column, exploded, and pivoted back to one row per
+message, so no Python runs per line. Quoted values may hold spaces, ``=`` and escaped quotes.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+# key="quoted \"value\"" | key=bare  (FortiGate, Sophos, netfilter, Check Point)
+QUOTED_PAIR = r'[A-Za-z_][\w.\-]*=(?:"(?:[^"\\]|\\.)*"|[^\s"]*)'
+SEPARATOR = "\x1f"
+
+
+def pairs_frame(pairs: pl.Series, *, unquote: bool = True) -> pl.DataFrame:
+    """Pivot a column of lists of ``key=value`` strings into one Utf8 column per key (first one wins).
+
+    Quoted values lose their quotes and their ``\\"`` / ``\\\\`` escapes when ``unquote`` is set. A batch
+    with no pair at all gives a frame with no column."""
+    n = len(pairs)
+    exploded = pl.DataFrame({"kv": pairs}).with_row_index("_r").explode("kv").drop_nulls("kv")
+    split = exploded["kv"].str.splitn("=", 2)
+    key = split.struct.field("field_0")
+    value = split.struct.field("field_1")
+    if unquote:
+        quoted = value.str.starts_with('"') & value.str.ends_with('"') & (value.str.len_bytes() >= 2)
+        if quoted.any():
+            inner = value.str.slice(1, value.str.len_chars() - 2)
+            escaped = inner.str.contains("\\", literal=True)
+            if escaped.any():
+                inner = pl.select(pl.when(escaped).then(
+                    inner.str.replace_all('\\"', '"', literal=True).str.replace_all("\\\\", "\\", literal=True)
+                ).otherwise(inner)).to_series()
+            value = pl.select(pl.when(quoted).then(inner).otherwise(value)).to_series()
+    long = pl.DataFrame({"_r": exploded["_r"], "key": key, "value": value}).filter(
+        pl.col("value").is_not_null() & (pl.col("key") != ""))
+    if long.height == 0:
+        return pl.DataFrame()
+    wide = long.pivot(on="key", index="_r", values="value", aggregate_function="first")
+    if wide.height != n:
+        wide = pl.DataFrame({"_r": pl.arange(0, n, eager=True).cast(pl.UInt32)}).join(
+            wide, on="_r", how="left", maintain_order="left")
+    return wide.drop("_r").select([pl.col(c).cast(pl.Utf8) for c in wide.columns if c != "_r"])
+
+
+def parse_kv(texts: pl.Series, pattern: str = QUOTED_PAIR, *, commas: bool = True) -> pl.DataFrame:
+    """Parse ``key=value`` messages; with ``commas``, a comma before ``key=`` also separates pairs
+    (old FortiGate ``date=...,time=...``)."""
+    column = texts.cast(pl.Utf8)
+    if commas:
+        column = pl.select(
+            pl.when(column.str.contains(r'^\s*[\w.\-]+=[^\s"]*,[\w.\-]+='))
+            .then(column.str.replace_all(r',([A-Za-z_][\w.\-]*=)', " $1"))
+            .otherwise(column)
+        ).to_series()
+    return pairs_frame(column.str.extract_all(pattern))
+
+
+def parse_cef_extension(extension: pl.Series) -> pl.DataFrame:
+    """Parse CEF/ArcSight extensions: ``key=value`` where a value runs to the next `` key=`` and
+    ``\\=``, ``\\\\``, ``\\n`` are escapes; ``csNLabel=Name`` pairs stay as sent (mapping files alias them)."""
+    marked = extension.cast(pl.Utf8).str.replace_all(r"(?:^|\s+)([A-Za-z_][\w.\-\[\]]*)=", SEPARATOR + "${1}=")
+    lists = marked.str.split(SEPARATOR).list.eval(pl.element().filter(pl.element().str.contains("=")))
+    frame = pairs_frame(lists, unquote=False)
+    return frame.select([
+        pl.col(c).str.replace_all(r"\\=", "=").str.replace_all(r"\\n", "\n").str.replace_all(r"\\r", "\r")
+        .str.replace_all(r"\\\\", "\\").str.strip_chars_end()
+        for c in frame.columns
+    ])
+
+
+def split_kv(texts: pl.Series, pair_separator: str, key_value_separator: str = "=") -> pl.DataFrame:
+    """Parse messages whose pairs are split by one known separator (LEEF's tab, ``|`` or ``^``)."""
+    lists = texts.cast(pl.Utf8).str.split(pair_separator)
+    if key_value_separator != "=":
+        lists = lists.list.eval(pl.element().str.replace(key_value_separator, "=", literal=True))
+    return pairs_frame(lists, unquote=False)

@@ -1,0 +1,162 @@
+"""The event lake: Parquet files partitioned by day and source, one file per committed batch and partition.
+
+Layout: ``<root>/_day=YYYY-MM-DD/_src=<source>/b<first seq>-<end seq>.parquet``. A batch's files are
+named by the spool range they hold, so after a crash every file of an uncommitted range is deleted
+(``discard_from``) and the range is replayed: each event is stored exactly once. Sources carry
+different fields; readers union files by column name. Files are written then renamed (atomic).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from mamori.events import schema
+
+DAY = "_day"
+SRC = "_src"
+_FILE = re.compile(r"^b(\d{20})-(\d{20})\.parquet$")
+_SAFE = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+def _partition_value(text: str) -> str:
+    return _SAFE.sub("_", text) or "unknown"
+
+
+@dataclass(frozen=True)
+class LakeFile:
+    """One Parquet file of the lake: its path, day, source and spool range."""
+
+    path: Path
+    day: str
+    source: str
+    start: int
+    end: int
+
+
+class Lake:
+    """The Parquet lake under ``root``."""
+
+    def __init__(self, root: Path, fsync: bool = True) -> None:
+        self.root = root
+        self.fsync = fsync
+        root.mkdir(parents=True, exist_ok=True)
+
+    def files(self) -> list[LakeFile]:
+        """Every committed-or-pending batch file, oldest range first."""
+        found: list[LakeFile] = []
+        for day_dir in self.root.glob(f"{DAY}=*"):
+            for src_dir in day_dir.glob(f"{SRC}=*"):
+                for path in src_dir.iterdir():
+                    match = _FILE.match(path.name)
+                    if match:
+                        found.append(LakeFile(path, day_dir.name.split("=", 1)[1], src_dir.name.split("=", 1)[1],
+                                              int(match.group(1)), int(match.group(2))))
+        return sorted(found, key=lambda f: (f.start, f.day, f.source))
+
+    def discard_from(self, committed: int) -> int:
+        """Delete files of ranges at or after ``committed`` (written before a crash, never committed) and
+        temporary files; return how many went."""
+        removed = 0
+        for tmp in self.root.glob("**/*.tmp"):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+        for item in self.files():
+            if item.end > committed:
+                item.path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def write(self, frame: pl.DataFrame, start: int, end: int) -> list[Path]:
+        """Store a batch holding spool entries ``start`` to ``end`` (exclusive), one file per day and source."""
+        if frame.height == 0:
+            return []
+        today = datetime.now(UTC).date().isoformat()
+        days = frame.get_column(schema.TIME).dt.strftime("%Y-%m-%d").fill_null(today)
+        keyed = frame.with_columns(days.alias(DAY))
+        written: list[Path] = []
+        for (day, source), part in keyed.group_by([DAY, schema.SOURCE], maintain_order=True):
+            folder = self.root / f"{DAY}={day}" / f"{SRC}={_partition_value(str(source))}"
+            folder.mkdir(parents=True, exist_ok=True)
+            data = _normalise(part.drop(DAY))
+            target = folder / f"b{start:020d}-{end:020d}.parquet"
+            tmp = target.with_suffix(".tmp")
+            data.write_parquet(tmp, compression="zstd", statistics=True)
+            if self.fsync:
+                with tmp.open("rb") as handle:
+                    os.fsync(handle.fileno())
+            os.replace(tmp, target)
+            written.append(target)
+        return written
+
+    def glob(self, since: date | None = None, until: date | None = None, source: str | None = None) -> list[str]:
+        """Paths of the files that may hold events of this day range and source (partition pruning)."""
+        out = []
+        for item in self.files():
+            if since and item.day < since.isoformat():
+                continue
+            if until and item.day > until.isoformat():
+                continue
+            if source and item.source != _partition_value(source):
+                continue
+            out.append(str(item.path))
+        return out
+
+    def frames(self, since: date | None = None, until: date | None = None, source: str | None = None,
+               batch_files: int = 64) -> Iterator[pl.DataFrame]:
+        """Stream the stored events as batches (bounded memory), for retro-hunts."""
+        paths = self.glob(since, until, source)
+        for first in range(0, len(paths), batch_files):
+            frames = [pl.read_parquet(p) for p in paths[first:first + batch_files]]
+            yield pl.concat(frames, how="diagonal_relaxed")
+
+    def size_by_source(self) -> dict[str, int]:
+        """Bytes on disk per source."""
+        sizes: dict[str, int] = {}
+        for item in self.files():
+            sizes[item.source] = sizes.get(item.source, 0) + item.path.stat().st_size
+        return sizes
+
+    def apply_retention(self, days: int, bytes_per_source: int = 0, now: float | None = None) -> int:
+        """Delete day partitions older than ``days`` and, per source, the oldest days above
+        ``bytes_per_source`` (0: no size limit); return the files removed."""
+        removed = 0
+        today = datetime.fromtimestamp(time.time() if now is None else now, UTC).date()
+        oldest = (today - timedelta(days=days)).isoformat() if days > 0 else None
+        for day_dir in sorted(self.root.glob(f"{DAY}=*")):
+            day = day_dir.name.split("=", 1)[1]
+            if oldest and day < oldest:
+                removed += sum(1 for _ in day_dir.glob("*/*.parquet"))
+                shutil.rmtree(day_dir, ignore_errors=True)
+        if bytes_per_source > 0:
+            by_source: dict[str, list[LakeFile]] = {}
+            for item in self.files():
+                by_source.setdefault(item.source, []).append(item)
+            for items in by_source.values():
+                items.sort(key=lambda f: (f.day, f.start))
+                total = sum(f.path.stat().st_size for f in items)
+                for item in items:
+                    if total <= bytes_per_source:
+                        break
+                    total -= item.path.stat().st_size
+                    item.path.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
+
+def _normalise(frame: pl.DataFrame) -> pl.DataFrame:
+    """Fields as text (null-typed columns too), core columns as the schema says."""
+    casts = []
+    for name, dtype in frame.schema.items():
+        wanted = schema.CORE_SCHEMA.get(name, pl.Utf8())
+        if dtype != wanted:
+            casts.append(pl.col(name).cast(wanted, strict=False))
+    return frame.with_columns(casts) if casts else frame

@@ -1,0 +1,146 @@
+"""The REST API through HTTP with a real client against a real uvicorn server: auth, roles, ingest,
+search, alerts, rules, retro-hunt, health and metrics."""
+
+from __future__ import annotations
+
+import gzip
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+from api_fixtures import WHOAMI_RULE, Running
+
+RULE_ID = "0c1a0000-0000-4000-8000-000000000001"
+
+
+def _event(seq: int, command: str = "cmd /c whoami", host: str = "WS1") -> dict[str, Any]:
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {"EventTime": now, "Hostname": host, "EventID": 4688, "Channel": "Security",
+            "SourceName": "Microsoft-Windows-Security-Auditing", "NewProcessName": "C:\\Windows\\System32\\cmd.exe",
+            "CommandLine": command, "SubjectUserName": "alice", "seq": str(seq)}
+
+
+def _wait(predicate: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def test_every_api_route_refuses_a_request_without_a_valid_token(service: Running) -> None:
+    with httpx.Client(base_url=service.url) as client:
+        for method, path in [("GET", "/api/v1/events"), ("GET", "/api/v1/alerts"), ("GET", "/api/v1/rules"),
+                             ("POST", "/api/v1/ingest"), ("GET", "/api/v1/stats"), ("GET", "/metrics"),
+                             ("GET", "/api/v1/health"), ("POST", "/api/v1/hunt")]:
+            missing = client.request(method, path)
+            wrong = client.request(method, path, headers={"Authorization": "Bearer mamori_not-a-real-token"})
+            assert missing.status_code == 401, path
+            assert wrong.status_code == 401, path
+            assert missing.headers["www-authenticate"] == "Bearer"
+        assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_roles_limit_what_a_token_may_do(service: Running) -> None:
+    with httpx.Client(base_url=service.url) as client:
+        viewer, analyst = service.headers("viewer"), service.headers("analyst")
+        assert client.get("/api/v1/alerts", headers=viewer).status_code == 200
+        refused = client.post("/api/v1/ingest", headers=viewer, json=[{"a": 1}])
+        assert refused.status_code == 403
+        assert "analyst" in refused.json()["detail"]
+        assert client.post(f"/api/v1/rules/{RULE_ID}/disable", headers=analyst).status_code == 403
+        assert client.post("/api/v1/pipeline/pause", headers=analyst).status_code == 403
+        assert client.post("/api/v1/alerts/1/acknowledge", headers=viewer).status_code == 403
+        assert client.get("/api/v1/quarantine", headers=viewer).status_code == 403
+
+
+def test_ingested_events_are_searchable_and_raise_a_deduplicated_alert(service: Running) -> None:
+    analyst = service.headers("analyst")
+    with httpx.Client(base_url=service.url, headers=analyst) as client:
+        answer = client.post("/api/v1/ingest", json=[_event(i) for i in range(3)])
+        assert answer.status_code == 202
+        assert answer.json()["accepted"] == 3
+        ndjson = b"\n".join(orjson.dumps(_event(i, "notepad.exe", "WS2")) for i in range(3, 5))
+        answer = client.post("/api/v1/ingest", content=gzip.compress(ndjson),
+                             headers={"Content-Type": "application/x-ndjson", "Content-Encoding": "gzip"})
+        assert answer.status_code == 202
+        alerts = _wait(lambda: client.get("/api/v1/alerts", params={"rule_id": RULE_ID}).json()["alerts"])
+        assert len(alerts) == 1
+        alert = alerts[0]
+        assert alert["count"] == 3
+        assert alert["entities"]["host"] == "WS1"
+        assert alert["entities"]["user"] == "alice"
+        assert "CommandLine" in alert["explanation"]
+        found = _wait(lambda: client.get("/api/v1/events", params={"field": "Computer=WS2"}).json()["total"] == 2)
+        assert found
+        page = client.get("/api/v1/events", params={"q": "WHOAMI", "limit": 2}).json()
+        assert page["total"] == 3
+        assert len(page["events"]) == 2
+        assert {e["_uid"] for e in page["events"]} <= set(alert["event_uids"])
+        assert client.get("/api/v1/events", params={"source": "winjson", "since": "2000-01-01T00:00:00Z",
+                                                    "until": "2000-01-02T00:00:00Z"}).json()["total"] == 0
+        unknown = client.get("/api/v1/events", params={"field": "NoSuchField=1"})
+        assert unknown.status_code == 400
+        assert "NoSuchField" in unknown.json()["detail"]
+
+
+def test_an_alert_can_be_acknowledged_and_assigned_and_the_change_is_kept(service: Running) -> None:
+    with httpx.Client(base_url=service.url, headers=service.headers("analyst")) as client:
+        client.post("/api/v1/ingest", json=[_event(100, "whoami /all", "WS9")])
+        alert = _wait(lambda: client.get("/api/v1/alerts", params={"host": "WS9"}).json()["alerts"])[0]
+        assert client.post(f"/api/v1/alerts/{alert['id']}/acknowledge").json()["status"] == "acknowledged"
+        assigned = client.post(f"/api/v1/alerts/{alert['id']}/assign", json={"assignee": "hanako"}).json()
+        assert assigned["assignee"] == "hanako"
+        again = client.get(f"/api/v1/alerts/{alert['id']}").json()
+        assert (again["status"], again["assignee"]) == ("acknowledged", "hanako")
+        assert client.get("/api/v1/alerts", params={"assignee": "hanako"}).json()["total"] >= 1
+        assert client.get("/api/v1/alerts/999999").status_code == 404
+
+
+def test_a_disabled_rule_stops_alerting_without_restart_and_can_be_enabled_again(service: Running) -> None:
+    admin = service.headers("admin")
+    with httpx.Client(base_url=service.url, headers=admin) as client:
+        assert client.post(f"/api/v1/rules/{RULE_ID}/disable").json() == {"id": RULE_ID, "enabled": False}
+        rules = client.get("/api/v1/rules").json()["rules"]
+        assert [r["enabled"] for r in rules if r["id"] == RULE_ID] == [False]
+        client.post("/api/v1/ingest", json=[_event(200, "whoami", "WS-OFF")])
+        _wait(lambda: client.get("/api/v1/events", params={"field": "Computer=WS-OFF"}).json()["total"] == 1)
+        assert client.get("/api/v1/alerts", params={"host": "WS-OFF"}).json()["total"] == 0
+        client.post(f"/api/v1/rules/{RULE_ID}/enable")
+        client.post("/api/v1/ingest", json=[_event(201, "whoami", "WS-OFF")])
+        assert _wait(lambda: client.get("/api/v1/alerts", params={"host": "WS-OFF"}).json()["total"] == 1)
+
+
+def test_a_new_rule_can_be_hunted_over_stored_events_and_a_loaded_rule_tested(service: Running) -> None:
+    with httpx.Client(base_url=service.url, headers=service.headers("analyst")) as client:
+        client.post("/api/v1/ingest", json=[_event(300, "powershell -enc AAAA", "WS-HUNT")])
+        _wait(lambda: client.get("/api/v1/events", params={"field": "Computer=WS-HUNT"}).json()["total"] == 1)
+        rule = WHOAMI_RULE.replace("whoami", "-enc").replace("0c1a0000-0000-4000-8000-000000000001",
+                                                              "0c1a0000-0000-4000-8000-0000000000ff")
+        hunted = client.post("/api/v1/hunt", json={"rule": rule}, timeout=60).json()
+        assert [h["host"] for h in hunted["hits"]] == ["WS-HUNT"]
+        assert hunted["events_scanned"] >= 1
+        tested = client.post(f"/api/v1/rules/{RULE_ID}/test", json={"limit": 1000}, timeout=60).json()
+        assert tested["total"] >= 3
+        assert all("whoami" in h["explanation"].lower() for h in tested["hits"])
+        broken = client.post("/api/v1/hunt", json={"rule": "title: x\ndetection: {}\n"})
+        assert broken.status_code == 400
+
+
+def test_health_stats_metrics_and_openapi_describe_the_running_service(service: Running) -> None:
+    with httpx.Client(base_url=service.url, headers=service.headers("viewer")) as client:
+        health = client.get("/api/v1/health").json()
+        assert health["status"] == "ok"
+        assert set(health["inputs"]) >= {"syslog_tcp", "syslog_udp", "api"}
+        stats = client.get("/api/v1/stats").json()
+        assert stats["received"]["http"] >= 5
+        metrics = client.get("/metrics").text
+        for name in ("mamori_events_received_total", "mamori_spool_pending_bytes", "mamori_pipeline_lag_seconds",
+                     "mamori_quarantined_total", "mamori_rule_seconds_total", "mamori_ingest_to_alert_seconds"):
+            assert name in metrics
+        assert client.get("/openapi.json").json()["info"]["title"] == "Mamori SOC API"
+        assert client.get("/docs").status_code == 200

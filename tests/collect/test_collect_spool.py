@@ -1,0 +1,78 @@
+"""The spool: appends are durable and numbered, reads resume at the commit, a torn tail is cut off,
+the backlog is counted, idempotency keys survive a restart."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from mamori.collect.spool import Entry, Spool
+
+
+def _entry(n: int, key: str | None = None) -> Entry:
+    return Entry("syslog", "test", (f"line {n}a", f"line {n}b"), time.time_ns(), key)
+
+
+def test_entries_are_read_back_in_order_from_any_committed_point(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, segment_bytes=300)
+    seqs = [spool.append_wait(_entry(n)) for n in range(20)]
+    assert seqs == list(range(20))
+    assert len(spool.segments()) > 1
+    got = spool.read(0, 1000, 0.1)
+    assert [e.records[0] for e in got] == [f"line {n}a" for n in range(20)]
+    assert [e.seq for e in spool.read(7, 4, 0.1)] == [7, 8]
+    spool.close()
+
+
+def test_a_restart_resumes_after_the_commit_and_counts_only_the_backlog(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    for n in range(10):
+        spool.append_wait(_entry(n, key=f"k{n}"))
+    spool.commit(6)
+    spool.close()
+    again = Spool(tmp_path)
+    again.start_from(6)
+    assert again.next_seq == 10
+    assert [e.seq for e in again.read(6, 100, 0.1)] == [6, 7, 8, 9]
+    assert 0 < again.pending_bytes < 4 * 200
+    assert "k3" in again.keys
+    again.commit(10)
+    assert again.pending_bytes == 0
+    assert again.append_wait(_entry(10)) == 10
+    again.close()
+
+
+def test_a_torn_write_at_the_end_is_cut_off_and_numbering_goes_on(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    for n in range(3):
+        spool.append_wait(_entry(n))
+    spool.close()
+    segment = spool.segments()[-1][1]
+    with segment.open("ab") as handle:
+        handle.write(b"MW\x10\x00\x00\x00garbage")  # a crash in the middle of a write
+    again = Spool(tmp_path)
+    assert again.next_seq == 3
+    assert again.append_wait(_entry(3)) == 3
+    assert [e.seq for e in again.read(0, 100, 0.1)] == [0, 1, 2, 3]
+    again.close()
+
+
+def test_the_spool_reports_full_when_the_backlog_reaches_its_limit(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_pending_bytes=500)
+    while not spool.full:
+        spool.append_wait(_entry(0))
+    spool.commit(spool.next_seq)
+    assert not spool.full
+    spool.close()
+
+
+def test_committed_old_segments_are_pruned_with_their_keys(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, segment_bytes=200, keep_seconds=0)
+    for n in range(10):
+        spool.append_wait(_entry(n, key=f"k{n}"))
+    before = len(spool.segments())
+    spool.commit(10)
+    removed = spool.prune(now=time.time() + 10)
+    assert removed == before - 1
+    assert "k0" not in spool.keys
+    spool.close()

@@ -1,0 +1,88 @@
+"""File tailing: new lines are spooled once, rotation and truncation are followed, checkpoints survive a
+restart, EVTX files dropped in a folder are read whole."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import orjson
+from mamori_testing import shared_data
+
+from mamori.collect.spool import Spool
+from mamori.collect.tail import Tailer
+
+
+def _lines(spool: Spool) -> list[str]:
+    return [line for entry in spool.read(0, 1_000_000, 0.05) if entry.fmt != "quarantine" for line in entry.records]
+
+
+def test_new_lines_are_spooled_once_and_a_partial_line_waits_for_its_end(tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "auth.log"
+    log.parent.mkdir()
+    log.write_bytes(b"<13>Oct 11 22:14:15 host sshd[1]: one\n<13>Oct 11 22:14:16 host sshd[1]: tw")
+    spool = Spool(tmp_path / "spool")
+    tailer = Tailer([log.parent], spool, tmp_path / "cp.json")
+    assert tailer.poll() == 1
+    assert tailer.poll() == 0
+    with log.open("ab") as handle:
+        handle.write(b"o\n")
+    assert tailer.poll() == 1
+    assert [line.rsplit(" ", 1)[1] for line in _lines(spool)] == ["one", "two"]
+    tailer.close()
+    spool.close()
+
+
+def test_rotation_and_truncation_are_followed(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("a1\na2\n")
+    spool = Spool(tmp_path / "spool")
+    tailer = Tailer([log], spool, tmp_path / "cp.json")
+    tailer.poll()
+    with log.open("a") as handle:
+        handle.write("a3\n")
+    os.rename(log, tmp_path / "app.log.1")  # rotated: a3 was written just before
+    log.write_text("b1\n")
+    tailer.poll()
+    log.write_text("c1\n")  # truncated in place and rewritten (copytruncate)
+    tailer.poll()
+    assert _lines(spool) == ["a1", "a2", "a3", "b1", "c1"]
+    tailer.close()
+    spool.close()
+
+
+def test_a_restart_resumes_from_the_checkpoint_without_duplicates(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("x1\nx2\n")
+    spool = Spool(tmp_path / "spool")
+    crashed = tmp_path / "cp.json"
+    for step in range(3):
+        if step == 1:
+            with log.open("a") as handle:
+                handle.write("x3\n")
+            checkpoint = orjson.loads(crashed.read_bytes())
+        if step == 2:
+            crashed.write_bytes(orjson.dumps(checkpoint))  # a crash lost the last checkpoint save
+        tailer = Tailer([log], spool, crashed)
+        tailer.poll()
+        tailer.close()
+    assert _lines(spool) == ["x1", "x2", "x3"]
+    spool.close()
+
+
+def test_an_evtx_file_dropped_in_a_folder_is_read_once_it_stops_growing(tmp_path: Path) -> None:
+    samples = sorted(shared_data("evtx-attack-samples").rglob("*.evtx"))
+    sample = next(p for p in samples if 20_000 < p.stat().st_size < 200_000)
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "sample.evtx").write_bytes(sample.read_bytes())
+    spool = Spool(tmp_path / "spool")
+    tailer = Tailer([drop], spool, tmp_path / "cp.json")
+    assert tailer.poll() == 0  # first sight: wait for a stable size
+    read = tailer.poll()
+    assert read > 0
+    assert tailer.poll() == 0
+    first = orjson.loads(_lines(spool)[0])
+    assert "EventID" in first
+    tailer.close()
+    spool.close()

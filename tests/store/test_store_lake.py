@@ -1,0 +1,76 @@
+"""The event lake and the records database: partitions, exactly-once recovery, search, retention, migrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+from sqlalchemy import inspect
+
+from mamori.errors import MamoriError
+from mamori.events.frame import build_frame
+from mamori.store.db import make_engine, migrate
+from mamori.store.lake import Lake
+from mamori.store.query import EventQuery, search_events, stored_uids
+
+
+def _frame(source: str, count: int, day: datetime, start: int = 0, **fields: str) -> pl.DataFrame:
+    return build_frame([{"n": str(start + i), **fields} for i in range(count)], source=source, origin="o",
+                       offsets=list(range(start, start + count)),
+                       times_ns=[int(day.timestamp() * 1e9) + i for i in range(count)],
+                       hosts=["h"] * count, raws=[f"raw text {start + i} {source}" for i in range(count)])
+
+
+def test_batches_land_in_day_and_source_partitions_with_differing_columns(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    today = datetime.now(UTC)
+    batch = pl.concat([_frame("winjson", 3, today, Image="a.exe"), _frame("syslog", 2, today - timedelta(days=1),
+                                                                          program="sshd")], how="diagonal")
+    lake.write(batch, 0, 5)
+    assert sorted((f.day, f.source) for f in lake.files()) == [
+        ((today - timedelta(days=1)).date().isoformat(), "syslog"), (today.date().isoformat(), "winjson")]
+    page = search_events(lake, EventQuery(limit=10))
+    assert page.total == 5
+    assert {e.get("Image") for e in page.events} == {"a.exe", None}
+    assert search_events(lake, EventQuery(fields={"program": "sshd"})).total == 2
+    assert search_events(lake, EventQuery(text="3 WINJSON")).total == 0
+    assert search_events(lake, EventQuery(text="2 winjson")).total == 1
+    assert search_events(lake, EventQuery(source="syslog", since=today - timedelta(hours=1))).total == 0
+    with pytest.raises(MamoriError, match="no stored event has a field"):
+        search_events(lake, EventQuery(fields={"Nope": "1"}))
+
+
+def test_files_of_an_uncommitted_range_are_discarded_so_a_replay_stores_once(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    now = datetime.now(UTC)
+    lake.write(_frame("winjson", 3, now), 0, 4)
+    lake.write(_frame("winjson", 3, now, start=3), 4, 9)  # written, then a crash before the commit
+    assert lake.discard_from(4) == 1
+    lake.write(_frame("winjson", 3, now, start=3), 4, 9)  # the replay
+    uids = stored_uids(lake)
+    assert len(uids) == len(set(uids)) == 6
+
+
+def test_retention_removes_old_days_and_the_oldest_data_above_the_size_limit(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    now = datetime.now(UTC)
+    lake.write(_frame("syslog", 5, now - timedelta(days=40)), 0, 1)
+    lake.write(_frame("syslog", 5, now - timedelta(days=2)), 1, 2)
+    lake.write(_frame("syslog", 5, now), 2, 3)
+    assert lake.apply_retention(30) == 1
+    assert len(lake.files()) == 2
+    newest = max(lake.files(), key=lambda f: f.start)
+    assert lake.apply_retention(30, bytes_per_source=newest.path.stat().st_size) == 1
+    assert [f.start for f in lake.files()] == [2]
+
+
+def test_migrations_create_every_table_and_run_again_harmlessly(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'records.db'}")
+    migrate(engine)
+    migrate(engine)
+    tables = set(inspect(engine).get_table_names())
+    assert {"users", "api_tokens", "alerts", "rule_settings", "quarantine", "service_state", "audit_log",
+            "alembic_version"} <= tables
+    engine.dispose()
