@@ -22,10 +22,19 @@ from typing import Any
 import orjson
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "evtx-attack-samples"
-BENIGN_IMAGES = ["C:\\Windows\\System32\\svchost.exe", "C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe",
-                 "C:\\Windows\\explorer.exe", "C:\\Program Files\\Microsoft Office\\root\\Office16\\OUTLOOK.EXE",
-                 "C:\\Windows\\System32\\RuntimeBroker.exe", "C:\\Windows\\System32\\taskhostw.exe",
-                 "C:\\Program Files\\Microsoft VS Code\\Code.exe", "C:\\Windows\\System32\\SearchIndexer.exe"]
+BENIGN_PROCESSES = [  # (image, command line, parent image): everyday activity on a Windows desktop
+    ("C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe",
+     '"C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe" https://intranet.example/{n}',
+     "C:\\Windows\\explorer.exe"),
+    ("C:\\Windows\\System32\\notepad.exe", '"C:\\Windows\\System32\\notepad.exe" C:\\Users\\u\\notes{n}.txt',
+     "C:\\Windows\\explorer.exe"),
+    ("C:\\Program Files\\Microsoft VS Code\\Code.exe", '"C:\\Program Files\\Microsoft VS Code\\Code.exe" .',
+     "C:\\Windows\\explorer.exe"),
+    ("C:\\Windows\\System32\\taskhostw.exe", "taskhostw.exe", "C:\\Windows\\System32\\svchost.exe"),
+    ("C:\\Windows\\System32\\SearchProtocolHost.exe", "SearchProtocolHost.exe Global\\UsGthrFltPipeMssGthrPipe{n}",
+     "C:\\Windows\\System32\\SearchIndexer.exe"),
+]
+BROWSER = "C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe"
 
 
 def attack_events() -> list[dict[str, Any]]:
@@ -49,15 +58,14 @@ def benign_event(rng: random.Random, number: int) -> dict[str, Any]:
         return {"EventID": "4624", "Channel": "Security", "Provider_Name": "Microsoft-Windows-Security-Auditing",
                 "Computer": host, "TargetUserName": user, "LogonType": str(rng.choice([2, 3, 10])),
                 "IpAddress": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}"}
-    image = rng.choice(BENIGN_IMAGES)
     if kind == 1:
+        image, command, parent = rng.choice(BENIGN_PROCESSES)
         return {"EventID": "1", "Channel": "Microsoft-Windows-Sysmon/Operational",
                 "Provider_Name": "Microsoft-Windows-Sysmon", "Computer": host, "User": f"CORP\\{user}",
-                "Image": image, "CommandLine": f"\"{image}\" --type=renderer --id={number}",
-                "ParentImage": "C:\\Windows\\explorer.exe", "ProcessId": str(rng.randrange(100, 60000)),
-                "Hashes": f"SHA256={rng.getrandbits(256):064X}"}
+                "Image": image, "CommandLine": command.format(n=number), "ParentImage": parent,
+                "ProcessId": str(rng.randrange(100, 60000)), "Hashes": f"SHA256={rng.getrandbits(256):064X}"}
     return {"EventID": "3", "Channel": "Microsoft-Windows-Sysmon/Operational",
-            "Provider_Name": "Microsoft-Windows-Sysmon", "Computer": host, "User": f"CORP\\{user}", "Image": image,
+            "Provider_Name": "Microsoft-Windows-Sysmon", "Computer": host, "User": f"CORP\\{user}", "Image": BROWSER,
             "DestinationIp": f"52.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}",
             "DestinationPort": "443", "Protocol": "tcp", "Initiated": "true"}
 
@@ -69,10 +77,8 @@ def build_lines(count: int, attack_share: float = 0.05, seed: int = 7) -> list[b
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     lines: list[bytes] = []
     for number in range(count):
-        if attacks and rng.random() < attack_share:
-            event = dict(rng.choice(attacks))
-        else:
-            event = benign_event(rng, number)
+        attack = bool(attacks) and rng.random() < attack_share
+        event = dict(rng.choice(attacks)) if attack else benign_event(rng, number)
         event["EventTime"] = now
         event["seq"] = number
         host = str(event.get("Computer") or "host").split(".")[0] or "host"

@@ -44,6 +44,7 @@ def _stamp(r: random.Random) -> str:
 
 
 def gen_syslog(r: random.Random) -> str:
+    """One generated syslog record."""
     kind = r.random()
     if kind < 0.4:
         return (f"{_stamp(r)} web{r.randint(1, 9)} sshd[{r.randint(100, 99999)}]: Failed password for "
@@ -57,6 +58,7 @@ def gen_syslog(r: random.Random) -> str:
 
 
 def gen_auditd(r: random.Random) -> str:
+    """One generated auditd record."""
     serial = r.randint(1, 10**6)
     if r.random() < .5:
         return (f"type=SYSCALL msg=audit(1700000000.{r.randint(100, 999)}:{serial}): arch=c000003e syscall=59 "
@@ -66,6 +68,7 @@ def gen_auditd(r: random.Random) -> str:
 
 
 def gen_cef(r: random.Random) -> str:
+    """One generated cef record."""
     return (f"CEF:0|Vendor|Firewall|1.0|{r.randint(100, 999)}|Connection blocked|{r.randint(1, 10)}|"
             f"rt={1700000000000 + r.randint(0, 10**6)} src={_ip(r)} dst={_ip(r)} spt={r.randint(1024, 65535)} "
             f"dpt={r.choice([22, 80, 443, 3389])} proto=TCP act=blocked suser={_user(r)} msg=Policy Deny all "
@@ -73,11 +76,13 @@ def gen_cef(r: random.Random) -> str:
 
 
 def gen_leef(r: random.Random) -> str:
+    """One generated leef record."""
     return (f"LEEF:1.0|Vendor|Product|1.0|{r.randint(1, 99)}|src={_ip(r)}\tdst={_ip(r)}\tsrcPort={r.randint(1, 65535)}"
             f"\tdstPort=443\tusrName={_user(r)}\tdevTime={1700000000000 + r.randint(0, 10**6)}\tsev=5")
 
 
 def gen_fortigate(r: random.Random) -> str:
+    """One generated fortigate record."""
     return (f'date=2024-05-02 time=10:{r.randint(10, 59)}:55 devname="FGT-01" devid="FGT60F" '
             f"eventtime={1714614715000000000 + r.randint(0, 10**9)} tz=\"+0900\" logid=\"0000000013\" type=\"traffic\" "
             f'subtype="forward" level="notice" vd="root" srcip={_ip(r)} srcport={r.randint(1024, 65535)} '
@@ -87,6 +92,7 @@ def gen_fortigate(r: random.Random) -> str:
 
 
 def gen_paloalto(r: random.Random) -> str:
+    """One generated paloalto record."""
     return (f"1,2024/01/03 13:15:29,026701002040,TRAFFIC,end,2816,2024/01/03 13:15:{r.randint(10, 59)},{_ip(r)},"
             f"{_ip(r)},0.0.0.0,0.0.0.0,rule{r.randint(1, 9)},corp\\{_user(r)},,ssl,vsys1,trust,untrust,ethernet1/1,"
             f"ethernet1/2,Forward,2024/01/03 13:15:29,{r.randint(1, 10**6)},1,{r.randint(1024, 65535)},443,0,0,0x400019,"  # noqa: E501 (sample-data template)
@@ -95,6 +101,7 @@ def gen_paloalto(r: random.Random) -> str:
 
 
 def gen_cisco_asa(r: random.Random) -> str:
+    """One generated cisco_asa record."""
     if r.random() < .5:
         return (f"<166>Jun 07 2025 17:31:57: %ASA-6-302013: Built inbound TCP connection {r.randint(1, 10**6)} for "
                 f"outside:{_ip(r)}/{r.randint(1024, 65535)} ({_ip(r)}/51000) to inside:{_ip(r)}/443 ({_ip(r)}/443)")
@@ -103,58 +110,68 @@ def gen_cisco_asa(r: random.Random) -> str:
 
 
 def gen_checkpoint(r: random.Random) -> str:
+    """One generated checkpoint record."""
     return (f'syslog[action:"{r.choice(["Accept", "Drop"])}"; ifdir:"inbound"; ifname:"eth1"; origin:"{_ip(r)}"; '
             f'time:"{1617710462 + r.randint(0, 10**5)}"; dst:"{_ip(r)}"; proto:"6"; rule:"{r.randint(1, 200)}"; '
             f'rule_name:"Rule {r.randint(1, 200)}"; s_port:"{r.randint(1024, 65535)}"; service:"443"; src:"{_ip(r)}"; ]')  # noqa: E501 (sample-data template)
 
 
 def gen_juniper(r: random.Random) -> str:
+    """One generated juniper record."""
     return (f"<14>1 2024-03-01T10:00:00.000+09:00 srx RT_FLOW - RT_FLOW_SESSION_CREATE [junos@2636.1.1.1.2.26 "
             f'source-address="{_ip(r)}" source-port="{r.randint(1024, 65535)}" destination-address="{_ip(r)}" '
             f'destination-port="443" service-name="junos-https" policy-name="allow-web"] session created')
 
 
 def gen_squid(r: random.Random) -> str:
+    """One generated squid record."""
     return (f"{1700000000 + r.randint(0, 10**6)}.{r.randint(100, 999)} {r.randint(1, 9999):6d} {_ip(r)} "
             f"TCP_MISS/200 {r.randint(100, 10**6)} GET http://cdn{r.randint(1, 99)}.example.com/path/{r.randint(1, 10**6)}"  # noqa: E501 (sample-data template)
             f".js?v={r.randint(1, 99)} - HIER_DIRECT/{_ip(r)} application/javascript")
 
 
 def gen_webaccess(r: random.Random) -> str:
+    """One generated webaccess record."""
     return (f'{_ip(r)} - - [10/Oct/2024:13:{r.randint(10, 59)}:36 +0900] "GET /app/{r.randint(1, 10**5)}'
             f'?id={r.randint(1, 999)} HTTP/1.1" {r.choice([200, 302, 404, 500])} {r.randint(100, 10**5)} '
             f'"https://www.example.jp/" "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120"')
 
 
 def gen_bind(r: random.Random) -> str:
+    """One generated bind record."""
     return (f"29-Jan-2024 10:00:{r.randint(10, 59)}.123 queries: info: client @0x7f{r.randint(10, 99)} {_ip(r)}#"
             f"{r.randint(1024, 65535)} (h{r.randint(1, 10**5)}.example.jp): query: h{r.randint(1, 10**5)}.example.jp "
             f"IN {r.choice(['A', 'AAAA', 'TXT'])} +E(0)K (10.0.0.53)")
 
 
 def gen_windns(r: random.Random) -> str:
+    """One generated windns record."""
     return (f"6/5/2013 10:20:{r.randint(10, 59)} AM 0E70 PACKET  00000000033397A0 UDP Rcv {_ip(r)}    5b47   Q "
             f"[0001   D   NOERROR] A      (3)www(7)example{r.randint(1, 999)}(3)com(0)")
 
 
 def gen_esxi(r: random.Random) -> str:
+    """One generated esxi record."""
     return (f"<166>1 2024-02-01T08:00:00.000Z esx01 Hostd - - - info hostd[{r.randint(1000, 9999999)}] "
             f"[Originator@6876 sub=Vimsvc.ha-eventmgr opID=esxui-{r.randint(1, 9999)}] Event {r.randint(1, 10**6)} : "
             f"User {_user(r)}@{_ip(r)} logged in as pyvmomi")
 
 
 def gen_openvpn(r: random.Random) -> str:
+    """One generated openvpn record."""
     return (f"2024-09-05 14:39:{r.randint(10, 59)} {_user(r)}/{_ip(r)}:{r.randint(1024, 65535)} TLS: soft reset "
             f"sec=3289/3289 bytes=781236/-1 pkts=3065/0")
 
 
 def gen_keyvalue(r: random.Random) -> str:
+    """One generated keyvalue record."""
     return (f'device="SFW" date=2020-05-16 time=02:54:39 timezone="+11" device_name="SG330" log_id=0509016160 '
             f'log_type="Firewall" log_component="Firewall Rule" status="Deny" src_ip={_ip(r)} dst_ip={_ip(r)} '
             f'dst_port={r.randint(1, 65535)} protocol="TCP" user_name="{_user(r)}"')
 
 
 def gen_sysmon_linux(r: random.Random) -> str:
+    """One generated sysmon_linux record."""
     return ('<Event><System><Provider Name="Linux-Sysmon" Guid="{ff032593}"/><EventID>1</EventID><Version>5</Version>'
             '<TimeCreated SystemTime="2021-10-14T11:07:39.523940000Z"/><EventRecordID>3</EventRecordID>'
             '<Execution ProcessID="2345" ThreadID="2345"/><Channel>Linux-Sysmon/Operational</Channel>'
@@ -166,6 +183,7 @@ def gen_sysmon_linux(r: random.Random) -> str:
 
 
 def gen_zeek(r: random.Random) -> str:
+    """One generated zeek record."""
     return (f"{1320279566 + r.randint(0, 10**6)}.452687\tC{r.randint(10**8, 10**9)}\t{_ip(r)}\t{r.randint(1024, 65535)}"
             f"\t{_ip(r)}\t53\tudp\th{r.randint(1, 10**5)}.example.co.jp\tA\tNOERROR\t93.184.216.34\tF")
 
@@ -175,6 +193,7 @@ ZEEK_HEADER = ("#separator \\x09\n#path\tdns\n#fields\tts\tuid\tid.orig_h\tid.or
 
 
 def gen_cloudtrail(r: random.Random) -> str:
+    """One generated cloudtrail record."""
     return ('{"eventVersion":"1.08","userIdentity":{"type":"IAMUser","principalId":"AID","arn":"arn:aws:iam::1:user/'
             f'{_user(r)}","accountId":"1","userName":"{_user(r)}"}},"eventTime":"2024-04-01T00:00:{r.randint(10, 59)}Z",'  # noqa: E501 (sample-data template)
             '"eventSource":"s3.amazonaws.com","eventName":"' + r.choice(["GetObject", "PutObject", "ListBuckets"])
@@ -185,6 +204,7 @@ def gen_cloudtrail(r: random.Random) -> str:
 
 
 def gen_azure(r: random.Random) -> str:
+    """One generated azure record."""
     return (f'{{"time":"2024-01-01T00:00:{r.randint(10, 59)}.1234567Z","resourceId":"/tenants/t/providers/Microsoft.aadiam",'  # noqa: E501 (sample-data template)
             '"operationName":"Sign-in activity","category":"SignInLogs","tenantId":"t","resultType":"'
             + r.choice(["0", "50126"]) + f'","callerIpAddress":"{_ip(r)}","properties":{{"userPrincipalName":'
@@ -193,6 +213,7 @@ def gen_azure(r: random.Random) -> str:
 
 
 def gen_m365(r: random.Random) -> str:
+    """One generated m365 record."""
     return (f'{{"CreationTime":"2020-09-29T08:59:{r.randint(10, 59)}","Id":"{r.randint(1, 10**9)}","Operation":"'
             + r.choice(["UserLoggedIn", "FileAccessed", "MailItemsAccessed"]) + '","OrganizationId":"o",'
             f'"RecordType":15,"ResultStatus":"Succeeded","UserKey":"k","UserType":0,"Workload":"AzureActiveDirectory",'
@@ -200,12 +221,14 @@ def gen_m365(r: random.Random) -> str:
 
 
 def gen_okta(r: random.Random) -> str:
+    """One generated okta record."""
     return (f'{{"actor":{{"id":"00u1","type":"User","alternateId":"{_user(r)}@example.jp"}},"client":{{"ipAddress":'
             f'"{_ip(r)}"}},"eventType":"user.session.start","outcome":{{"result":"SUCCESS"}},'
             f'"published":"2024-01-01T01:02:{r.randint(10, 59)}.456Z","uuid":"{r.randint(1, 10**9)}"}}')
 
 
 def gen_gcp_audit(r: random.Random) -> str:
+    """One generated gcp_audit record."""
     return (f'{{"protoPayload":{{"methodName":"storage.objects.get","serviceName":"storage.googleapis.com",'
             f'"authenticationInfo":{{"principalEmail":"{_user(r)}@example.jp"}},"requestMetadata":{{"callerIp":'
             f'"{_ip(r)}"}}}},"resource":{{"type":"gcs_bucket"}},"timestamp":"2024-05-01T00:00:{r.randint(10, 59)}Z",'
@@ -213,34 +236,40 @@ def gen_gcp_audit(r: random.Random) -> str:
 
 
 def gen_suricata(r: random.Random) -> str:
+    """One generated suricata record."""
     return (f'{{"timestamp":"2024-01-07T19:54:{r.randint(10, 59)}.712927+0000","flow_id":{r.randint(1, 10**15)},'
             f'"event_type":"flow","src_ip":"{_ip(r)}","src_port":{r.randint(1024, 65535)},"dest_ip":"{_ip(r)}",'
             '"dest_port":443,"proto":"TCP","flow":{"pkts_toserver":5,"bytes_toserver":500,"state":"closed"}}')
 
 
 def gen_k8s_audit(r: random.Random) -> str:
+    """One generated k8s_audit record."""
     return (f'{{"kind":"Event","auditID":"{r.randint(1, 10**9)}","verb":"get","user":{{"username":"{_user(r)}"}},'
             f'"sourceIPs":["{_ip(r)}"],"objectRef":{{"resource":"pods","namespace":"default"}},'
             f'"responseStatus":{{"code":200}},"requestReceivedTimestamp":"2024-03-03T03:03:{r.randint(10, 59)}.33Z"}}')
 
 
 def gen_github_audit(r: random.Random) -> str:
+    """One generated github_audit record."""
     return (f'{{"@timestamp":{1685465626150 + r.randint(0, 10**6)},"_document_id":"{r.randint(1, 10**9)}",'
             f'"action":"repo.access","actor":"{_user(r)}","org":"o","repo":"o/r"}}')
 
 
 def gen_journald(r: random.Random) -> str:
+    """One generated journald record."""
     return (f'{{"__CURSOR":"s={r.randint(1, 10**9)}","__REALTIME_TIMESTAMP":"{1717200000000000 + r.randint(0, 10**9)}",'
             f'"_HOSTNAME":"web01","SYSLOG_IDENTIFIER":"sshd","_PID":"99","PRIORITY":"6",'
             f'"MESSAGE":"Failed password for {_user(r)} from {_ip(r)} port 22 ssh2"}}')
 
 
 def gen_ocsf(r: random.Random) -> str:
+    """One generated ocsf record."""
     return (f'{{"class_uid":3002,"category_uid":3,"activity_id":1,"type_uid":300201,"time":{1731328594225 + r.randint(0, 10**6)},'  # noqa: E501 (sample-data template)
             f'"user":{{"name":"{_user(r)}"}},"src_endpoint":{{"ip":"{_ip(r)}"}},"metadata":{{"version":"1.3.0"}}}}')
 
 
 def gen_zeek_json(r: random.Random) -> str:
+    """One generated zeek_json record."""
     return (f'{{"_path":"dns","ts":{1320279566 + r.randint(0, 10**6)}.45,"uid":"C{r.randint(1, 10**9)}","id.orig_h":"{_ip(r)}",'  # noqa: E501 (sample-data template)
             f'"id.orig_p":{r.randint(1024, 65535)},"id.resp_h":"10.0.0.53","id.resp_p":53,"query":"h{r.randint(1, 99)}.jp",'  # noqa: E501 (sample-data template)
             '"qtype_name":"A","rcode_name":"NOERROR"}')

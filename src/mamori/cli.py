@@ -86,20 +86,22 @@ def _parse_time(value: str | None) -> datetime | None:
 @click.option("--no-cache", is_flag=True, help="Do not use or write the compiled rule cache.")
 @click.option("--workers", type=int, help="Reader processes (default: one per core).")
 @click.option("--no-explain", is_flag=True, help="Skip the per-detection explanation.")
+@click.option("--quarantine", type=click.Path(path_type=Path),
+              help="Append records that could not be read (file, line, reason, text) to this JSONL file.")
 @click.option("--quiet", "-q", is_flag=True, help="No terminal summary.")
 def hunt(paths: tuple[Path, ...], rule_paths: tuple[Path, ...], source: str | None, output_format: str,
          output: Path | None, min_level: str | None, since: str | None, until: str | None,
          rule_ids: tuple[str, ...], tags: tuple[str, ...], encoding: str | None, default_timezone: str,
-         no_cache: bool, workers: int | None, no_explain: bool, quiet: bool) -> None:
+         no_cache: bool, workers: int | None, no_explain: bool, quarantine: Path | None, quiet: bool) -> None:
     """Run the Sigma rules over log files or folders (.evtx, JSON/JSONL, and every source Mamori reads)."""
     _run(lambda: _hunt(paths, rule_paths, source, output_format, output, min_level, since, until, rule_ids, tags,
-                       encoding, default_timezone, no_cache, workers, no_explain, quiet))
+                       encoding, default_timezone, no_cache, workers, no_explain, quarantine, quiet))
 
 
 def _hunt(paths: tuple[Path, ...], rule_paths: tuple[Path, ...], source: str | None, output_format: str,
           output: Path | None, min_level: str | None, since: str | None, until: str | None,
           rule_ids: tuple[str, ...], tags: tuple[str, ...], encoding: str | None, default_timezone: str,
-          no_cache: bool, workers: int | None, no_explain: bool, quiet: bool) -> int:
+          no_cache: bool, workers: int | None, no_explain: bool, quarantine: Path | None, quiet: bool) -> int:
     from rich.console import Console
 
     from mamori.detect.sigma.rulestore import store_dir
@@ -117,8 +119,8 @@ def _hunt(paths: tuple[Path, ...], rule_paths: tuple[Path, ...], source: str | N
     filters = HuntFilters(min_level, _parse_time(since), _parse_time(until), rule_ids, tags)
     options = ReadOptions(encoding=encoding, default_timezone=default_timezone)
     result = run_hunt(list(paths), rules, source=source, options=options, filters=filters, use_cache=not no_cache,
-                      workers=workers, explain_matches=not no_explain)
-    console = Console(stderr=True)
+                      workers=workers, explain_matches=not no_explain, quarantine=quarantine)
+    console = Console(stderr=True, soft_wrap=True)
     if output is not None or output_format != "table":
         if output_format == "jsonl":
             if output is None:
@@ -212,7 +214,7 @@ def rules_list(rule_paths: tuple[Path, ...], refused: bool, output_format: str) 
                 table.add_row(label, str(count), "yes" if routed else "[yellow]no reader yet")
             console.print(table)
         for item in ruleset.refused:
-            console.print(f"[yellow]refused[/] {item.path}: {item.reason}")
+            console.print(f"[yellow]refused[/] {item.path}: {item.reason}", soft_wrap=True)
         return 0
 
     _run(run)

@@ -67,8 +67,14 @@ class FileReport:
 
     @property
     def complete(self) -> bool:
-        """True when every record of the file was read."""
-        return not self.problems
+        """True when nothing of the file was lost: bad records set aside with their text (quarantined)
+        count as read; a truncated file, a damaged chunk or an unreadable file do not."""
+        return all(p.raw and not p.fatal for p in self.problems)
+
+    @property
+    def quarantined(self) -> int:
+        """Records set aside with their text and the reason."""
+        return sum(1 for p in self.problems if p.raw and not p.fatal)
 
 
 @dataclass
@@ -153,11 +159,21 @@ def _counts(result: ReadResult) -> dict[str, int]:
     return dict(zip(counted.get_column(schema.ORIGIN).to_list(), counted.get_column("count").to_list(), strict=True))
 
 
+def worker_context() -> multiprocessing.context.BaseContext:
+    """Processes for readers: forked from a fresh server process where the platform allows (forking a
+    process whose Polars thread pool is running can deadlock the child), else spawned."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["mamori.hunt"])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
 def _read_all(files: list[tuple[str, Path]], options: ReadOptions, workers: int
               ) -> Iterator[Future[list[tuple[ReadResult, dict[str, int]]]] | list[tuple[ReadResult, dict[str, int]]]]:
     """Start reading: futures from a worker pool when it pays, else the results in this process."""
-    if workers > 1 and len(files) > 1 and "fork" in multiprocessing.get_all_start_methods():
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    if workers > 1 and len(files) > 1:
+        pool = ProcessPoolExecutor(workers, mp_context=worker_context())
         futures = [pool.submit(read_share, share, options) for share in _balance(files, workers * 2)]
         pool.shutdown(wait=False)
         yield from futures
@@ -176,6 +192,7 @@ def run_hunt(
     use_cache: bool = True,
     workers: int | None = None,
     explain_matches: bool = True,
+    quarantine: Path | None = None,
 ) -> HuntResult:
     """Hunt: read every input, run every rule, return the detections (rule metadata + event fields)."""
     started = time.perf_counter()
@@ -229,6 +246,10 @@ def run_hunt(
         if filters.keeps_rule(record["rule_id"], record["rule_level"], record["tags"]):
             detections.append(record)
     detections.sort(key=lambda d: (d["time"] or "", d["rule_id"]))
+    if quarantine is not None:
+        from mamori.sources.quarantine import write_quarantine
+
+        write_quarantine([p for r in reports.values() for p in r.problems], quarantine)
     return HuntResult(detections, ruleset, list(reports.values()), skipped, events,
                       time.perf_counter() - started, detector.unrouted)
 

@@ -119,11 +119,15 @@ class SigmaStage:
         return out
 
     def _explainer(self, rule: Rule, frame: pl.DataFrame, rows: tuple[int, ...]) -> Callable[[], tuple[str, ...]]:
+        done: list[tuple[str, ...]] = []
+
         def run() -> tuple[str, ...]:
-            picked = frame[list(rows[:MAX_EXPLAINED])]
-            masks = entry_masks(picked, self.detector.table.entries)
-            prepared = prepare(picked, self.detector.table.entries, masks, self.detector.fields)
-            return tuple(e.as_text() for e in explain(rule, prepared))
+            if not done:  # once per rule and batch, however many alert groups ask
+                picked = frame[list(rows[:MAX_EXPLAINED])]
+                masks = entry_masks(picked, self.detector.table.entries)
+                prepared = prepare(picked, self.detector.table.entries, masks, self.detector.fields)
+                done.append(tuple(e.as_text() for e in explain(rule, prepared)))
+            return done[0]
 
         return run
 

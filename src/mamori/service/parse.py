@@ -80,7 +80,7 @@ def _restamp(frame: pl.DataFrame, source: str, origins: Sequence[str], offsets: 
 def _json_payload(text: str) -> dict[str, Any] | None:
     """The Windows event a syslog line carries as JSON after its header, if any."""
     brace = text.find("{")
-    if brace < 0 or not text.endswith("}"):
+    if brace < 0 or not text.rstrip().endswith("}"):
         return None
     try:
         value = orjson.loads(text[brace:])

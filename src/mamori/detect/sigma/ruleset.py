@@ -87,10 +87,10 @@ def load_ruleset(
 def _parse_all(texts: list[tuple[str, bytes]], placeholders: Mapping[str, Sequence[str]] | None,
                workers: int | None) -> Parsed:
     count = workers or min(os.cpu_count() or 1, 4)
-    if count < 2 or len(texts) < PARALLEL_THRESHOLD or "fork" not in multiprocessing.get_all_start_methods():
+    if count < 2 or len(texts) < PARALLEL_THRESHOLD or "forkserver" not in multiprocessing.get_all_start_methods():
         return _parse_chunk((texts, placeholders))
     chunks = [(texts[i::count], placeholders) for i in range(count)]
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("forkserver")  # never fork a process with running threads
     with context.Pool(count - 1) as pool:
         pending = pool.map_async(_parse_chunk, chunks[1:])
         first = _parse_chunk(chunks[0])

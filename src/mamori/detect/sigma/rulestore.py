@@ -84,7 +84,7 @@ def _extract(archive: Path, destination: Path) -> None:
 
 def _download(url: str, destination: Path, timeout: float) -> None:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, destination.open("wb") as out:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=timeout) as response, destination.open("wb") as out:
             total = 0
             while chunk := response.read(1 << 20):
                 total += len(chunk)
