@@ -79,6 +79,8 @@ def build_lines(count: int, attack_share: float = 0.05, seed: int = 7) -> list[b
     for number in range(count):
         attack = bool(attacks) and rng.random() < attack_share
         event = dict(rng.choice(attacks)) if attack else benign_event(rng, number)
+        for key in [k for k in event if "SystemTime" in k or k.startswith("TimeCreated")]:
+            event[key] = now  # replayed attacks happen now, like the rest
         event["EventTime"] = now
         event["seq"] = number
         host = str(event.get("Computer") or "host").split(".")[0] or "host"

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import httpx
+import orjson
 
 from mamori.service.launch import ServiceProcess, seed_tokens
 
@@ -95,8 +96,10 @@ def main() -> None:
     began = last = time.monotonic()
     rss: list[float] = []
     p99s: list[float] = []
+    sent: float | None = None
+    output = ""
     try:
-        while generator.poll() is None or time.monotonic() - last < args.every:
+        while True:
             time.sleep(args.every)
             now = time.monotonic()
             sample = scrape(client)
@@ -116,16 +119,21 @@ def main() -> None:
                   f"{sample.get('mamori_spool_pending_bytes', 0) / 1e6:9.1f} {memory:8.0f} "
                   f"{'-' if p99 is None else f'{p99:g}':>12} {alerts:7.0f}", flush=True)
             previous, last = sample, now
-            if generator.poll() is not None and sample.get("mamori_spool_pending_bytes", 0) == 0:
+            if generator.poll() is not None and sent is None:
+                output = generator.communicate()[0]
+                sent = float(orjson.loads(output.strip().splitlines()[-1])["sent"])
+                drained_by = now + 300
+            if sent is not None and (sample.get("mamori_events_stored_total", 0) >= sent or now > drained_by):
                 break
-        output = generator.communicate()[0]
         total = time.monotonic() - began
         stored = previous.get("mamori_events_stored_total", 0) - first.get("mamori_events_stored_total", 0)
         overall = quantile(buckets(previous, "mamori_ingest_to_alert_seconds"), [], 0.99)
         stages = {k.split('"')[1]: v for k, v in previous.items() if k.startswith("mamori_stage_seconds_total")}
         print(f"generator: {output.strip()}")
-        print(f"summary: offered {args.rate:.0f}/s for {args.seconds:.0f}s; stored {stored:.0f} events in {total:.0f}s "
-              f"({stored / args.seconds:.0f}/s over the offered time); alert latency p99 <= {overall} s; "
+        print(f"summary: offered {args.rate:.0f}/s for {args.seconds:.0f}s; sent {sent or 0:.0f}; "
+              f"stored {stored:.0f} events "
+              f"in {total:.0f}s ({stored / total:.0f}/s); alert latency p99 <= {overall} s "
+              f"(windows: {sorted(p99s)}); "
               f"RSS min {min(rss or [0]):.0f} MB max {max(rss or [0]):.0f} MB; stage seconds {stages}")
     finally:
         generator.kill()

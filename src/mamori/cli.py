@@ -119,7 +119,7 @@ def _hunt(paths: tuple[Path, ...], rule_paths: tuple[Path, ...], source: str | N
     filters = HuntFilters(min_level, _parse_time(since), _parse_time(until), rule_ids, tags)
     options = ReadOptions(encoding=encoding, default_timezone=default_timezone)
     result = run_hunt(list(paths), rules, source=source, options=options, filters=filters, use_cache=not no_cache,
-                      workers=workers, explain_matches=not no_explain, quarantine=quarantine)
+                      workers=workers, explain_matches=not no_explain, quarantine=quarantine, fresh_process=True)
     console = Console(stderr=True, soft_wrap=True)
     if output is not None or output_format != "table":
         if output_format == "jsonl":

@@ -22,8 +22,8 @@ import polars as pl
 
 from mamori.detect.attack import level_rank, tactics_of, techniques_of
 from mamori.detect.sigma.correlation import BaseHit, CorrelationEngine, CorrelationHit
-from mamori.detect.sigma.engine import ROW, RULE_ID, Detector, entry_masks, prepare
-from mamori.detect.sigma.explain import explain
+from mamori.detect.sigma.engine import ROW, RULE_ID, SELECTIONS, Detector
+from mamori.detect.sigma.explain import explanation_text
 from mamori.detect.sigma.model import Rule, RuleSet
 from mamori.detect.sigma.ruleset import load_ruleset
 from mamori.errors import MamoriError
@@ -159,21 +159,25 @@ def _counts(result: ReadResult) -> dict[str, int]:
     return dict(zip(counted.get_column(schema.ORIGIN).to_list(), counted.get_column("count").to_list(), strict=True))
 
 
-def worker_context() -> multiprocessing.context.BaseContext:
-    """Processes for readers: forked from a fresh server process where the platform allows (forking a
-    process whose Polars thread pool is running can deadlock the child), else spawned."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
+def worker_context(fresh_process: bool = False) -> multiprocessing.context.BaseContext:
+    """Processes for readers. Forking is cheapest, but forking a process whose Polars thread pool is
+    already running can deadlock the child: so fork only a fresh process (the CLI, before any batch
+    work), else fork from a clean server process, else spawn."""
+    methods = multiprocessing.get_all_start_methods()
+    if fresh_process and "fork" in methods:
+        return multiprocessing.get_context("fork")
+    if "forkserver" in methods:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["mamori.hunt"])
         return context
     return multiprocessing.get_context("spawn")
 
 
-def _read_all(files: list[tuple[str, Path]], options: ReadOptions, workers: int
+def _read_all(files: list[tuple[str, Path]], options: ReadOptions, workers: int, fresh_process: bool
               ) -> Iterator[Future[list[tuple[ReadResult, dict[str, int]]]] | list[tuple[ReadResult, dict[str, int]]]]:
     """Start reading: futures from a worker pool when it pays, else the results in this process."""
     if workers > 1 and len(files) > 1:
-        pool = ProcessPoolExecutor(workers, mp_context=worker_context())
+        pool = ProcessPoolExecutor(workers, mp_context=worker_context(fresh_process))
         futures = [pool.submit(read_share, share, options) for share in _balance(files, workers * 2)]
         pool.shutdown(wait=False)
         yield from futures
@@ -193,14 +197,18 @@ def run_hunt(
     workers: int | None = None,
     explain_matches: bool = True,
     quarantine: Path | None = None,
+    fresh_process: bool = False,
 ) -> HuntResult:
-    """Hunt: read every input, run every rule, return the detections (rule metadata + event fields)."""
+    """Hunt: read every input, run every rule, return the detections (rule metadata + event fields).
+
+    ``fresh_process``: the caller guarantees no batch work ran in this process yet (the CLI), so reader
+    processes may be forked directly, the fastest start."""
     started = time.perf_counter()
     options = options or ReadOptions()
     filters = filters or HuntFilters()
     files, skipped = discover(paths, source)
     count = workers or max(1, min(os.cpu_count() or 1, 4))
-    pending = list(_read_all(files, options, count))  # readers start before rules load
+    pending = list(_read_all(files, options, count, fresh_process))  # readers start before rules load
     ruleset = load_ruleset(rule_sources, cache_dir=cache_dir, use_cache=use_cache, workers=1 if files else None)
     detector = Detector(ruleset)
     correlations = CorrelationEngine(ruleset.correlations, ruleset.rules)
@@ -215,9 +223,9 @@ def run_hunt(
 
     def run(frames: list[pl.DataFrame]) -> None:
         frame = concat_frames(frames) if len(frames) > 1 else frames[0]
-        hits = detector.detect(frame)
+        hits, prepared = detector.run(frame, explain=explain_matches)
         if hits.height:
-            detections.extend(_records(frame, hits, rules, detector, filters, silenced, explain_matches))
+            detections.extend(_records(prepared, hits, rules, filters, silenced))
             base_hits.extend(_base_hits(frame, hits, correlations))
 
     for item in pending:
@@ -262,20 +270,17 @@ def _iso(value: Any) -> str | None:
     return str(value)
 
 
-def _records(frame: pl.DataFrame, hits: pl.DataFrame, rules: dict[str, Rule], detector: Detector,
-             filters: HuntFilters, silenced: set[str], explain_matches: bool) -> list[dict[str, Any]]:
-    """Detection records for the hits of one batch."""
+def _records(prepared: pl.DataFrame, hits: pl.DataFrame, rules: dict[str, Rule], filters: HuntFilters,
+             silenced: set[str]) -> list[dict[str, Any]]:
+    """Detection records for the hits of one batch (``prepared``: the batch with rule-side names)."""
     out: list[dict[str, Any]] = []
-    prepared: pl.DataFrame | None = None
+    explained = SELECTIONS in hits.columns
     for (rule_id,), group in hits.group_by(RULE_ID, maintain_order=True):
         rule = rules[str(rule_id)]
         if rule.id in silenced or not filters.keeps_rule(rule.id, rule.level, rule.tags):
             continue
-        rows_index = group.get_column(ROW).to_numpy()
-        if prepared is None:
-            masks = entry_masks(frame, detector.table.entries)
-            prepared = prepare(frame, detector.table.entries, masks, detector.fields)
-        rows = prepared[rows_index]
+        rows = prepared[group.get_column(ROW).to_numpy()]
+        held = group.get_column(SELECTIONS).to_list() if explained else [None] * rows.height
         if filters.since or filters.until:
             times = rows.get_column(schema.TIME)
             keep = np.ones(rows.height, dtype=bool)
@@ -284,13 +289,14 @@ def _records(frame: pl.DataFrame, hits: pl.DataFrame, rules: dict[str, Rule], de
             if filters.until:
                 keep &= (times <= filters.until).fill_null(False).to_numpy()
             rows = rows.filter(pl.Series(keep))
+            held = [h for h, k in zip(held, keep, strict=True) if k]
             if rows.height == 0:
                 continue
         fields = [f for f in rule.referenced_fields() if f in rows.columns]
-        explanations = explain(rule, rows) if explain_matches else []
         tactics = [t.tag for t in tactics_of(rule.tags)]
         techniques = techniques_of(rule.tags)
-        for index, row in enumerate(rows.iter_rows(named=True)):
+        for row, selections in zip(rows.iter_rows(named=True), held, strict=True):
+            matched_fields = {f: row.get(f) for f in fields}
             record: dict[str, Any] = {
                 "rule_id": rule.id,
                 "rule_title": rule.title,
@@ -309,11 +315,11 @@ def _records(frame: pl.DataFrame, hits: pl.DataFrame, rules: dict[str, Rule], de
                 "source_file": row.get(schema.ORIGIN),
                 "source": row.get(schema.SOURCE),
                 "event_uid": row.get(schema.UID),
-                "fields": {f: row.get(f) for f in fields},
+                "fields": matched_fields,
             }
-            if explanations:
-                record["match"] = explanations[index].as_text()
-                record["selections"] = list(explanations[index].selections)
+            if selections is not None:
+                record["selections"] = selections
+                record["match"] = explanation_text(rule, selections, matched_fields)
             out.append(record)
     return out
 

@@ -104,8 +104,12 @@ def print_summary(result: HuntResult, console: Console, top: int = 15) -> None:
     files.add_column("events", justify="right")
     files.add_column("status")
     for report in sorted(result.files, key=lambda r: r.path)[:top]:
-        status = "ok" if not report.problems else (
-            f"[yellow]{report.quarantined} quarantined" if report.complete else f"[red]{len(report.problems)} problem(s)")
+        if not report.problems:
+            status = "ok"
+        elif report.complete:
+            status = f"[yellow]{report.quarantined} quarantined"
+        else:
+            status = f"[red]{len(report.problems)} problem(s)"
         files.add_row(report.path, report.source, str(report.events), status)
     if len(result.files) > top:
         files.add_row(f"... and {len(result.files) - top} more", "", "", "")

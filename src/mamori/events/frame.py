@@ -45,7 +45,9 @@ def build_frame(
         schema.TIME: pl.Series(schema.TIME, times_ns, dtype=pl.Int64).cast(pl.Datetime("ns", "UTC")),
         schema.SOURCE: pl.Series(schema.SOURCE, [source] * n, dtype=pl.Utf8),
         schema.HOST: pl.Series(schema.HOST, hosts, dtype=pl.Utf8),
-        schema.UID: pl.Series(schema.UID, [event_uid(source, g, o) for g, o in zip(origins, offsets, strict=True)], dtype=pl.Utf8),
+        schema.UID: pl.Series(
+            schema.UID, [event_uid(source, g, o) for g, o in zip(origins, offsets, strict=True)], dtype=pl.Utf8
+        ),
         schema.ORIGIN: pl.Series(schema.ORIGIN, origins, dtype=pl.Utf8),
         schema.OFFSET: pl.Series(schema.OFFSET, offsets, dtype=pl.Int64),
         schema.RAW: pl.Series(schema.RAW, raws, dtype=pl.Utf8),

@@ -1,7 +1,8 @@
 """Names of the columns every event batch carries, whatever its source.
 
 An event batch is a Polars DataFrame. Core columns carry a leading underscore (as Splunk's ``_time``
-and ``_raw``) so they never collide with a source's own fields (Zeek's ``uid`` and ``host``). Besides these core columns it holds the original fields of
+and ``_raw``) so they never collide with a source's own fields (Zeek's ``uid`` and ``host``).
+Besides these core columns it holds the original fields of
 the record under their own names (``Image``, ``CommandLine``, ``EventID``: Sigma rules address
 those) as strings, and OCSF-aligned normalised fields under dotted names (``src_endpoint.ip``).
 """

@@ -15,8 +15,8 @@ from typing import Protocol
 import polars as pl
 
 from mamori.detect.sigma.correlation import BaseHit, CorrelationEngine
-from mamori.detect.sigma.engine import ROW, RULE_ID, Detector, entry_masks, prepare
-from mamori.detect.sigma.explain import explain
+from mamori.detect.sigma.engine import ROW, RULE_ID, SELECTIONS, Detector
+from mamori.detect.sigma.explain import explanation_text, selection_fields
 from mamori.detect.sigma.model import Rule, RuleSet
 from mamori.events import schema
 
@@ -104,7 +104,7 @@ class SigmaStage:
 
     def detect(self, frame: pl.DataFrame) -> list[Detection]:
         """Run every enabled rule over the batch, then feed the correlations."""
-        hits = self.detector.detect(frame)
+        hits, prepared = self.detector.run(frame, explain=True)
         if hits.height == 0:
             return []
         out: list[Detection] = []
@@ -113,20 +113,23 @@ class SigmaStage:
             rows = tuple(int(r) for r in group.get_column(ROW).to_list())
             if rule.id in self.silenced:
                 continue
+            held = group.get_column(SELECTIONS).head(MAX_EXPLAINED).to_list() if SELECTIONS in group.columns else []
             out.append(Detection(rule.id, rule.title, rule.level, rule.author, tuple(rule.tags), rows,
-                                 explainer=self._explainer(rule, frame, rows)))
+                                 explainer=self._explainer(rule, prepared, rows, held)))
         out.extend(self._correlate(frame, hits))
         return out
 
-    def _explainer(self, rule: Rule, frame: pl.DataFrame, rows: tuple[int, ...]) -> Callable[[], tuple[str, ...]]:
+    def _explainer(self, rule: Rule, prepared: pl.DataFrame, rows: tuple[int, ...],
+                   held: list[list[str] | None]) -> Callable[[], tuple[str, ...]]:
         done: list[tuple[str, ...]] = []
 
         def run() -> tuple[str, ...]:
             if not done:  # once per rule and batch, however many alert groups ask
-                picked = frame[list(rows[:MAX_EXPLAINED])]
-                masks = entry_masks(picked, self.detector.table.entries)
-                prepared = prepare(picked, self.detector.table.entries, masks, self.detector.fields)
-                done.append(tuple(e.as_text() for e in explain(rule, prepared)))
+                picked = list(rows[:MAX_EXPLAINED])
+                fields = [f for f in selection_fields(rule, [s.name for s in rule.selections]) if f in prepared.columns]
+                values = prepared[picked].select(fields).to_dicts() if fields else [{} for _ in picked]
+                done.append(tuple(explanation_text(rule, selections or [], row)
+                                  for row, selections in zip(values, held or [None] * len(picked), strict=False)))
             return done[0]
 
         return run

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 import polars as pl
@@ -60,7 +61,7 @@ def _parse_into(path: Path, pending: _Pending) -> Iterator[None]:
     position = 0
     while True:
         try:
-            record = next(iterator)
+            item = next(iterator)
         except StopIteration:
             return
         except Exception as exc:  # the parser reports a damaged record or chunk and moves on
@@ -72,6 +73,9 @@ def _parse_into(path: Path, pending: _Pending) -> Iterator[None]:
                                                     fatal=True))
                 return
             continue
+        if not isinstance(item, dict):
+            continue
+        record: dict[str, Any] = item
         errors_in_row = 0
         position = int(record.get("event_record_id") or position + 1)
         data = record["data"]
@@ -113,8 +117,9 @@ def _truncation(path: Path) -> str | None:
             f"records after chunk {whole} (offset {HEADER_BLOCK + whole * CHUNK_SIZE}) are lost")
 
 
-def read_evtx_files(paths: Iterable[Path], options: ReadOptions = ReadOptions()) -> Iterator[ReadResult]:
+def read_evtx_files(paths: Iterable[Path], options: ReadOptions | None = None) -> Iterator[ReadResult]:
     """Stream many EVTX files as batches of up to ``options.batch_rows`` events gathered across files."""
+    options = options or ReadOptions()
     pending = _Pending()
     for path in paths:
         for _ in _parse_into(path, pending):
@@ -124,7 +129,7 @@ def read_evtx_files(paths: Iterable[Path], options: ReadOptions = ReadOptions())
         yield pending.flush()
 
 
-def read_evtx(path: Path, options: ReadOptions = ReadOptions()) -> Iterator[ReadResult]:
+def read_evtx(path: Path, options: ReadOptions | None = None) -> Iterator[ReadResult]:
     """Stream one EVTX file as event batches; bad records become problems, never a stop."""
     return read_evtx_files([path], options)
 

@@ -37,7 +37,7 @@ def parse_leef(texts: pl.Series, options: ReadOptions) -> pl.DataFrame:
     for sep in delimiter.unique().to_list():
         mask = delimiter == sep
         char = chr(int(sep[3:], 16)) if sep.startswith("HEX") else (sep or "\t")
-        split = attributes.filter(mask).str.split(char, literal=True).list.eval(
+        split = attributes.filter(mask).str.split(char).list.eval(
             pl.element().filter(pl.element().str.contains("=", literal=True)))
         pieces.append(pl.DataFrame({"_i": mask.arg_true(), "kv": split}))
     lists = pl.concat(pieces).sort("_i")["kv"]

@@ -65,8 +65,9 @@ def _decode_text(text: str, origin: str) -> Iterator[tuple[int, Any | None, str,
         position = end
 
 
-def read_winjson(path: Path, options: ReadOptions = ReadOptions()) -> Iterator[ReadResult]:
+def read_winjson(path: Path, options: ReadOptions | None = None) -> Iterator[ReadResult]:
     """Read Windows events from a JSON / JSONL file; undecodable or non-event values become problems."""
+    options = options or ReadOptions()
     origin = str(path)
     data = path.read_bytes()
     text = data.decode(options.encoding or "utf-8", errors="replace")
@@ -77,7 +78,7 @@ def read_winjson(path: Path, options: ReadOptions = ReadOptions()) -> Iterator[R
         if error is not None:
             problems.append(ReadProblem(f"{origin}:{line}", error, raw[:2000]))
             continue
-        if not looks_like_windows_event(value):
+        if not isinstance(value, dict) or not looks_like_windows_event(value):
             problems.append(ReadProblem(f"{origin}:{line}", "JSON value is not a Windows event", raw[:2000]))
             continue
         events.append(value)

@@ -89,7 +89,7 @@ class Lake:
             data = _normalise(part.drop(DAY))
             target = folder / f"b{start:020d}-{end:020d}.parquet"
             tmp = target.with_suffix(".tmp")
-            data.write_parquet(tmp, compression="zstd", statistics=True)
+            data.write_parquet(tmp, compression="lz4", statistics=True)
             if self.fsync:
                 with tmp.open("rb") as handle:
                     os.fsync(handle.fileno())
@@ -153,7 +153,11 @@ class Lake:
 
 
 def _normalise(frame: pl.DataFrame) -> pl.DataFrame:
-    """Fields as text (null-typed columns too), core columns as the schema says."""
+    """Fields as text, core columns as the schema says; fields empty in every row are left out (a batch
+    mixing sources has hundreds, and readers union files by name anyway)."""
+    height = frame.height
+    nulls = frame.null_count().row(0)
+    frame = frame.select([c for c, n in zip(frame.columns, nulls, strict=True) if c in schema.CORE_SCHEMA or n < height])
     casts = []
     for name, dtype in frame.schema.items():
         wanted = schema.CORE_SCHEMA.get(name, pl.Utf8())

@@ -19,45 +19,50 @@ def rule(detection: str) -> str:
     """
 
 
+def one(item: str) -> str:
+    """A rule with one selection holding one detection item."""
+    return rule(f"            sel:\n                {item}\n            condition: sel")
+
+
 def test_plain_value_is_case_insensitive_equality(match: Matcher) -> None:
     events = [{"Image": "C:\\Windows\\CMD.EXE"}, {"Image": "c:\\windows\\cmd.exe "}, {"Image": "c:\\windows\\cmd.exe"}]
-    r = rule("            sel:\n                Image: 'C:\\Windows\\cmd.exe'\n            condition: sel")
+    r = one("Image: 'C:\\Windows\\cmd.exe'")
     assert match(r, events) == [0, 2]
 
 
 def test_contains_startswith_endswith(match: Matcher) -> None:
     events = [{"CommandLine": "powershell -enc AAA"}, {"CommandLine": "cmd /c whoami"}, {"CommandLine": "x whoami"}]
-    assert match(rule("            sel:\n                CommandLine|contains: '-ENC'\n            condition: sel"),
+    assert match(one("CommandLine|contains: '-ENC'"),
                  events) == [0]
-    assert match(rule("            sel:\n                CommandLine|startswith: 'cmd'\n            condition: sel"),
+    assert match(one("CommandLine|startswith: 'cmd'"),
                  events) == [1]
-    assert match(rule("            sel:\n                CommandLine|endswith: 'WHOAMI'\n            condition: sel"),
+    assert match(one("CommandLine|endswith: 'WHOAMI'"),
                  events) == [1, 2]
 
 
 def test_list_values_are_or_and_all_makes_them_and(match: Matcher) -> None:
     events = [{"CommandLine": "net user /add"}, {"CommandLine": "net user"}, {"CommandLine": "net /add"}]
-    any_rule = rule("            sel:\n                CommandLine|contains:\n                    - 'user'\n"
-                    "                    - '/add'\n            condition: sel")
-    all_rule = rule("            sel:\n                CommandLine|contains|all:\n                    - 'user'\n"
-                    "                    - '/add'\n            condition: sel")
+    any_rule = one("CommandLine|contains:\n                    - 'user'\n"
+                    "                    - '/add'")
+    all_rule = one("CommandLine|contains|all:\n                    - 'user'\n"
+                    "                    - '/add'")
     assert match(any_rule, events) == [0, 1, 2]
     assert match(all_rule, events) == [0]
 
 
 def test_wildcards_and_escapes(match: Matcher) -> None:
     events = [{"F": "abc"}, {"F": "a*c"}, {"F": "axxc"}, {"F": "a?c"}, {"F": "a\\c"}]
-    assert match(rule("            sel:\n                F: 'a*c'\n            condition: sel"), events) == [0, 1, 2, 3, 4]
-    assert match(rule("            sel:\n                F: 'a?c'\n            condition: sel"), events) == [0, 1, 3, 4]
-    assert match(rule("            sel:\n                F: 'a\\*c'\n            condition: sel"), events) == [1]
-    assert match(rule("            sel:\n                F: 'a\\?c'\n            condition: sel"), events) == [3]
-    assert match(rule("            sel:\n                F: 'a\\c'\n            condition: sel"), events) == [4]
+    assert match(one("F: 'a*c'"), events) == [0, 1, 2, 3, 4]
+    assert match(one("F: 'a?c'"), events) == [0, 1, 3, 4]
+    assert match(one("F: 'a\\*c'"), events) == [1]
+    assert match(one("F: 'a\\?c'"), events) == [3]
+    assert match(one("F: 'a\\c'"), events) == [4]
 
 
 def test_cased_modifier_makes_matching_case_sensitive(match: Matcher) -> None:
     events = [{"F": "Mimikatz"}, {"F": "mimikatz"}]
-    assert match(rule("            sel:\n                F|cased: 'Mimikatz'\n            condition: sel"), events) == [0]
-    assert match(rule("            sel:\n                F|contains|cased: 'mimi'\n            condition: sel"),
+    assert match(one("F|cased: 'Mimikatz'"), events) == [0]
+    assert match(one("F|contains|cased: 'mimi'"),
                  events) == [1]
 
 
@@ -65,79 +70,79 @@ def test_base64_and_base64offset(match: Matcher) -> None:
     plain = base64.b64encode(b"http://evil").decode()
     shifted = [base64.b64encode(prefix + b"http://evil").decode() for prefix in (b"x", b"xy")]
     events = [{"F": f"a {plain} b"}, {"F": shifted[0]}, {"F": shifted[1]}, {"F": "aHR0cDovL2dvb2Q="}]
-    assert match(rule("            sel:\n                F|base64|contains: 'http://evil'\n            condition: sel"),
+    assert match(one("F|base64|contains: 'http://evil'"),
                  events) == [0]
-    assert match(rule("            sel:\n                F|base64offset|contains: 'http://evil'\n"
+    assert match(one("F|base64offset|contains: 'http://evil'\n"
                       "            condition: sel"), events) == [0, 1, 2]
 
 
 def test_utf16_wide_with_base64offset_finds_powershell_encoded_command(match: Matcher) -> None:
     encoded = base64.b64encode("IEX (New-Object Net.WebClient)".encode("utf-16-le")).decode()
     events = [{"CommandLine": f"powershell -e {encoded}"}, {"CommandLine": "powershell -e AAAA"}]
-    assert match(rule("            sel:\n                CommandLine|wide|base64offset|contains: 'New-Object'\n"
+    assert match(one("CommandLine|wide|base64offset|contains: 'New-Object'\n"
                       "            condition: sel"), events) == [0]
     utf16be = base64.b64encode("New-Object".encode("utf-16-be")).decode()
-    assert match(rule("            sel:\n                CommandLine|utf16be|base64|contains: 'New-Object'\n"
+    assert match(one("CommandLine|utf16be|base64|contains: 'New-Object'\n"
                       "            condition: sel"), [{"CommandLine": utf16be}, *events]) == [0]
 
 
 def test_windash_matches_every_dash_spelling(match: Matcher) -> None:
     events = [{"C": "ping -n 1"}, {"C": "ping /n 1"}, {"C": "ping \u2013n 1"}, {"C": "ping \u2014n 1"},
               {"C": "ping \u2015n 1"}, {"C": "ping n 1"}]
-    assert match(rule("            sel:\n                C|windash|contains: ' -n '\n            condition: sel"),
+    assert match(one("C|windash|contains: ' -n '"),
                  events) == [0, 1, 2, 3, 4]
 
 
 def test_re_is_case_sensitive_unless_i(match: Matcher) -> None:
     events = [{"C": "Invoke-Mimikatz"}, {"C": "invoke-mimikatz"}, {"C": "line1\nmimi"}]
-    assert match(rule("            sel:\n                C|re: 'Invoke-\\w+'\n            condition: sel"), events) == [0]
-    assert match(rule("            sel:\n                C|re|i: 'invoke-MIMI'\n            condition: sel"),
+    assert match(one("C|re: 'Invoke-\\w+'"), events) == [0]
+    assert match(one("C|re|i: 'invoke-MIMI'"),
                  events) == [0, 1]
-    assert match(rule("            sel:\n                C|re|m: '^mimi$'\n            condition: sel"), events) == [2]
-    assert match(rule("            sel:\n                C|re|s: 'line1.mimi'\n            condition: sel"), events) == [2]
+    assert match(one("C|re|m: '^mimi$'"), events) == [2]
+    assert match(one("C|re|s: 'line1.mimi'"), events) == [2]
 
 
 def test_re_with_lookahead_falls_back_to_python(match: Matcher) -> None:
     events = [{"C": "foo bar"}, {"C": "foo baz"}]
-    assert match(rule("            sel:\n                C|re: 'foo (?!bar)'\n            condition: sel"), events) == [1]
+    assert match(one("C|re: 'foo (?!bar)'"), events) == [1]
 
 
 def test_cidr_for_ipv4_and_ipv6(match: Matcher) -> None:
     events = [{"Ip": "10.1.2.3"}, {"Ip": "11.0.0.1"}, {"Ip": "fe80::1"}, {"Ip": "2001:db8::1"}, {"Ip": "junk"}]
-    r = rule("            sel:\n                Ip|cidr:\n                    - '10.0.0.0/8'\n"
-             "                    - 'fe80::/10'\n            condition: sel")
+    r = one("Ip|cidr:\n                    - '10.0.0.0/8'\n"
+             "                    - 'fe80::/10'")
     assert match(r, events) == [0, 2]
 
 
 def test_exists_true_and_false(match: Matcher) -> None:
     events = [{"A": "1"}, {"B": "2"}, {"A": ""}]
-    assert match(rule("            sel:\n                A|exists: true\n            condition: sel"), events) == [0, 2]
-    assert match(rule("            sel:\n                A|exists: false\n            condition: sel"), events) == [1]
+    assert match(one("A|exists: true"), events) == [0, 2]
+    assert match(one("A|exists: false"), events) == [1]
 
 
 def test_null_matches_absent_or_empty_fields(match: Matcher) -> None:
     events = [{"A": "1"}, {"B": "2"}, {"A": ""}]
-    assert match(rule("            sel:\n                A: null\n            condition: sel"), events) == [1, 2]
+    assert match(one("A: null"), events) == [1, 2]
 
 
 def test_numeric_comparisons(match: Matcher) -> None:
     events = [{"N": "5"}, {"N": "10"}, {"N": "15"}, {"N": "x"}]
-    assert match(rule("            sel:\n                N|gt: 5\n            condition: sel"), events) == [1, 2]
-    assert match(rule("            sel:\n                N|gte: 10\n            condition: sel"), events) == [1, 2]
-    assert match(rule("            sel:\n                N|lt: 10\n            condition: sel"), events) == [0]
-    assert match(rule("            sel:\n                N|lte: 10\n            condition: sel"), events) == [0, 1]
+    assert match(one("N|gt: 5"), events) == [1, 2]
+    assert match(one("N|gte: 10"), events) == [1, 2]
+    assert match(one("N|lt: 10"), events) == [0]
+    assert match(one("N|lte: 10"), events) == [0, 1]
 
 
 def test_fieldref_compares_two_fields(match: Matcher) -> None:
     events = [{"A": "bob", "B": "BOB"}, {"A": "bob", "B": "alice"}, {"A": "xbobx", "B": "bob"}]
-    assert match(rule("            sel:\n                A|fieldref: B\n            condition: sel"), events) == [0]
-    assert match(rule("            sel:\n                A|fieldref|contains: B\n            condition: sel"),
+    assert match(one("A|fieldref: B"), events) == [0]
+    assert match(one("A|fieldref|contains: B"),
                  events) == [0, 2]
 
 
 def test_expand_uses_placeholder_values(match: Matcher) -> None:
     events = [{"Computer": "ADMIN-PC1"}, {"Computer": "desk-7"}, {"Computer": "admin-pc2"}]
-    r = rule("            sel:\n                Computer|expand: '%Admins_Workstations%'\n            condition: sel")
+    r = one("Computer|expand: '%Admins_Workstations%'")
     assert match(r, events, placeholders={"Admins_Workstations": ["admin-pc1", "admin-pc2"]}) == [0, 2]
 
 
@@ -150,4 +155,4 @@ def test_keywords_search_every_field(match: Matcher) -> None:
 
 def test_integer_values_compare_as_text(match: Matcher) -> None:
     events = [{"EventID": 4688}, {"EventID": "4689"}]
-    assert match(rule("            sel:\n                EventID: 4688\n            condition: sel"), events) == [0]
+    assert match(one("EventID: 4688"), events) == [0]

@@ -18,12 +18,22 @@ import polars as pl
 
 from mamori.detect.sigma.evaluate import BatchEvaluator
 from mamori.detect.sigma.model import Rule, RuleSet
-from mamori.detect.sigma.plan import CONTAINS, ENDS, STARTS, Plan, plan_fields, plan_tests, rule_plan, uses_keywords
+from mamori.detect.sigma.plan import (
+    CONTAINS,
+    ENDS,
+    FIELDREF,
+    STARTS,
+    Plan,
+    plan_tests,
+    rule_plan,
+    selection_plan,
+)
 from mamori.events import schema
 from mamori.events.logsources import LogSource, LogSourceTable, MappingEntry, builtin_table, entry_mask
 
 ROW = "_row"
 RULE_ID = "rule_id"
+SELECTIONS = "selections"
 HITS_SCHEMA = {RULE_ID: pl.Utf8, ROW: pl.UInt32}
 
 
@@ -35,6 +45,7 @@ class RuleGroup:
     entry_indexes: list[int]
     rules: list[Rule] = field(default_factory=list)
     plans: list[Plan] = field(default_factory=list)
+    keyword_rules: set[str] = field(default_factory=set)  # rules searching the whole event text
 
 
 class Detector:
@@ -52,9 +63,9 @@ class Detector:
         self.rule_seconds: dict[str, float] = defaultdict(float)
         self.unrouted: list[Rule] = []
         self.fields: set[str] = set()
-        self.keywords = False
         self.literals: dict[tuple[str | None, bool], list[str]] = {}
         self._groups: dict[LogSource, RuleGroup] = {}
+        self._selection_plans: dict[str, list[tuple[str, Plan]]] = {}
         literal_sets: dict[tuple[str | None, bool], set[str]] = defaultdict(set)
         for rule in ruleset.rules:
             self._add(rule, literal_sets)
@@ -71,9 +82,14 @@ class Detector:
         plan = self.ruleset.plans.get(rule.id) or rule_plan(rule)
         group.rules.append(rule)
         group.plans.append(plan)
-        self.fields |= plan_fields(plan)
-        self.keywords = self.keywords or uses_keywords(plan)
-        for test in plan_tests(plan):
+        tests = plan_tests(plan)
+        for test in tests:
+            if test.field is None:
+                group.keyword_rules.add(rule.id)
+            else:
+                self.fields.add(test.field)
+                if test.kind == FIELDREF:
+                    self.fields.add(str(test.arg[0]))
             if test.kind in {CONTAINS, STARTS, ENDS}:
                 literal_sets[(test.field, test.cased)].add(str(test.arg))
 
@@ -91,14 +107,20 @@ class Detector:
 
     def detect(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Return the (rule_id, _row) pairs where a rule matches a row of ``frame``."""
+        return self.run(frame)[0]
+
+    def run(self, frame: pl.DataFrame, explain: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Detect, and give back the prepared batch too (rule-side field names filled in), so callers
+        can show the fields a rule matched on. With ``explain``, hits carry ``selections``: the
+        selections that held for that event, from the results the batch already computed."""
         if frame.height == 0 or not self._groups:
-            return pl.DataFrame(schema=HITS_SCHEMA)
+            return pl.DataFrame(schema=HITS_SCHEMA), frame
         masks = entry_masks(frame, self.table.entries)
         prepared = prepare(frame, self.table.entries, masks, self.fields)
-        keyword_columns = [c for c in frame.columns if not schema.is_core_column(c)] if self.keywords else None
-        evaluator = BatchEvaluator(prepared, keyword_columns, self.literals)
+        evaluator = BatchEvaluator(prepared, None, self.literals)
         rule_ids: list[str] = []
         rows: list[np.ndarray] = []
+        held: list[list[str]] = []
         for group in self._groups.values():
             if group.entry_indexes:
                 group_mask = np.any(masks[group.entry_indexes], axis=0)
@@ -106,23 +128,70 @@ class Detector:
                     continue
             else:
                 group_mask = np.ones(frame.height, dtype=bool)
+            keyword_view: _GroupView | None = None
             for rule, plan in zip(group.rules, group.plans, strict=True):
                 if rule.id in self.disabled:
                     continue
                 started = time.perf_counter()
-                if not evaluator.may_match(plan):
+                if rule.id in group.keyword_rules:
+                    if keyword_view is None:
+                        keyword_view = _GroupView(prepared, group_mask, self.literals)
+                    bits = keyword_view.evaluate(plan)
+                elif not evaluator.may_match(plan):
                     self.rule_seconds[rule.id] += time.perf_counter() - started
                     continue
-                bits = evaluator.evaluate(plan)
+                else:
+                    bits = evaluator.evaluate(plan)
                 if bits is not None:
                     matched = np.flatnonzero(bits & group_mask)
                     if len(matched):
                         rule_ids.extend([rule.id] * len(matched))
                         rows.append(matched)
+                        if explain:
+                            held.extend(self._selections_held(rule, evaluator, matched))
                 self.rule_seconds[rule.id] += time.perf_counter() - started
         if not rows:
-            return pl.DataFrame(schema=HITS_SCHEMA)
-        return pl.DataFrame({RULE_ID: rule_ids, ROW: np.concatenate(rows).astype(np.uint32)})
+            return pl.DataFrame(schema=HITS_SCHEMA), prepared
+        hits = pl.DataFrame({RULE_ID: rule_ids, ROW: np.concatenate(rows).astype(np.uint32)})
+        if explain:
+            hits = hits.with_columns(pl.Series(SELECTIONS, held, dtype=pl.List(pl.Utf8)))
+        return hits, prepared
+
+    def _selections_held(self, rule: Rule, evaluator: BatchEvaluator, matched: np.ndarray) -> list[list[str]]:
+        """For each matched row, the names of the rule's selections that hold there."""
+        plans = self._selection_plans.get(rule.id)
+        if plans is None:
+            plans = self._selection_plans[rule.id] = [(s.name, selection_plan(s)) for s in rule.selections]
+        columns = []
+        for name, plan in plans:
+            bits = evaluator.evaluate(plan)
+            columns.append((name, bits[matched] if bits is not None else np.zeros(len(matched), dtype=bool)))
+        return [[name for name, bits in columns if bits[i]] for i in range(len(matched))]
+
+
+class _GroupView:
+    """The rows of one rule group only, for keyword rules: the text of every field is joined for
+    these rows alone, not for the whole batch."""
+
+    def __init__(self, prepared: pl.DataFrame, group_mask: np.ndarray,
+                 literals: dict[tuple[str | None, bool], list[str]]) -> None:
+        self.index = np.flatnonzero(group_mask)
+        self.rows = len(group_mask)
+        sub = prepared[self.index]
+        text_columns = [
+            c for c, t in sub.schema.items()
+            if t == pl.Utf8 and not schema.is_core_column(c) and sub.get_column(c).null_count() < sub.height
+        ]
+        self.evaluator = BatchEvaluator(sub, text_columns, literals)
+
+    def evaluate(self, plan: Plan) -> np.ndarray | None:
+        """A plan's result over the whole batch (false outside the group)."""
+        bits = self.evaluator.evaluate(plan)
+        if bits is None:
+            return None
+        out = np.zeros(self.rows, dtype=bool)
+        out[self.index] = bits
+        return out
 
 
 def entry_masks(frame: pl.DataFrame, entries: tuple[MappingEntry, ...]) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -140,7 +141,8 @@ class BatchEvaluator:
         table[len(values)] = on_null
         if not table.any():
             return None
-        return table[codes]
+        rows: np.ndarray = table[codes]
+        return rows
 
     def _literal_index_for(self, field: str, test: Test, values: pa.Array) -> LiteralIndex:
         key = (field, test.cased)
@@ -154,7 +156,7 @@ class BatchEvaluator:
         """Evaluate a test on the distinct values; also say whether it holds for null."""
         kind, arg = test.kind, test.arg
         if kind == EQ:
-            return _arrow_bits(pc.is_in(values, value_set=pa.array(sorted(arg), type=values.type))), False  # type: ignore[call-overload]
+            return _arrow_bits(pc.is_in(values, value_set=pa.array(sorted(arg), type=values.type))), False
         if kind == CONTAINS:
             return _arrow_bits(pc.match_substring(values, pattern=arg)), False
         if kind == STARTS:
@@ -164,7 +166,7 @@ class BatchEvaluator:
         if kind == GLOB:
             return _regex_bits(values, str(arg), 0), False
         if kind == REGEX:
-            pattern, flags = arg  # type: ignore[misc]
+            pattern, flags = arg
             prefix = f"(?{flags})" if flags else ""
             py_flags = (re.I if "i" in flags else 0) | (re.M if "m" in flags else 0) | (re.S if "s" in flags else 0)
             return _regex_bits(values, prefix + pattern, py_flags, pattern), False
@@ -175,13 +177,13 @@ class BatchEvaluator:
         if kind == NULL:
             return _arrow_bits(pc.equal(values, "")), True
         if kind == CIDR:
-            return _python_bits(values, _cidr_check(arg)), False  # type: ignore[arg-type]
+            return _python_bits(values, _cidr_check(arg)), False
         if kind == NUMBER:
-            return _python_bits(values, _number_check(*arg)), False  # type: ignore[misc]
+            return _python_bits(values, _number_check(*arg)), False
         raise ValueError(f"unknown test kind {kind}")
 
     def _fieldref(self, test: Test) -> Bits:
-        other, mode = test.arg  # type: ignore[misc]
+        other, mode = test.arg
         if test.field not in self._columns or other not in self._columns:
             return None
         mine, theirs = pl.col(test.field), pl.col(other)
@@ -190,7 +192,8 @@ class BatchEvaluator:
         expr = {"contains": lambda: mine.str.contains(theirs, literal=True),
                 "startswith": lambda: mine.str.starts_with(theirs),
                 "endswith": lambda: mine.str.ends_with(theirs)}.get(mode, lambda: mine == theirs)()
-        return self.frame.select(expr.fill_null(False)).to_series().to_numpy()
+        result: np.ndarray = self.frame.select(expr.fill_null(False)).to_series().to_numpy()
+        return result
 
     # --- pre-filter: can a plan match at all? ---------------------------------------------------
 
@@ -268,7 +271,8 @@ class BatchEvaluator:
 
 
 def _arrow_bits(array: pa.Array) -> np.ndarray:
-    return array.fill_null(False).to_numpy(zero_copy_only=False)
+    bits: np.ndarray = array.fill_null(False).to_numpy(zero_copy_only=False)
+    return bits
 
 
 _PY_REGEX: dict[tuple[str, int], re.Pattern[str]] = {}
@@ -328,30 +332,41 @@ class LiteralIndex:
 
     def __init__(self, values: pa.Array, literals: list[str]) -> None:
         self.size = len(values)
-        self.values: list[str | None] = values.to_pylist()
-        self._by_literal: dict[str, np.ndarray] = {}
+        self._array = values
+        self._values: list[str | None] | None = None
+        self._by_literal: dict[str, Any] = {}
         self._position: dict[str, int] | None = None
         needles = [lit for lit in literals if lit]
         self._announced = set(needles)
         if needles and self.size:
-            found = (
-                pl.Series("v", self.values, dtype=pl.Utf8)
-                .str.extract_many(needles, overlapping=True)
-                .rename("lit")
-                .to_frame()
-                .with_row_index("i")
-                .explode("lit")
-                .drop_nulls("lit")
-                .unique()
+            series = pl.Series("v", values)
+            matches = series.str.extract_many(needles, overlapping=True)
+            grouped = (
+                pl.DataFrame({"i": np.arange(self.size), "l": matches})
+                .lazy()
+                .explode("l")
+                .drop_nulls("l")
+                .group_by("l")
+                .agg(pl.col("i").unique())
+                .collect()
             )
-            for literal, group in found.group_by("lit"):
-                self._by_literal[str(literal[0])] = group.get_column("i").to_numpy()
+            self._by_literal = dict(zip(grouped.get_column("l").to_list(), grouped.get_column("i").to_list(),
+                                        strict=True))
+
+    @property
+    def values(self) -> list[str | None]:
+        """The distinct values as Python strings (made on first need: prefix, suffix, equality)."""
+        if self._values is None:
+            self._values = self._array.to_pylist()
+        return self._values
 
     def _with(self, literal: str) -> np.ndarray:
         if literal == "":
             return np.array([i for i, v in enumerate(self.values) if v is not None], dtype=np.int64)
         known = self._by_literal.get(literal)
         if known is not None:
+            if not isinstance(known, np.ndarray):
+                known = self._by_literal[literal] = np.asarray(known, dtype=np.int64)
             return known
         if literal in self._announced:
             return _NO_ROWS

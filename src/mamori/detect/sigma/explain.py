@@ -1,52 +1,27 @@
-"""Say why a rule matched: re-evaluate its selections on the matched events only (bulk first, then
-explain the few hits, as capa does), and name the fields and values that took part."""
+"""Say why a rule matched: the selections that held (computed in bulk by the engine, from the test
+results the batch already had, as capa returns *why*) and the fields they tested, with the values."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 
-import numpy as np
-import polars as pl
-
-from mamori.detect.sigma.evaluate import BatchEvaluator
 from mamori.detect.sigma.model import Rule
-from mamori.detect.sigma.plan import selection_plan
 
 
-@dataclass(frozen=True)
-class Explanation:
-    """For one matched event: the selections that held and the fields they tested, with values."""
-
-    selections: tuple[str, ...]
-    fields: tuple[tuple[str, str | None], ...]
-
-    def as_text(self) -> str:
-        """A sentence an analyst reads: ``selection_img, selection_cli matched: Image=..., ...``."""
-        shown = ", ".join(f"{k}={v!r}" for k, v in self.fields)
-        return f"{', '.join(self.selections) or 'condition'} matched" + (f": {shown}" if shown else "")
-
-
-def explain(rule: Rule, rows: pl.DataFrame, keyword_columns: list[str] | None = None) -> list[Explanation]:
-    """One explanation per row of ``rows`` (the events the rule matched, already prepared)."""
-    if rows.height == 0:
-        return []
-    evaluator = BatchEvaluator(rows, keyword_columns)
-    held: dict[str, np.ndarray] = {}
+def selection_fields(rule: Rule, selections: Sequence[str]) -> list[str]:
+    """The fields the given selections of a rule test, in rule order."""
+    wanted = set(selections)
+    out: dict[str, None] = {}
     for selection in rule.selections:
-        bits = evaluator.evaluate(selection_plan(selection))
-        held[selection.name] = bits if bits is not None else np.zeros(rows.height, dtype=bool)
-    columns = set(rows.columns)
-    out = []
-    for index in range(rows.height):
-        names = tuple(name for name, bits in held.items() if bits[index])
-        fields: dict[str, str | None] = {}
-        for selection in rule.selections:
-            if selection.name not in names:
-                continue
+        if selection.name in wanted:
             for item_map in selection.maps:
                 for item in item_map:
-                    if item.field and item.field in columns and item.field not in fields:
-                        value = rows.get_column(item.field)[index]
-                        fields[item.field] = None if value is None else str(value)
-        out.append(Explanation(names, tuple(fields.items())))
-    return out
+                    if item.field:
+                        out.setdefault(item.field, None)
+    return list(out)
+
+
+def explanation_text(rule: Rule, selections: Sequence[str], values: Mapping[str, object]) -> str:
+    """A sentence an analyst reads: ``selection_img, selection_cli matched: Image='...', ...``."""
+    shown = ", ".join(f"{f}={values.get(f)!r}" for f in selection_fields(rule, selections) if f in values)
+    return f"{', '.join(selections) or 'condition'} matched" + (f": {shown}" if shown else "")

@@ -8,16 +8,11 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
-
-try:
-    from yaml_rs import loads as _fast_loads
-except ImportError:  # optional speed-up; libyaml reads every rule too
-    _fast_loads = None
 
 from mamori.detect.sigma.condition import ConditionError, parse_condition
 from mamori.detect.sigma.model import (
@@ -32,6 +27,12 @@ from mamori.detect.sigma.model import (
 )
 from mamori.detect.sigma.values import ValueError_, build_values
 from mamori.events.logsources import LogSource
+
+_fast_loads: Callable[[str], Any] | None
+try:
+    from yaml_rs import loads as _fast_loads
+except ImportError:  # optional speed-up; libyaml reads every rule too
+    _fast_loads = None
 
 RULE_SUFFIXES = (".yml", ".yaml")
 CORRELATION_TYPES = {"event_count", "value_count", "temporal", "temporal_ordered", "value_sum", "value_avg"}

@@ -7,8 +7,12 @@ compiled to column expressions by ``compile``. Everything here is a frozen value
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mamori.events.logsources import LogSource
+
+if TYPE_CHECKING:
+    from mamori.detect.sigma.plan import Plan
 
 # --- string patterns -------------------------------------------------------------------------
 
@@ -243,7 +247,7 @@ class RuleSet:
     correlations: list[Correlation] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
     digest: str = ""
-    plans: dict[str, object] = field(default_factory=dict)  # rule id -> compiled plan (see plan.py)
+    plans: dict[str, Plan] = field(default_factory=dict)  # rule id -> compiled plan (see plan.py)
 
     def by_id(self) -> dict[str, Rule]:
         """Map rule id -> rule."""

@@ -9,6 +9,7 @@ plan then only combines boolean columns (``And`` / ``Or`` / ``Not`` / ``AtLeast`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mamori.detect.sigma.condition import expand_of
 from mamori.detect.sigma.model import (
@@ -57,7 +58,7 @@ class Test:
 
     field: str | None
     kind: str
-    arg: object = None
+    arg: Any = None  # per kind: frozenset, str, (pattern, flags), (networks...), (op, number), bool
     cased: bool = False
 
 
@@ -163,7 +164,7 @@ def _any(parts: list[Plan]) -> Plan:
     for part in parts:
         if isinstance(part, PTest) and part.test.kind == EQ:
             key = (part.test.field, part.test.cased)
-            merged.setdefault(key, set()).update(part.test.arg)  # type: ignore[call-overload]
+            merged.setdefault(key, set()).update(part.test.arg)
         else:
             others.append(part)
     out: list[Plan] = [PTest(Test(f, EQ, frozenset(v), c)) for (f, c), v in merged.items()] + others
@@ -236,7 +237,7 @@ def plan_fields(plan: Plan) -> set[str]:
         if test.field is not None:
             out.add(test.field)
         if test.kind == FIELDREF:
-            out.add(str(test.arg[0]))  # type: ignore[index]
+            out.add(str(test.arg[0]))
     return out
 
 

@@ -6,16 +6,18 @@ rule, added or removed file invalidates it; it is written atomically (write, the
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import multiprocessing
 import os
 import pickle
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from mamori.detect.sigma.loader import iter_rule_texts, parse_rule_text
 from mamori.detect.sigma.model import Correlation, Refusal, Rule, RuleSet
-from mamori.detect.sigma.plan import rule_plan
+from mamori.detect.sigma.plan import Plan, rule_plan
 
 CACHE_VERSION = "mamori-sigma-2"  # bump when the model or plan classes change
 PARALLEL_THRESHOLD = 400  # files; below this a worker pool costs more than it saves
@@ -30,7 +32,7 @@ def default_cache_dir() -> Path:
     return Path(base) / "mamori"
 
 
-Parsed = tuple[list[Rule | Correlation], list[Refusal], dict[str, object]]
+Parsed = tuple[list[Rule | Correlation], list[Refusal], dict[str, Plan]]
 
 
 def _parse_chunk(args: tuple[list[tuple[str, bytes]], Mapping[str, Sequence[str]] | None]) -> Parsed:
@@ -38,7 +40,7 @@ def _parse_chunk(args: tuple[list[tuple[str, bytes]], Mapping[str, Sequence[str]
     chunk, placeholders = args
     items: list[Rule | Correlation] = []
     refused: list[Refusal] = []
-    plans: dict[str, object] = {}
+    plans: dict[str, Plan] = {}
     for path, text in chunk:
         got, bad = parse_rule_text(path, text, placeholders)
         items.extend(got)
@@ -50,6 +52,20 @@ def _parse_chunk(args: tuple[list[tuple[str, bytes]], Mapping[str, Sequence[str]
             except (TypeError, ValueError, KeyError) as exc:
                 refused.append(Refusal(item.path, f"cannot compile: {exc}", item.id))
     return [i for i in items if not isinstance(i, Rule) or i.path in plans], refused, plans
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cycle collector while building millions of small, acyclic rule objects: it would
+    scan them again and again for nothing (3x slower loads measured)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+        gc.freeze()  # the rules live as long as the process: keep them out of later collections
 
 
 def load_ruleset(
@@ -71,13 +87,14 @@ def load_ruleset(
     cache_file = (cache_dir or default_cache_dir()) / f"rules-{key}.pickle"
     if use_cache and cache_file.exists():
         try:
-            with cache_file.open("rb") as handle:
+            with cache_file.open("rb") as handle, _no_gc():
                 cached = pickle.load(handle)
             if isinstance(cached, RuleSet):
                 return cached
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
             pass
-    items, refused, plans = _parse_all(texts, placeholders, workers)
+    with _no_gc():
+        items, refused, plans = _parse_all(texts, placeholders, workers)
     ruleset = _assemble(items, refused, key, plans)
     if use_cache:
         _write_cache(cache_file, ruleset)
@@ -106,7 +123,7 @@ def _parse_all(texts: list[tuple[str, bytes]], placeholders: Mapping[str, Sequen
 
 
 def _assemble(items: list[Rule | Correlation], refused: list[Refusal], key: str,
-              plans_by_path: dict[str, object]) -> RuleSet:
+              plans_by_path: dict[str, Plan]) -> RuleSet:
     """Order rules by path, refuse duplicate ids, split rules from correlations."""
     ruleset = RuleSet(digest=key, refused=sorted(refused, key=lambda r: r.path))
     seen: dict[str, str] = {}
