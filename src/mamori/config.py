@@ -38,7 +38,7 @@ class Settings:
     batch_seconds: float = 0.5
     spool_max_bytes: int = 256 * 1024 * 1024  # unprocessed spool above this: inputs are slowed or told to retry
     spool_segment_bytes: int = 64 * 1024 * 1024
-    spool_keep_seconds: float = 900.0  # consumed spool kept this long (HTTP idempotency keys)
+    spool_keep_seconds: float = 300.0  # consumed spool kept this long (HTTP idempotency keys)
     max_line_bytes: int = 64 * 1024
     max_body_bytes: int = 16 * 1024 * 1024
     retention_days: int = 30

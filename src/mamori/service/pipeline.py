@@ -141,9 +141,11 @@ class Pipeline:
         parsed_at = time.perf_counter()
         frame = parsed.frame
         writing = self._writer.submit(self.lake.write, frame, self.committed, end)  # overlaps detection
-        detections = self.stage.detect(frame) if frame.height else []
-        detected_at = time.perf_counter()
-        writing.result()
+        try:
+            detections = self.stage.detect(frame) if frame.height else []
+        finally:
+            detected_at = time.perf_counter()
+            writing.result()  # never leave a write running: a failed batch discards its files
         stored_at = time.perf_counter()
         now = datetime.now(UTC)
         drafts = draft(detections, frame, parsed.received_ns, self.book, now)

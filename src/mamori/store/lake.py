@@ -157,7 +157,8 @@ def _normalise(frame: pl.DataFrame) -> pl.DataFrame:
     mixing sources has hundreds, and readers union files by name anyway)."""
     height = frame.height
     nulls = frame.null_count().row(0)
-    frame = frame.select([c for c, n in zip(frame.columns, nulls, strict=True) if c in schema.CORE_SCHEMA or n < height])
+    kept = [c for c, n in zip(frame.columns, nulls, strict=True) if c in schema.CORE_SCHEMA or n < height]
+    frame = frame.select(kept)
     casts = []
     for name, dtype in frame.schema.items():
         wanted = schema.CORE_SCHEMA.get(name, pl.Utf8())

@@ -28,7 +28,6 @@ from mamori.detect.sigma.plan import (
     rule_plan,
     selection_plan,
 )
-from mamori.events import schema
 from mamori.events.logsources import LogSource, LogSourceTable, MappingEntry, builtin_table, entry_mask
 
 ROW = "_row"
@@ -123,32 +122,25 @@ class Detector:
         held: list[list[str]] = []
         for group in self._groups.values():
             if group.entry_indexes:
-                group_mask = np.any(masks[group.entry_indexes], axis=0)
-                if not group_mask.any():
+                group_rows = np.flatnonzero(np.any(masks[group.entry_indexes], axis=0))
+                if not len(group_rows):
                     continue
+                view = evaluator if len(group_rows) == frame.height else evaluator.subset(group_rows)
             else:
-                group_mask = np.ones(frame.height, dtype=bool)
-            keyword_view: _GroupView | None = None
+                group_rows = np.arange(frame.height)
+                view = evaluator
             for rule, plan in zip(group.rules, group.plans, strict=True):
                 if rule.id in self.disabled:
                     continue
                 started = time.perf_counter()
-                if rule.id in group.keyword_rules:
-                    if keyword_view is None:
-                        keyword_view = _GroupView(prepared, group_mask, self.literals)
-                    bits = keyword_view.evaluate(plan)
-                elif not evaluator.may_match(plan):
-                    self.rule_seconds[rule.id] += time.perf_counter() - started
-                    continue
-                else:
-                    bits = evaluator.evaluate(plan)
-                if bits is not None:
-                    matched = np.flatnonzero(bits & group_mask)
-                    if len(matched):
-                        rule_ids.extend([rule.id] * len(matched))
-                        rows.append(matched)
+                if evaluator.may_match(plan):
+                    bits = view.evaluate(plan)
+                    if bits is not None:
+                        local = np.flatnonzero(bits)
+                        rule_ids.extend([rule.id] * len(local))
+                        rows.append(group_rows[local])
                         if explain:
-                            held.extend(self._selections_held(rule, evaluator, matched))
+                            held.extend(self._selections_held(rule, view, local))
                 self.rule_seconds[rule.id] += time.perf_counter() - started
         if not rows:
             return pl.DataFrame(schema=HITS_SCHEMA), prepared
@@ -167,31 +159,6 @@ class Detector:
             bits = evaluator.evaluate(plan)
             columns.append((name, bits[matched] if bits is not None else np.zeros(len(matched), dtype=bool)))
         return [[name for name, bits in columns if bits[i]] for i in range(len(matched))]
-
-
-class _GroupView:
-    """The rows of one rule group only, for keyword rules: the text of every field is joined for
-    these rows alone, not for the whole batch."""
-
-    def __init__(self, prepared: pl.DataFrame, group_mask: np.ndarray,
-                 literals: dict[tuple[str | None, bool], list[str]]) -> None:
-        self.index = np.flatnonzero(group_mask)
-        self.rows = len(group_mask)
-        sub = prepared[self.index]
-        text_columns = [
-            c for c, t in sub.schema.items()
-            if t == pl.Utf8 and not schema.is_core_column(c) and sub.get_column(c).null_count() < sub.height
-        ]
-        self.evaluator = BatchEvaluator(sub, text_columns, literals)
-
-    def evaluate(self, plan: Plan) -> np.ndarray | None:
-        """A plan's result over the whole batch (false outside the group)."""
-        bits = self.evaluator.evaluate(plan)
-        if bits is None:
-            return None
-        out = np.zeros(self.rows, dtype=bool)
-        out[self.index] = bits
-        return out
 
 
 def entry_masks(frame: pl.DataFrame, entries: tuple[MappingEntry, ...]) -> np.ndarray:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import orjson
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -41,7 +43,6 @@ from mamori.detect.sigma.plan import (
 )
 
 Bits = np.ndarray | None  # None: false everywhere
-KEYWORD_FIELD = "_keywords_"
 
 
 class BatchEvaluator:
@@ -52,6 +53,7 @@ class BatchEvaluator:
         frame: pl.DataFrame,
         keyword_columns: list[str] | None = None,
         literals: dict[tuple[str | None, bool], list[str]] | None = None,
+        raw_prefilter: bool = True,
     ) -> None:
         self.frame = frame
         self.rows = frame.height
@@ -60,8 +62,33 @@ class BatchEvaluator:
         self._literals = literals or {}
         self._literal_index: dict[tuple[str, bool], LiteralIndex] = {}
         self._may_memo: dict[Test, bool] = {}
-        self._keyword_columns = keyword_columns or []
+        self._keyword_columns = keyword_columns if keyword_columns is not None else [
+            c for c, t in frame.schema.items() if t == pl.Utf8 and not c.startswith("_")]
+        self._raw_prefilter = raw_prefilter and "_raw" in frame.columns
+        self._keyword_view: tuple[np.ndarray, BatchEvaluator] | None = None
         self._columns = set(frame.columns)
+        self._parent: BatchEvaluator | None = None
+        self._index: np.ndarray | None = None
+
+    def subset(self, index: np.ndarray) -> BatchEvaluator:
+        """An evaluator over some rows only (a rule group's), sharing this one's column encodings and
+        literal indexes: each test then costs what those rows cost, not the whole batch."""
+        child = BatchEvaluator.__new__(BatchEvaluator)
+        child.__dict__.update(self.__dict__)
+        child._parent = self
+        child._index = index
+        child.rows = len(index)
+        child._encoded = {}
+        child._memo = {}
+        child._keyword_view = None
+        child.frame = None  # type: ignore[assignment]  # made on demand (field references only)
+        return child
+
+    def _frame(self) -> pl.DataFrame:
+        if self.frame is None:
+            assert self._parent is not None and self._index is not None
+            self.frame = self._parent._frame()[self._index]
+        return self.frame
 
     # --- columns ------------------------------------------------------------------------------
 
@@ -70,10 +97,14 @@ class BatchEvaluator:
         key = (field, lower)
         if key in self._encoded:
             return self._encoded[key]
-        if field == KEYWORD_FIELD:
-            series = self._keyword_series()
-        elif field in self._columns:
-            series = self.frame.get_column(field)
+        if self._parent is not None:
+            assert self._index is not None
+            whole = self._parent._encode(field, lower)
+            encoded = None if whole is None else (whole[0][self._index], whole[1])
+            self._encoded[key] = encoded  # type: ignore[assignment]
+            return encoded
+        if field in self._columns:
+            series = self._frame().get_column(field)
         else:
             return None
         if series.dtype != pl.Utf8:
@@ -99,14 +130,6 @@ class BatchEvaluator:
         self._encoded[key] = encoded
         return encoded
 
-    def _keyword_series(self) -> pl.Series:
-        columns = [c for c in self._keyword_columns if c in self._columns]
-        if not columns:
-            return pl.Series(KEYWORD_FIELD, [None] * self.rows, dtype=pl.Utf8)
-        return self.frame.select(
-            pl.concat_str([pl.col(c).fill_null("") for c in columns], separator="\n").alias(KEYWORD_FIELD)
-        ).to_series()
-
     # --- tests --------------------------------------------------------------------------------
 
     def test(self, test: Test) -> Bits:
@@ -120,7 +143,9 @@ class BatchEvaluator:
         return result
 
     def _run(self, test: Test) -> Bits:
-        field = KEYWORD_FIELD if test.field is None else test.field
+        if test.field is None:
+            return self._keyword(test)
+        field = test.field
         if test.kind == FIELDREF:
             return self._fieldref(test)
         encoded = self._encode(field, lower=not test.cased and test.kind in {EQ, CONTAINS, STARTS, ENDS, GLOB})
@@ -145,12 +170,66 @@ class BatchEvaluator:
         return rows
 
     def _literal_index_for(self, field: str, test: Test, values: pa.Array) -> LiteralIndex:
+        if self._parent is not None:
+            return self._parent._literal_index_for(field, test, values)
         key = (field, test.cased)
         index = self._literal_index.get(key)
         if index is None:
-            wanted = self._literals.get((test.field, test.cased), [])
+            wanted = self._literals.get((test.field, test.cased), []) + self._literals.get((None, test.cased), [])
             index = self._literal_index[key] = LiteralIndex(values, wanted)
         return index
+
+    def _keyword(self, test: Test) -> Bits:
+        """A keyword (field-less) test holds where the event's text holds it: the raw record (as written,
+        or as JSON spells it), else any text field. The rows that can hold are first found with one
+        case-insensitive multi-pattern pass over the raw records for every keyword of every rule."""
+        if self._parent is not None:
+            assert self._index is not None
+            whole = self._parent.test(test)
+            if whole is None:
+                return None
+            part = whole[self._index]
+            return part if part.any() else None
+        if self._raw_prefilter:
+            index, view = self._keyword_rows()
+            if not len(index):
+                return None
+            bits = view.test(replace(test, field="_raw"))
+            if test.kind == CONTAINS:
+                escaped = orjson.dumps(test.arg).decode()[1:-1]
+                if escaped != test.arg:
+                    other = view.test(replace(test, field="_raw", arg=escaped))
+                    bits = other if bits is None else (bits if other is None else bits | other)
+            if bits is None:
+                return None
+            out = np.zeros(self.rows, dtype=bool)
+            out[index] = bits
+            return out
+        result: Bits = None
+        for column in self._keyword_columns:
+            bits = self.test(replace(test, field=column))
+            if bits is not None:
+                result = bits if result is None else result | bits
+        return result
+
+    def _keyword_rows(self) -> tuple[np.ndarray, BatchEvaluator]:
+        if self._keyword_view is None:
+            needles: set[str] = set()
+            for (field, _), literals in self._literals.items():
+                if field is None:
+                    for literal in literals:
+                        needles.add(literal)
+                        needles.add(orjson.dumps(literal).decode()[1:-1])  # as JSON records spell it
+            raw = self._frame().get_column("_raw")
+            if needles and "" not in needles:
+                hit = raw.str.contains_any(sorted(needles), ascii_case_insensitive=True).fill_null(False)
+                index = np.flatnonzero(hit.to_numpy())
+            else:
+                index = np.arange(self.rows)
+            raws = self._frame().select("_raw")[index]
+            view = BatchEvaluator(raws, [], {("_raw", False): sorted(needles)}, raw_prefilter=False)
+            self._keyword_view = (index, view)
+        return self._keyword_view
 
     def _on_values(self, test: Test, values: pa.Array) -> tuple[np.ndarray | None, bool]:
         """Evaluate a test on the distinct values; also say whether it holds for null."""
@@ -192,7 +271,7 @@ class BatchEvaluator:
         expr = {"contains": lambda: mine.str.contains(theirs, literal=True),
                 "startswith": lambda: mine.str.starts_with(theirs),
                 "endswith": lambda: mine.str.ends_with(theirs)}.get(mode, lambda: mine == theirs)()
-        result: np.ndarray = self.frame.select(expr.fill_null(False)).to_series().to_numpy()
+        result: np.ndarray = self._frame().select(expr.fill_null(False)).to_series().to_numpy()
         return result
 
     # --- pre-filter: can a plan match at all? ---------------------------------------------------
@@ -217,8 +296,10 @@ class BatchEvaluator:
         if known is not None:
             return known
         answer = True
-        if test.kind in {EQ, CONTAINS, STARTS, ENDS}:
-            field = KEYWORD_FIELD if test.field is None else test.field
+        if test.field is None:
+            answer = True  # decided by the raw-record pre-filter when the test runs
+        elif test.kind in {EQ, CONTAINS, STARTS, ENDS}:
+            field = test.field
             encoded = self._encode(field, lower=not test.cased)
             if encoded is None:
                 answer = False
@@ -383,8 +464,8 @@ class LiteralIndex:
 
     def bits(self, test: Test) -> np.ndarray | None:
         """A test's result over the distinct values, or None when no value passes."""
-        out = np.zeros(self.size, dtype=bool)
         if test.kind == EQ:
+            out = np.zeros(self.size, dtype=bool)
             if self._position is None:
                 self._position = {v: i for i, v in enumerate(self.values) if v is not None}
             hits = [self._position[v] for v in test.arg if v in self._position]  # type: ignore[attr-defined]
@@ -396,15 +477,21 @@ class LiteralIndex:
         candidates = self._with(literal)
         if not len(candidates):
             return None
+        out = np.zeros(self.size, dtype=bool)
         if test.kind == CONTAINS:
             out[candidates] = True
             return out
-        values = self.values
-        if test.kind == STARTS:
-            chosen = [i for i in candidates if values[i].startswith(literal)]  # type: ignore[union-attr]
+        if len(candidates) > 24:  # many candidates: one vectorised check
+            taken = self._array.take(pa.array(candidates))
+            check = pc.starts_with if test.kind == STARTS else pc.ends_with
+            chosen = candidates[_arrow_bits(check(taken, pattern=literal))]
         else:
-            chosen = [i for i in candidates if values[i].endswith(literal)]  # type: ignore[union-attr]
-        if not chosen:
+            values = self.values
+            if test.kind == STARTS:
+                chosen = [i for i in candidates if values[i].startswith(literal)]  # type: ignore[union-attr]
+            else:
+                chosen = [i for i in candidates if values[i].endswith(literal)]  # type: ignore[union-attr]
+        if not len(chosen):
             return None
         out[chosen] = True
         return out
