@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 unexpected error; 2 usage or configuration error (a Mam
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,9 +33,16 @@ LAZY_COMMANDS = {
 }
 
 
+def _exists(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 class _LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        available = [n for n, (module, _) in LAZY_COMMANDS.items() if importlib.util.find_spec(module) is not None]
+        available = [n for n, (module, _) in LAZY_COMMANDS.items() if _exists(module)]
         return sorted({*super().list_commands(ctx), *available})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
