@@ -275,11 +275,23 @@ def _records(prepared: pl.DataFrame, hits: pl.DataFrame, rules: dict[str, Rule],
     """Detection records for the hits of one batch (``prepared``: the batch with rule-side names)."""
     out: list[dict[str, Any]] = []
     explained = SELECTIONS in hits.columns
+    kept = [r for r in hits.get_column(RULE_ID).unique(maintain_order=True).to_list()
+            if r not in silenced and filters.keeps_rule(r, rules[r].level, rules[r].tags)]
+    if not kept:
+        return out
+    hits = hits.filter(pl.col(RULE_ID).is_in(kept))
+    wanted = {schema.TIME, schema.HOST, schema.ORIGIN, schema.SOURCE, schema.UID, schema.OFFSET,
+              "Channel", "EventID", "EventRecordID"}
+    for rule_id in kept:
+        wanted.update(rules[rule_id].referenced_fields())
+    # one gather of the hit rows and only the columns the records show, not one per rule
+    unique_rows = hits.get_column(ROW).unique().sort()
+    table = prepared.select([c for c in prepared.columns if c in wanted])[unique_rows.to_numpy()]
+    position = pl.Series(np.arange(len(unique_rows)))
+    lookup = dict(zip(unique_rows.to_list(), position.to_list(), strict=True))
     for (rule_id,), group in hits.group_by(RULE_ID, maintain_order=True):
         rule = rules[str(rule_id)]
-        if rule.id in silenced or not filters.keeps_rule(rule.id, rule.level, rule.tags):
-            continue
-        rows = prepared[group.get_column(ROW).to_numpy()]
+        rows = table[[lookup[r] for r in group.get_column(ROW).to_list()]]
         held = group.get_column(SELECTIONS).to_list() if explained else [None] * rows.height
         if filters.since or filters.until:
             times = rows.get_column(schema.TIME)

@@ -20,6 +20,14 @@ from mamori.sources.windows_frame import windows_frame
 SOURCE = "winjson"
 
 
+def _dumps(event: dict[str, Any]) -> str:
+    """The raw text of an event; plain ``json`` for what orjson refuses (integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(event).decode()
+    except TypeError:
+        return json.dumps(event, ensure_ascii=False, default=str)
+
+
 def records_to_frame(events: Sequence[dict[str, Any]], origin: str, first_offset: int = 0) -> pl.DataFrame:
     """Build a batch from decoded Windows event objects (any supported shape); offsets count from
     ``first_offset``. Used by the JSON file reader and by network ingest."""
@@ -28,7 +36,7 @@ def records_to_frame(events: Sequence[dict[str, Any]], origin: str, first_offset
         flat, time_text = flatten_any(event)
         flats.append(flat)
         times.append(time_text)
-        raws.append(orjson.dumps(event).decode())
+        raws.append(_dumps(event))
     offsets = list(range(first_offset, first_offset + len(flats)))
     return windows_frame(flats, times, source=SOURCE, origin=origin, offsets=offsets, raws=raws)
 
@@ -43,7 +51,7 @@ def _decode_text(text: str, origin: str) -> Iterator[tuple[int, Any | None, str,
             values = None
         if isinstance(values, list):
             for value in values:
-                yield 1, value, orjson.dumps(value).decode(), None
+                yield 1, value, _dumps(value) if isinstance(value, dict) else json.dumps(value, default=str), None
             return
     decoder = json.JSONDecoder()
     position, length = 0, len(text)
