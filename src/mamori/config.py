@@ -46,6 +46,7 @@ class Settings:
     alert_throttle_seconds: float = 3600.0
     default_timezone: str = "UTC"
     print_token: bool = True
+    taxii_partners: str = ""  # comma-separated user names that are TLP partners (may receive TLP:AMBER)
 
     @property
     def db_url(self) -> str:

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from mamori.api import routes_alerts, routes_events, routes_ingest, routes_rules, routes_system
 from mamori.api.auth import TokenCheck
+from mamori.api.taxii import mount_taxii
 from mamori.config import Settings
 from mamori.errors import MamoriError
 from mamori.service.runtime import Service
@@ -48,4 +49,5 @@ def create_app(settings: Settings, service: Service | None = None,
 
     for module in (routes_ingest, routes_events, routes_alerts, routes_rules, routes_system):
         app.include_router(module.router)
+    mount_taxii(app, running.settings, app.state.tokens)
     return app

@@ -18,7 +18,9 @@ from mamori.collect.spool import Spool
 from mamori.collect.syslog_listen import InputCounters, SyslogInputs, tls_context
 from mamori.config import Settings
 from mamori.errors import MamoriError
+from mamori.intel.store import IntelStore
 from mamori.service.detection import DetectionStage, load_stage
+from mamori.service.intel_stage import IntelStage
 from mamori.service.metrics import Metrics
 from mamori.service.pipeline import Pipeline, PipelineSettings, disabled_rules
 from mamori.sources.base import ReadOptions
@@ -49,7 +51,8 @@ class Service:
         self.spool = Spool(data / "spool", segment_bytes=settings.spool_segment_bytes,
                            max_pending_bytes=settings.spool_max_bytes, keep_seconds=settings.spool_keep_seconds)
         self.lake = Lake(data / "lake")
-        self.stage = stage or load_stage(settings.rules, disabled_rules(self.sessions))
+        self.stage = stage or IntelStage(load_stage(settings.rules, disabled_rules(self.sessions)),
+                                         IntelStore.open(data / "intel.db"), self.lake)
         options = ReadOptions(default_timezone=settings.default_timezone)
         self.pipeline = Pipeline(self.spool, self.lake, self.sessions, self.stage, self.metrics, PipelineSettings(
             batch_rows=settings.batch_rows, batch_seconds=settings.batch_seconds,
