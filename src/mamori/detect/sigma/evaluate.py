@@ -256,7 +256,7 @@ class BatchEvaluator:
         if kind == NULL:
             return _arrow_bits(pc.equal(values, "")), True
         if kind == CIDR:
-            return _python_bits(values, _cidr_check(arg)), False
+            return _cidr_bits(values, arg), False
         if kind == NUMBER:
             return _python_bits(values, _number_check(*arg)), False
         raise ValueError(f"unknown test kind {kind}")
@@ -373,6 +373,34 @@ def _regex_bits(values: pa.Array, pattern: str, py_flags: int, py_pattern: str |
 
 def _python_bits(values: pa.Array, check: Callable[[str], bool]) -> np.ndarray:
     return np.fromiter((v is not None and check(v) for v in values.to_pylist()), dtype=bool, count=len(values))
+
+
+def _cidr_bits(values: pa.Array, networks: tuple[str, ...]) -> np.ndarray:
+    """Addresses inside any network: IPv4 as integers over the whole column, the rest (IPv6, odd
+    spellings) one by one."""
+    series = pl.Series("v", values)
+    parts = series.str.strip_chars().str.extract_groups(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
+    octets = [parts.struct.field(str(i)).cast(pl.Int64, strict=False) for i in range(1, 5)]
+    number = ((octets[0] * 16777216) + (octets[1] * 65536) + (octets[2] * 256) + octets[3]).to_numpy()
+    valid = ~np.isnan(number.astype(float)) if number.dtype.kind == "f" else np.ones(len(number), dtype=bool)
+    valid &= np.all([o.fill_null(999).to_numpy() <= 255 for o in octets], axis=0)
+    out = np.zeros(len(values), dtype=bool)
+    v4 = np.nan_to_num(number.astype(float), nan=-1).astype(np.int64)
+    others: list[str] = []
+    for text in networks:
+        net = ipaddress.ip_network(text, strict=False)
+        if net.version == 4:
+            mask = int(net.netmask)
+            out |= valid & ((v4 & mask) == int(net.network_address))
+        else:
+            others.append(text)
+    if others:
+        rest = np.flatnonzero(~valid)
+        if len(rest):
+            check = _cidr_check(tuple(others))
+            texts = values.take(pa.array(rest)).to_pylist()
+            out[rest] = [t is not None and check(t) for t in texts]
+    return out
 
 
 def _cidr_check(networks: tuple[str, ...]) -> Callable[[str], bool]:
