@@ -102,3 +102,16 @@ def test_rules_update_from_a_folder_then_hunt_uses_the_store(tmp_path: Path) -> 
     assert "broken.yml" in listed.stdout
     run = mamori("hunt", str(LOGS), "--format", "jsonl", env=env)
     assert len(run.stdout.splitlines()) == 3
+
+
+def test_hunt_store_runs_rules_over_the_service_lake(tmp_path: Path) -> None:
+    from mamori.sources.winjson import read_winjson
+    from mamori.store.lake import Lake
+
+    frame = next(iter(read_winjson(LOGS / "sysmon_flat.jsonl"))).frame
+    Lake(tmp_path / "data" / "lake").write(frame, 0, frame.height)
+    run = mamori("hunt", "--store", str(tmp_path / "data"), "--rules", str(RULES), "--format", "jsonl")
+    assert run.returncode == 0, run.stderr
+    hits = [json.loads(line) for line in run.stdout.splitlines()]
+    assert {h["host"] for h in hits} == {"ws01.corp.local", "ws02.corp.local"}
+    assert "2 detections in the stored events" in run.stderr

@@ -75,7 +75,7 @@ def _parse_time(value: str | None) -> datetime | None:
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--rules", "rule_paths", multiple=True, type=click.Path(path_type=Path),
               help="Rule folder or zip (repeatable); default: the local rule store.")
 @click.option("--source", help="Read every input as this source (see `mamori sources`); default: detect.")
@@ -96,12 +96,20 @@ def _parse_time(value: str | None) -> datetime | None:
 @click.option("--no-explain", is_flag=True, help="Skip the per-detection explanation.")
 @click.option("--quarantine", type=click.Path(path_type=Path),
               help="Append records that could not be read (file, line, reason, text) to this JSONL file.")
+@click.option("--store", "store_dir", type=click.Path(path_type=Path),
+              help="Hunt the events stored by `mamori serve` in this data folder instead of files.")
 @click.option("--quiet", "-q", is_flag=True, help="No terminal summary.")
 def hunt(paths: tuple[Path, ...], rule_paths: tuple[Path, ...], source: str | None, output_format: str,
          output: Path | None, min_level: str | None, since: str | None, until: str | None,
          rule_ids: tuple[str, ...], tags: tuple[str, ...], encoding: str | None, default_timezone: str,
-         no_cache: bool, workers: int | None, no_explain: bool, quarantine: Path | None, quiet: bool) -> None:
+         no_cache: bool, workers: int | None, no_explain: bool, quarantine: Path | None, store_dir: Path | None,
+         quiet: bool) -> None:
     """Run the Sigma rules over log files or folders (.evtx, JSON/JSONL, and every source Mamori reads)."""
+    if store_dir is not None:
+        _run(lambda: _hunt_store(store_dir, rule_paths, output_format, output, since, until))
+        return
+    if not paths:
+        raise click.UsageError("give log files or folders to hunt, or --store DATA_DIR")
     _run(lambda: _hunt(paths, rule_paths, source, output_format, output, min_level, since, until, rule_ids, tags,
                        encoding, default_timezone, no_cache, workers, no_explain, quarantine, quiet))
 
@@ -152,6 +160,28 @@ def _hunt(paths: tuple[Path, ...], rule_paths: tuple[Path, ...], source: str | N
     if not quiet:
         print_summary(result, console)
     return 0 if result.complete else EXIT_INCOMPLETE_INPUT
+
+
+def _hunt_store(store_dir: Path, rule_paths: tuple[Path, ...], output_format: str, output: Path | None,
+                since: str | None, until: str | None) -> int:
+    """Retro-hunt: the rules over the service's stored events (Parquet lake)."""
+    from mamori.detect.sigma.rulestore import store_dir as rule_store
+    from mamori.hunt_output import write_jsonl
+    from mamori.service.cli import store_hunt
+
+    hits = store_hunt(list(rule_paths) or [rule_store()], data_dir=store_dir, since=_parse_time(since),
+                      until=_parse_time(until))
+    if output_format == "jsonl" or output is not None:
+        if output is None:
+            write_jsonl(hits, sys.stdout.buffer)
+        else:
+            with output.open("wb") as handle:
+                write_jsonl(hits, handle)
+    else:
+        for hit in hits:
+            click.echo(f"{hit.get('time')}  {hit.get('level')}  {hit.get('rule_title')}  {hit.get('host')}")
+    click.echo(f"{len(hits)} detections in the stored events of {store_dir}", err=True)
+    return 0
 
 
 @main.group()

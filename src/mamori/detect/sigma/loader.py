@@ -30,8 +30,10 @@ from mamori.events.logsources import LogSource
 
 _fast_loads: Callable[[str], Any] | None
 try:
-    from yaml_rs import loads as _fast_loads
-except ImportError:  # optional speed-up; libyaml reads every rule too
+    import yaml_rs
+
+    _fast_loads = yaml_rs.loads
+except ImportError:  # a speed-up only: libyaml reads every rule too
     _fast_loads = None
 
 RULE_SUFFIXES = (".yml", ".yaml")
