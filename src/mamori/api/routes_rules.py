@@ -68,6 +68,7 @@ async def _hunt(request: Request, body: HuntRequest, rule_id: str | None) -> dic
     service = service_of(request)
     if rule_id is not None:
         stage = service.stage
+        stage = getattr(stage, "inner", stage)  # the Sigma stage, inside the threat-intel stage
         if not isinstance(stage, SigmaStage) or rule_id not in {r.id for r in stage.rules()}:
             raise HTTPException(404, detail=f"no loaded rule {rule_id}")
         ruleset = subset(stage.ruleset, [rule_id])
