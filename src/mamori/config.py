@@ -46,6 +46,7 @@ class Settings:
     alert_throttle_seconds: float = 3600.0
     default_timezone: str = "UTC"
     print_token: bool = True
+    intel_feeds: Path | None = None  # feeds YAML (TAXII, MISP, CSV/text lists, STIX files) polled while serving
     taxii_partners: str = ""  # comma-separated user names that are TLP partners (may receive TLP:AMBER)
 
     @property

@@ -104,12 +104,29 @@ class Service:
         except OSError as exc:
             raise MamoriError(f"cannot listen: {exc}", where=f"{settings.host}",
                               hint="another process may hold the port; change it in the config") from exc
+        if settings.intel_feeds is not None:
+            self._start_feeds(settings.intel_feeds)
         if settings.tail:
             from mamori.collect.tail import Tailer
 
             self.tailer = Tailer(list(settings.tail), self.spool, settings.data_dir / "tail-checkpoints.json",
                                  source=settings.tail_source or None, max_line_bytes=settings.max_line_bytes)
             self.tailer.start()
+
+    def _start_feeds(self, path: Path) -> None:
+        """Poll the threat-intel feeds in the background; new indicators reach the live matcher and
+        are hunted over history by the intel stage."""
+        import threading
+
+        from mamori.intel.feeds.config import load_feeds
+        from mamori.intel.feeds.runner import poll
+
+        feeds = load_feeds(path)
+        store = IntelStore.open(self.settings.data_dir / "intel.db")
+        self._feeds_stop = threading.Event()
+        self._feeds = threading.Thread(target=poll, args=(store, feeds, self._feeds_stop), name="intel-feeds",
+                                       daemon=True)
+        self._feeds.start()
 
     def write_ports(self, api_port: int) -> Path:
         """Write where everything listens (``<data>/service.json``) so tools and tests can find it."""
@@ -123,6 +140,8 @@ class Service:
     async def stop(self) -> None:
         """Stop inputs first, then let the pipeline finish its batch, then close the spool."""
         await self.inputs.close()
+        if getattr(self, "_feeds_stop", None) is not None:
+            self._feeds_stop.set()
         if self.tailer is not None:
             self.tailer.stop()
         await asyncio.to_thread(self.pipeline.stop)
