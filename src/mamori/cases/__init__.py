@@ -1,0 +1,1 @@
+"""Incident response: alerts grouped into incidents, the incident workflow, SLAs and playbooks."""
