@@ -14,6 +14,8 @@ import orjson
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from mamori.cases.events import CaseBus
+from mamori.cases.playbooks.runner import PlaybookRunner  # importing it registers the playbook migrations
 from mamori.collect.spool import Spool
 from mamori.collect.syslog_listen import InputCounters, SyslogInputs, tls_context
 from mamori.config import Settings
@@ -46,7 +48,11 @@ class Service:
         self.started_at = time.time()
         data = settings.data_dir
         data.mkdir(parents=True, exist_ok=True)
+        self.cases_bus = CaseBus()  # added by the playbooks helper; the cases room publishes on it
         self.engine, self.sessions = open_records(settings)
+        self.playbooks = PlaybookRunner(self.sessions)
+        self.playbooks.reload(settings.playbooks)
+        self.playbooks.subscribe(self.cases_bus)
         self.metrics = Metrics()
         self.spool = Spool(data / "spool", segment_bytes=settings.spool_segment_bytes,
                            max_pending_bytes=settings.spool_max_bytes, keep_seconds=settings.spool_keep_seconds)
@@ -90,6 +96,7 @@ class Service:
         """Start the pipeline and the listeners; write the bound ports to ``service.json``."""
         settings = self.settings
         self.pipeline.start()
+        self.playbooks.start()
         try:
             if settings.syslog_tcp_port >= 0:
                 self.ports["syslog_tcp"] = await self.inputs.start_tcp(settings.host, settings.syslog_tcp_port)
@@ -145,5 +152,6 @@ class Service:
         if self.tailer is not None:
             self.tailer.stop()
         await asyncio.to_thread(self.pipeline.stop)
+        await asyncio.to_thread(self.playbooks.stop)
         self.spool.close()
         self.engine.dispose()
