@@ -1,0 +1,349 @@
+"""The incident workflow: status moves (allowed ones are data, ``data/workflow.yaml``), severity, owner,
+notes, evidence, opening an incident from alerts, and the JSON shape of an incident.
+
+Every function works inside the caller's transaction and writes an ``IncidentChange`` row for each
+field it changes (who, when, old, new, why): that is the incident's audit trail. Publishing the
+change on the case bus is the caller's job, after its commit.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mamori.cases.evidence import MAX_EVIDENCE_BYTES, clean_filename, store_evidence
+from mamori.cases.grouping import GroupingRules, alert_entities, derive_severity, load_rules, union_entities
+from mamori.cases.records import Incident, IncidentAlert, IncidentChange, IncidentEvidence, IncidentNote
+from mamori.detect.attack import LEVELS, level_rank, tactics_of, techniques_of
+from mamori.errors import MamoriError
+from mamori.store.records import Alert, utcnow
+
+STATUSES = ("new", "investigating", "contained", "resolved", "false_positive")
+SEVERITIES = LEVELS
+WORKFLOW_FILE = "mamori/cases/data/workflow.yaml"
+
+
+class IncidentNotFound(MamoriError):
+    """No incident has the id asked for."""
+
+
+@dataclass(frozen=True)
+class WorkflowRules:
+    """Which status may follow which, which moves need a reason, which statuses are closed."""
+
+    transitions: Mapping[str, tuple[str, ...]]
+    reason_required: frozenset[str]
+    closed: frozenset[str]
+
+
+@functools.cache
+def workflow_rules() -> WorkflowRules:
+    """The workflow rules of ``data/workflow.yaml`` (checked: every status named must be known)."""
+    document = yaml.safe_load((resources.files("mamori.cases") / "data" / "workflow.yaml").read_text("utf-8"))
+    transitions = {str(k): tuple(str(s) for s in v or ()) for k, v in (document.get("transitions") or {}).items()}
+    named = set(transitions) | {s for v in transitions.values() for s in v}
+    named |= set(document.get("reason_required") or ()) | set(document.get("closed") or ())
+    unknown = named - set(STATUSES)
+    if unknown:
+        raise MamoriError(f"unknown statuses {sorted(unknown)}", where=WORKFLOW_FILE,
+                          hint=f"statuses: {', '.join(STATUSES)}")
+    return WorkflowRules(transitions, frozenset(document.get("reason_required") or ()),
+                         frozenset(document.get("closed") or ()))
+
+
+def closed_statuses() -> frozenset[str]:
+    """Statuses in which an incident takes no new alerts and its SLA clock stops."""
+    return workflow_rules().closed
+
+
+def get_incident(session: Session, incident_id: int) -> Incident:
+    """The incident with this id; ``IncidentNotFound`` when there is none."""
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        raise IncidentNotFound(f"no incident {incident_id}", where=f"incident {incident_id}")
+    return incident
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def record_change(session: Session, incident: Incident, actor: str, field: str, old: object, new: object,
+                  reason: str = "", when: datetime | None = None) -> IncidentChange:
+    """Write one line of the incident's audit trail and touch its ``updated_at``."""
+    stamp = when or utcnow()
+    change = IncidentChange(incident_id=incident.id, time=stamp, actor=actor, field=field, old_value=_text(old),
+                            new_value=_text(new), reason=reason)
+    session.add(change)
+    incident.updated_at = stamp
+    return change
+
+
+def _acknowledge(incident: Incident, when: datetime) -> None:
+    if incident.acknowledged_at is None:
+        incident.acknowledged_at = when
+
+
+def set_status(session: Session, incident_id: int, status: str, actor: str, reason: str | None = None) -> Incident:
+    """Move an incident to ``status`` if the workflow allows it; a move to false_positive needs a reason.
+
+    Leaving ``new`` acknowledges the incident (the SLA's time to acknowledge); entering a closed status
+    sets ``resolved_at``; reopening clears it.
+    """
+    rules = workflow_rules()
+    if status not in STATUSES:
+        raise MamoriError(f"unknown status {status!r}", where="status", hint=f"statuses: {', '.join(STATUSES)}")
+    incident = get_incident(session, incident_id)
+    current = incident.status
+    if status == current:
+        raise MamoriError(f"incident {incident_id} is already {status}", where="status")
+    allowed = rules.transitions.get(current, ())
+    if status not in allowed:
+        raise MamoriError(f"incident {incident_id} cannot go from {current} to {status}", where="status",
+                          hint=f"from {current} it may go to: {', '.join(allowed) or 'nothing'}")
+    text = (reason or "").strip()
+    if status in rules.reason_required and not text:
+        raise MamoriError(f"moving incident {incident_id} to {status} needs a reason", where="reason",
+                          hint="say why, e.g. 'admin script run by the IT team'")
+    now = utcnow()
+    incident.status = status
+    incident.status_reason = text
+    if current == "new":
+        _acknowledge(incident, now)
+    if status in rules.closed:
+        incident.resolved_at = now
+    elif current in rules.closed:
+        incident.resolved_at = None
+    record_change(session, incident, actor, "status", current, status, text, now)
+    session.flush()
+    return incident
+
+
+def set_severity(session: Session, incident_id: int, severity: str, actor: str, reason: str = "") -> Incident:
+    """Set an incident's severity by hand; from then on new alerts no longer change it."""
+    if severity not in SEVERITIES:
+        raise MamoriError(f"unknown severity {severity!r}", where="severity",
+                          hint=f"severities: {', '.join(SEVERITIES)}")
+    incident = get_incident(session, incident_id)
+    old = incident.severity
+    incident.severity_pinned = True
+    if old != severity:
+        incident.severity = severity
+        incident.severity_basis = f"set by {actor}" + (f": {reason}" if reason else "")
+        record_change(session, incident, actor, "severity", old, severity, reason)
+    session.flush()
+    return incident
+
+
+def assign(session: Session, incident_id: int, owner: str | None, actor: str) -> Incident:
+    """Give an incident to ``owner`` (None or empty takes it back); assigning acknowledges it."""
+    incident = get_incident(session, incident_id)
+    value = (owner or "").strip() or None
+    if value is not None and len(value) > 200:
+        raise MamoriError("an owner name has at most 200 characters", where="owner")
+    if value != incident.owner:
+        now = utcnow()
+        old = incident.owner
+        incident.owner = value
+        if value is not None:
+            _acknowledge(incident, now)
+        record_change(session, incident, actor, "owner", old, value, when=now)
+    session.flush()
+    return incident
+
+
+def add_note(session: Session, incident_id: int, text: str, actor: str) -> IncidentNote:
+    """Add a note to an incident (it appears in the timeline and the trail)."""
+    body = (text or "").strip()
+    if not body:
+        raise MamoriError("a note needs some text", where="text")
+    if len(body) > 100_000:
+        raise MamoriError("a note has at most 100,000 characters", where="text", hint="attach long text as evidence")
+    incident = get_incident(session, incident_id)
+    now = utcnow()
+    note = IncidentNote(incident_id=incident.id, time=now, author=actor, text=body)
+    session.add(note)
+    session.flush()
+    record_change(session, incident, actor, "note", None, f"note {note.id}", when=now)
+    session.flush()
+    return note
+
+
+def add_evidence(session: Session, incident_id: int, filename: str, data: bytes, actor: str, evidence_dir: Path,
+                 content_type: str = "application/octet-stream",
+                 max_bytes: int = MAX_EVIDENCE_BYTES) -> IncidentEvidence:
+    """Attach a file to an incident: stored once by SHA-256 under ``evidence_dir``, recorded with its name and size."""
+    incident = get_incident(session, incident_id)
+    stored = store_evidence(evidence_dir, data, max_bytes)
+    now = utcnow()
+    row = IncidentEvidence(incident_id=incident.id, filename=clean_filename(filename), sha256=stored.sha256,
+                           size=stored.size, content_type=(content_type or "application/octet-stream")[:200],
+                           stored_path=stored.relative_path, uploaded_by=actor, uploaded_at=now)
+    session.add(row)
+    session.flush()
+    record_change(session, incident, actor, "evidence", None, f"{row.filename} sha256:{stored.sha256}", when=now)
+    session.flush()
+    return row
+
+
+def alert_tactics(alerts: Iterable[Alert]) -> tuple[list[str], list[str]]:
+    """The ATT&CK tactic tags (kill-chain order) and technique ids named by some alerts' tags."""
+    tactics: list[str] = []
+    techniques: list[str] = []
+    for alert in alerts:
+        for tactic in tactics_of(alert.tags or []):
+            if tactic.tag not in tactics:
+                tactics.append(tactic.tag)
+        for technique in techniques_of(alert.tags or []):
+            if technique not in techniques:
+                techniques.append(technique)
+    return tactics, sorted(techniques)
+
+
+def alert_entity_values(alert: Alert) -> dict[str, list[object]]:
+    """An alert's own entity values by kind (before normalisation)."""
+    return {"host": [alert.host], "user": [alert.user], "ip": [alert.ip], "file_hash": [alert.file_hash]}
+
+
+def linked_alerts(session: Session, incident_id: int) -> list[Alert]:
+    """The alerts of an incident, oldest first."""
+    return list(session.scalars(select(Alert).join(IncidentAlert, IncidentAlert.alert_id == Alert.id)
+                                .where(IncidentAlert.incident_id == incident_id)
+                                .order_by(Alert.first_seen, Alert.id)))
+
+
+def refresh_summary(session: Session, incident: Incident, rules: GroupingRules,
+                    extra_entities: Mapping[str, Iterable[str]] | None = None, actor: str = "system") -> Incident:
+    """Recompute what an incident says about its alerts: times, count, entities, tactics, techniques and
+    (unless a person set it) severity; a severity change is written to the trail."""
+    alerts = linked_alerts(session, incident.id)
+    entities: dict[str, list[str]] = dict(incident.entities or {})
+    for alert in alerts:
+        own = {k: sorted(v) for k, v in alert_entities(alert_entity_values(alert), rules).items()}
+        entities = union_entities(entities, own)
+    if extra_entities:
+        entities = union_entities(entities, {k: list(v) for k, v in extra_entities.items()})
+    incident.entities = entities
+    if alerts:
+        incident.first_seen = min(a.first_seen for a in alerts)
+        incident.last_seen = max(a.last_seen for a in alerts)
+    incident.alert_count = len(alerts)
+    incident.tactics, incident.techniques = alert_tactics(alerts)
+    if not incident.severity_pinned:
+        severity, basis = derive_severity([a.level for a in alerts], len(entities.get("host", [])),
+                                          len(incident.tactics), rules)
+        if severity != incident.severity and incident.severity:
+            record_change(session, incident, actor, "severity", incident.severity, severity, basis)
+        incident.severity, incident.severity_basis = severity, basis
+    session.flush()
+    return incident
+
+
+def title_for(alerts: Sequence[Alert]) -> str:
+    """A title naming the most severe alert's rule and where it fired."""
+    top = max(alerts, key=lambda a: (level_rank(a.level), -a.id))
+    where = top.host or top.user or top.ip
+    return (top.rule_title + (f" on {where}" if where else ""))[:500]
+
+
+def link_alert(session: Session, incident: Incident, alert_id: int, reason: str) -> None:
+    """Put an alert into an incident (an alert is in at most one incident)."""
+    session.add(IncidentAlert(incident_id=incident.id, alert_id=alert_id, link_reason=reason[:2000]))
+
+
+def new_incident(session: Session, alerts: Sequence[Alert], actor: str, rules: GroupingRules,
+                 title: str | None = None, reason: str = "",
+                 extra_entities: Mapping[str, Iterable[str]] | None = None) -> Incident:
+    """Create an incident holding ``alerts`` (none of them in another incident), with its summary and a
+    'created' line in its trail."""
+    now = utcnow()
+    incident = Incident(title=(title or title_for(alerts))[:500], severity="", status="new", created_at=now,
+                        updated_at=now, first_seen=min(a.first_seen for a in alerts),
+                        last_seen=max(a.last_seen for a in alerts), entities={}, tactics=[], techniques=[],
+                        created_by=actor)
+    session.add(incident)
+    session.flush()
+    for alert in alerts:
+        link_alert(session, incident, alert.id, reason)
+    session.flush()
+    refresh_summary(session, incident, rules, extra_entities, actor)
+    record_change(session, incident, actor, "created", None, f"{len(alerts)} alert(s)", reason, now)
+    session.flush()
+    return incident
+
+
+def open_incident(session: Session, alert_ids: Sequence[int], actor: str, title: str | None = None,
+                  rules: GroupingRules | None = None) -> Incident:
+    """Open an incident by hand from some alerts; an unknown alert, or one already in an incident, is an error."""
+    wanted = list(dict.fromkeys(int(a) for a in alert_ids))
+    if not wanted:
+        raise MamoriError("an incident needs at least one alert", where="alert_ids")
+    alerts = list(session.scalars(select(Alert).where(Alert.id.in_(wanted))))
+    missing = sorted(set(wanted) - {a.id for a in alerts})
+    if missing:
+        raise MamoriError(f"no alert {', '.join(map(str, missing))}", where="alert_ids")
+    taken = session.execute(select(IncidentAlert.alert_id, IncidentAlert.incident_id)
+                            .where(IncidentAlert.alert_id.in_(wanted))).all()
+    if taken:
+        listed = ", ".join(f"alert {r.alert_id} is in incident {r.incident_id}" for r in taken)
+        raise MamoriError(listed, where="alert_ids", hint="an alert belongs to one incident")
+    return new_incident(session, alerts, actor, rules or load_rules(), title, reason=f"opened by {actor}")
+
+
+def alert_ids_of(session: Session, incident_id: int) -> list[int]:
+    """The ids of an incident's alerts, in the order they were added."""
+    return list(session.scalars(select(IncidentAlert.alert_id).where(IncidentAlert.incident_id == incident_id)
+                                .order_by(IncidentAlert.id)))
+
+
+def count_open(session: Session) -> int:
+    """How many incidents are not closed."""
+    return int(session.scalar(select(func.count()).select_from(Incident)
+                              .where(Incident.status.not_in(closed_statuses()))) or 0)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def incident_dict(incident: Incident) -> dict[str, Any]:
+    """An incident as the API, the bus and the playbooks see it (plain JSON values)."""
+    return {
+        "id": incident.id, "title": incident.title, "severity": incident.severity,
+        "severity_basis": incident.severity_basis, "severity_pinned": incident.severity_pinned,
+        "status": incident.status, "status_reason": incident.status_reason, "owner": incident.owner,
+        "created_at": _iso(incident.created_at), "updated_at": _iso(incident.updated_at),
+        "acknowledged_at": _iso(incident.acknowledged_at), "resolved_at": _iso(incident.resolved_at),
+        "first_seen": _iso(incident.first_seen), "last_seen": _iso(incident.last_seen),
+        "entities": dict(incident.entities or {}), "tactics": list(incident.tactics or []),
+        "techniques": list(incident.techniques or []), "alert_count": incident.alert_count,
+        "created_by": incident.created_by, "merged_into": incident.merged_into,
+    }
+
+
+def change_dict(change: IncidentChange) -> dict[str, Any]:
+    """One line of the audit trail as JSON."""
+    return {"id": change.id, "time": change.time.isoformat(), "actor": change.actor, "field": change.field,
+            "old": change.old_value, "new": change.new_value, "reason": change.reason}
+
+
+def note_dict(note: IncidentNote) -> dict[str, Any]:
+    """A note as JSON."""
+    return {"id": note.id, "time": note.time.isoformat(), "author": note.author, "text": note.text}
+
+
+def evidence_dict(row: IncidentEvidence) -> dict[str, Any]:
+    """An evidence file's record as JSON (never its content)."""
+    return {"id": row.id, "filename": row.filename, "sha256": row.sha256, "size": row.size,
+            "content_type": row.content_type, "uploaded_by": row.uploaded_by,
+            "uploaded_at": row.uploaded_at.isoformat()}
+
