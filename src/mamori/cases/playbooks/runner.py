@@ -275,9 +275,12 @@ class PlaybookRunner:
         """Write one attempt's result; return True when the run should go on to its next action now."""
         ok, output, error, retryable, seconds = outcome
         now = utcnow()
+        retry = not ok and retryable and attempt < spec.retry.max_attempts
+        delay = spec.retry.delay_after(attempt) if retry else None
         action.attempts = attempt
         action.attempt_log = [*action.attempt_log, {"attempt": attempt, "at": now.isoformat(),
-                                                     "seconds": round(seconds, 4), "ok": ok, "error": error}]
+                                                     "seconds": round(seconds, 4), "ok": ok, "error": error,
+                                                     "retry_in": delay}]
         action.output, action.error = output, error
         run.updated_at = now
         if ok:
@@ -285,10 +288,10 @@ class PlaybookRunner:
             self._close_action(action, now)
             self._publish_case_change(spec, output, run.playbook)
             return True
-        if retryable and attempt < spec.retry.max_attempts:
+        if delay is not None:
             action.status = "retrying"
             run.status = "waiting"
-            run.resume_at = now + timedelta(seconds=spec.retry.delay_after(attempt))
+            run.resume_at = now + timedelta(seconds=delay)
             return False
         action.status = "failed"
         self._close_action(action, now)
