@@ -48,6 +48,7 @@ class Settings:
     print_token: bool = True
     intel_feeds: Path | None = None  # feeds YAML (TAXII, MISP, CSV/text lists, STIX files) polled while serving
     taxii_partners: str = ""  # comma-separated user names that are TLP partners (may receive TLP:AMBER)
+    grouping_rules: Path | None = None  # alert-to-incident grouping YAML; None: mamori/cases/data/grouping.yaml
     playbooks: Path | None = None  # a folder of response playbook YAML files run on case events
 
     @property

@@ -15,7 +15,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from mamori.cases.events import CaseBus
+from mamori.cases.grouping import load_rules
 from mamori.cases.playbooks.runner import PlaybookRunner  # importing it registers the playbook migrations
+from mamori.cases.worker import GroupingWorker
 from mamori.collect.spool import Spool
 from mamori.collect.syslog_listen import InputCounters, SyslogInputs, tls_context
 from mamori.config import Settings
@@ -70,6 +72,8 @@ class Service:
                                    lambda kind, n: self.metrics.inc("mamori_events_received_total", n, input=kind))
         self.ports: dict[str, int] = {}
         self.tailer: Any = None
+        self.cases_worker = GroupingWorker(self.sessions, self.lake, self.cases_bus,
+                                           load_rules(settings.grouping_rules))
         self._register_gauges()
 
     def _register_gauges(self) -> None:
@@ -96,6 +100,7 @@ class Service:
         """Start the pipeline and the listeners; write the bound ports to ``service.json``."""
         settings = self.settings
         self.pipeline.start()
+        self.cases_worker.start()
         self.playbooks.start()
         try:
             if settings.syslog_tcp_port >= 0:
@@ -151,6 +156,7 @@ class Service:
             self._feeds_stop.set()
         if self.tailer is not None:
             self.tailer.stop()
+        await asyncio.to_thread(self.cases_worker.stop)
         await asyncio.to_thread(self.pipeline.stop)
         await asyncio.to_thread(self.playbooks.stop)
         self.spool.close()

@@ -1,0 +1,278 @@
+"""The grouping worker: a thread of the service that turns new and changed alerts into incidents.
+
+Every ``poll_seconds`` it reads the alerts created or updated since a watermark, decides with
+``mamori.cases.grouping`` where each goes, writes the incidents, and commits the new watermark in the
+same transaction (``service_state`` row ``cases.grouping.watermark``): after a restart nothing is lost
+and nothing counted twice. Alert times written by the pipeline are taken before its commit, so each
+poll looks back ``OVERLAP`` and skips the (alert, updated_at) pairs it already handled. After the
+commit it publishes ``alert.created``/``alert.updated`` and ``incident.created``/``incident.updated``
+on the case bus (a crash between the commit and the publication loses those notifications, not data).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mamori.cases import workflow
+from mamori.cases.event_lookup import events_by_uid
+from mamori.cases.events import CaseBus, CaseEvent
+from mamori.cases.grouping import (
+    PROCESS_FIELDS,
+    AlertFacts,
+    GroupingRules,
+    OpenCase,
+    alert_entities,
+    decide,
+    process_tree_values,
+    union_entities,
+)
+from mamori.cases.records import Incident, IncidentAlert
+from mamori.store.lake import Lake
+from mamori.store.records import Alert, ServiceState, utcnow
+
+log = logging.getLogger("mamori.cases")
+
+WATERMARK_KEY = "cases.grouping.watermark"
+OVERLAP = timedelta(seconds=10)
+UIDS_PER_ALERT = 50
+
+
+@dataclass
+class Watermark:
+    """How far the worker got: the latest ``updated_at`` handled and the (id -> updated_at) pairs near it."""
+
+    time: datetime | None = None
+    seen: dict[int, str] = field(default_factory=dict)
+
+    def fresh(self, alert_id: int, updated_at: datetime) -> bool:
+        """True when this version of the alert has not been handled yet."""
+        return self.seen.get(alert_id) != updated_at.isoformat()
+
+    def advance(self, handled: Iterable[tuple[int, datetime]]) -> None:
+        """Note alerts as handled and forget the pairs too old to come back."""
+        for alert_id, updated_at in handled:
+            self.seen[alert_id] = updated_at.isoformat()
+            if self.time is None or updated_at > self.time:
+                self.time = updated_at
+        if self.time is not None:
+            floor = (self.time - OVERLAP).isoformat()
+            self.seen = {k: v for k, v in self.seen.items() if v >= floor}
+
+
+def load_watermark(session: Session) -> Watermark:
+    """The stored watermark (an empty one on a first start: every alert is handled)."""
+    row = session.get(ServiceState, WATERMARK_KEY)
+    if row is None:
+        return Watermark()
+    data = orjson.loads(row.value)
+    time = datetime.fromisoformat(data["time"]) if data.get("time") else None
+    return Watermark(time, {int(k): str(v) for k, v in (data.get("seen") or {}).items()})
+
+
+def save_watermark(session: Session, mark: Watermark) -> None:
+    """Store the watermark in the caller's transaction."""
+    value = orjson.dumps({"time": mark.time.isoformat() if mark.time else None,
+                          "seen": {str(k): v for k, v in mark.seen.items()}})
+    row = session.get(ServiceState, WATERMARK_KEY)
+    if row is None:
+        session.add(ServiceState(key=WATERMARK_KEY, value=value))
+    else:
+        row.value = value
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An alert version to handle, as read in the first short transaction."""
+
+    alert_id: int
+    updated_at: datetime
+    created_at: datetime
+    first_seen: datetime
+    last_seen: datetime
+    host: str | None
+    event_uids: tuple[str, ...]
+
+
+def _open_cases(session: Session, facts: AlertFacts, rules: GroupingRules) -> list[OpenCase]:
+    widest = max((link.window for link in rules.links), default=timedelta(0))
+    rows = session.scalars(select(Incident).where(
+        Incident.status.not_in(workflow.closed_statuses()), Incident.merged_into.is_(None),
+        Incident.last_seen >= facts.first_seen - widest, Incident.first_seen <= facts.last_seen + widest))
+    return [OpenCase(i.id, i.first_seen, i.last_seen,
+                     {k: frozenset(v) for k, v in (i.entities or {}).items()},
+                     untouched=i.status == "new" and i.owner is None) for i in rows]
+
+
+def merge_into(session: Session, target: Incident, other_id: int, actor: str, reason: str) -> Incident:
+    """Move every alert of incident ``other_id`` into ``target`` and close ``other_id`` as merged."""
+    other = workflow.get_incident(session, other_id)
+    for link in session.scalars(select(IncidentAlert).where(IncidentAlert.incident_id == other_id)):
+        link.incident_id = target.id
+        link.link_reason = f"merged from incident {other_id}: {reason}"[:2000]
+    now = utcnow()
+    old_status = other.status
+    other.status, other.status_reason, other.merged_into, other.resolved_at = (
+        "resolved", f"merged into incident {target.id}", target.id, now)
+    other.alert_count = 0
+    workflow.record_change(session, other, actor, "status", old_status, "resolved",
+                           f"merged into incident {target.id} ({reason})", now)
+    workflow.record_change(session, target, actor, "merged", None, f"incident {other_id}", reason, now)
+    target.entities = union_entities(target.entities or {}, other.entities or {})
+    session.flush()
+    return other
+
+
+class GroupingWorker:
+    """Polls the alerts table and groups alerts into incidents (one thread, started with the service)."""
+
+    def __init__(self, sessions: sessionmaker[Session], lake: Lake, bus: CaseBus, rules: GroupingRules,
+                 poll_seconds: float = 1.0, batch: int = 500) -> None:
+        self.sessions = sessions
+        self.lake = lake
+        self.bus = bus
+        self.rules = rules
+        self.poll_seconds = poll_seconds
+        self.batch = batch
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.handled = 0
+
+    def start(self) -> None:
+        """Start polling in a background thread."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="cases-grouping", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop polling and wait for the current round to finish."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self.run_once() >= self.batch
+            except Exception:  # a bad round is logged and retried; the watermark did not move
+                log.exception("grouping alerts into incidents failed")
+                busy = False
+            if not busy:
+                self._stop.wait(self.poll_seconds)
+
+    def _pending(self) -> tuple[Watermark, list[Pending]]:
+        with self.sessions() as session:
+            mark = load_watermark(session)
+            query = select(Alert.id, Alert.updated_at, Alert.created_at, Alert.first_seen, Alert.last_seen,
+                           Alert.host, Alert.event_uids)
+            if mark.time is not None:
+                query = query.where(Alert.updated_at >= mark.time - OVERLAP)
+            pending: list[Pending] = []
+            for row in session.execute(query.order_by(Alert.updated_at, Alert.id)):
+                if mark.fresh(row.id, row.updated_at):
+                    pending.append(Pending(row.id, row.updated_at, row.created_at, row.first_seen, row.last_seen,
+                                           row.host, tuple(row.event_uids or ())[:UIDS_PER_ALERT]))
+                    if len(pending) >= self.batch:
+                        break
+        return mark, pending
+
+    def _process_trees(self, pending: Sequence[Pending]) -> dict[int, set[str]]:
+        if self.rules.window("process_tree") is None or not pending:
+            return {}
+        uids = [u for p in pending for u in p.event_uids]
+        try:
+            events = events_by_uid(self.lake, uids, min(p.first_seen for p in pending),
+                                   max(p.last_seen for p in pending), columns=(*PROCESS_FIELDS, "_host"),
+                                   limit=len(uids))
+        except Exception:  # the lake is an aid here; grouping by the other entities goes on
+            log.exception("cannot read the alerts' events for their process trees")
+            return {}
+        by_uid = {str(e.get("_uid")): e for e in events}
+        return {p.alert_id: process_tree_values([by_uid[u] for u in p.event_uids if u in by_uid], p.host)
+                for p in pending}
+
+    def run_once(self) -> int:
+        """Handle the alerts changed since the watermark; return how many alert versions were handled."""
+        mark, pending = self._pending()
+        if not pending:
+            return 0
+        trees = self._process_trees(pending)
+        published: list[CaseEvent] = []
+        with self.sessions.begin() as session:
+            stored = load_watermark(session)
+            if stored.time != mark.time:  # another worker moved it: start over next round
+                return 0
+            first_round = mark.time is None
+            for item in pending:
+                published.extend(self._group(session, item, trees.get(item.alert_id, set()), mark, first_round))
+            mark.advance((p.alert_id, p.updated_at) for p in pending)
+            save_watermark(session, mark)
+        for event in published:
+            self.bus.publish(event)
+        self.handled += len(pending)
+        return len(pending)
+
+    def _group(self, session: Session, item: Pending, tree: set[str], mark: Watermark,
+               first_round: bool) -> list[CaseEvent]:
+        alert = session.get(Alert, item.alert_id)
+        if alert is None:
+            return []
+        is_new = item.alert_id not in mark.seen and (first_round or mark.time is None
+                                                     or item.created_at >= mark.time - OVERLAP)
+        from mamori.api.routes_alerts import alert_dict  # here: the api package imports the service, which imports us
+        extra = {"process_tree": sorted(tree)} if tree else {}
+        out: list[CaseEvent] = []
+        link = session.scalars(select(IncidentAlert).where(IncidentAlert.alert_id == alert.id)).first()
+        incident: Incident | None = None
+        if link is not None:
+            incident = workflow.get_incident(session, link.incident_id)
+            if incident.status not in workflow.closed_statuses():
+                before = workflow.incident_dict(incident)
+                workflow.refresh_summary(session, incident, self.rules, extra)
+                out.extend(self._updated(incident, before, f"alert {alert.id} changed"))
+        else:
+            values: dict[str, Iterable[object]] = dict(workflow.alert_entity_values(alert))
+            values["process_tree"] = tree
+            facts = AlertFacts(alert.id, alert.level, alert.first_seen, alert.last_seen,
+                               alert_entities(values, self.rules))
+            decision = decide(facts, _open_cases(session, facts, self.rules), self.rules)
+            if decision.action == "join" and decision.incident_id is not None:
+                incident = workflow.get_incident(session, decision.incident_id)
+                before = workflow.incident_dict(incident)
+                workflow.link_alert(session, incident, alert.id, decision.reason)
+                workflow.record_change(session, incident, "system", "alert", None, f"alert {alert.id}",
+                                       decision.reason)
+                session.flush()
+                for other_id in decision.merge_ids:
+                    other_before = workflow.incident_dict(workflow.get_incident(session, other_id))
+                    other = merge_into(session, incident, other_id, "system", decision.reason)
+                    out.extend(self._updated(other, other_before, f"merged into incident {incident.id}"))
+                workflow.refresh_summary(session, incident, self.rules, extra)
+                out.extend(self._updated(incident, before, f"alert {alert.id} joined: {decision.reason}"))
+            elif decision.action == "open":
+                incident = workflow.new_incident(session, [alert], "system", self.rules, reason=decision.reason,
+                                                 extra_entities=extra)
+                out.append(CaseEvent("incident.created", incident=workflow.incident_dict(incident),
+                                     changes={"reason": decision.reason, "alert_ids": [alert.id]}))
+        alert_event = CaseEvent("alert.created" if is_new else "alert.updated", alert=alert_dict(alert),
+                                incident=workflow.incident_dict(incident) if incident is not None else None)
+        return [alert_event, *out]
+
+    @staticmethod
+    def _updated(incident: Incident, before: Mapping[str, Any], why: str) -> list[CaseEvent]:
+        after = workflow.incident_dict(incident)
+        changes: dict[str, Any] = {k: {"old": before.get(k), "new": v} for k, v in after.items()
+                   if k != "updated_at" and before.get(k) != v}
+        if not changes:
+            return []
+        changes["reason"] = why
+        return [CaseEvent("incident.updated", incident=after, changes=changes)]

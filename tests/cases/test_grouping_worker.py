@@ -1,0 +1,129 @@
+"""The grouping worker over a real records database: alerts become incidents, the watermark survives a
+restart without losing or double-counting alerts, and every change is published on the case bus."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from mamori.cases.events import CaseBus, CaseEvent
+from mamori.cases.grouping import load_rules
+from mamori.cases.records import Incident, IncidentAlert, IncidentChange
+from mamori.cases.worker import GroupingWorker
+from mamori.cases.workflow import set_status
+from mamori.store.lake import Lake
+from mamori.store.records import Alert, utcnow
+
+AddAlert = Callable[..., int]
+
+
+def make_worker(sessions: sessionmaker[Session], root: Path) -> tuple[GroupingWorker, list[CaseEvent]]:
+    bus = CaseBus()
+    seen: list[CaseEvent] = []
+    bus.subscribe(seen.append)
+    return GroupingWorker(sessions, Lake(root / "lake"), bus, load_rules()), seen
+
+
+def incidents_of(sessions: sessionmaker[Session]) -> dict[int, list[int]]:
+    with sessions() as session:
+        rows = session.execute(select(IncidentAlert.incident_id, IncidentAlert.alert_id)
+                               .order_by(IncidentAlert.alert_id)).all()
+    out: dict[int, list[int]] = {}
+    for incident_id, alert_id in rows:
+        out.setdefault(incident_id, []).append(alert_id)
+    return out
+
+
+def test_alerts_sharing_a_host_become_one_incident_and_others_their_own(
+        case_sessions: sessionmaker[Session], add_alert: AddAlert, tmp_path: Path) -> None:
+    first = add_alert(host="WS01", user="alice", minutes=0)
+    second = add_alert(host="ws01", user="SYSTEM", minutes=30, level="medium")
+    elsewhere = add_alert(host="WS09", user="SYSTEM", minutes=31)
+    worker, seen = make_worker(case_sessions, tmp_path)
+    assert worker.run_once() == 3
+    groups = sorted(incidents_of(case_sessions).values())
+    assert groups == [[first, second], [elsewhere]]
+    kinds = [e.kind for e in seen]
+    assert kinds.count("alert.created") == 3
+    assert kinds.count("incident.created") == 2
+    assert kinds.count("incident.updated") == 1
+    joined = next(e for e in seen if e.kind == "incident.updated")
+    assert joined.incident is not None and joined.incident["alert_count"] == 2
+    assert "host=ws01" in joined.changes["reason"]
+
+
+def test_a_low_alert_alone_opens_nothing_but_is_still_published(
+        case_sessions: sessionmaker[Session], add_alert: AddAlert, tmp_path: Path) -> None:
+    add_alert(level="low", host="WS05")
+    worker, seen = make_worker(case_sessions, tmp_path)
+    worker.run_once()
+    assert incidents_of(case_sessions) == {}
+    assert [e.kind for e in seen] == ["alert.created"]
+    assert seen[0].incident is None
+
+
+def test_a_restart_neither_loses_nor_double_counts_alerts(
+        case_sessions: sessionmaker[Session], add_alert: AddAlert, tmp_path: Path) -> None:
+    add_alert(host="WS01", minutes=0)
+    worker, _ = make_worker(case_sessions, tmp_path)
+    worker.run_once()
+    add_alert(host="WS01", minutes=5)
+    restarted, seen_after = make_worker(case_sessions, tmp_path)
+    assert restarted.run_once() == 1
+    assert restarted.run_once() == 0
+    assert [e.kind for e in seen_after] == ["alert.created", "incident.updated"]
+    with case_sessions() as session:
+        incident = session.scalars(select(Incident)).one()
+        assert incident.alert_count == 2
+        assert session.scalar(select(IncidentAlert.id).where(IncidentAlert.alert_id == 2)) is not None
+
+
+def test_an_alert_that_grows_updates_its_incident(
+        case_sessions: sessionmaker[Session], add_alert: AddAlert, tmp_path: Path) -> None:
+    alert_id = add_alert(level="medium", host="WS01")
+    worker, seen = make_worker(case_sessions, tmp_path)
+    worker.run_once()
+    with case_sessions.begin() as session:
+        session.execute(update(Alert).where(Alert.id == alert_id).values(level="critical", updated_at=utcnow()))
+    seen.clear()
+    assert worker.run_once() == 1
+    assert [e.kind for e in seen] == ["alert.updated", "incident.updated"]
+    assert seen[1].changes["severity"] == {"old": "medium", "new": "critical"}
+    with case_sessions() as session:
+        change = session.scalars(select(IncidentChange).where(IncidentChange.field == "severity")).one()
+        assert (change.actor, change.old_value, change.new_value) == ("system", "medium", "critical")
+
+
+def test_alerts_do_not_join_a_resolved_incident(
+        case_sessions: sessionmaker[Session], add_alert: AddAlert, tmp_path: Path) -> None:
+    add_alert(host="WS01")
+    worker, _ = make_worker(case_sessions, tmp_path)
+    worker.run_once()
+    with case_sessions.begin() as session:
+        set_status(session, 1, "resolved", "alice")
+    add_alert(host="WS01", minutes=1)
+    worker.run_once()
+    assert sorted(incidents_of(case_sessions).values()) == [[1], [2]]
+
+
+def test_an_alert_bridging_two_new_incidents_merges_them(
+        case_sessions: sessionmaker[Session], add_alert: AddAlert, tmp_path: Path) -> None:
+    add_alert(host="WS01", user="alice", minutes=0)
+    add_alert(host="WS02", user="bob", minutes=5)
+    worker, _ = make_worker(case_sessions, tmp_path)
+    worker.run_once()
+    assert len(incidents_of(case_sessions)) == 2
+    bridge = add_alert(host="WS02", user="alice", minutes=10)
+    worker.run_once()
+    assert incidents_of(case_sessions) == {1: [1, 2, bridge]}
+    with case_sessions() as session:
+        merged = session.get(Incident, 2)
+        assert merged is not None
+        assert (merged.status, merged.merged_into) == ("resolved", 1)
+        assert merged.status_reason == "merged into incident 1"
+        target = session.get(Incident, 1)
+        assert target is not None and target.entities["host"] == ["ws01", "ws02"]
+        assert target.entities["user"] == ["alice", "bob"]
