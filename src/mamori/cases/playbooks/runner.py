@@ -321,10 +321,10 @@ class PlaybookRunner:
         if self.bus is None or spec.type not in ("set_severity", "set_status", "open_incident"):
             return
         incident = output.get("incident") or None
-        if not incident:
+        if not incident or output.get("changed") is False:
             return
         kind: EventKind = "incident.created" if spec.type == "open_incident" else "incident.updated"
-        changes: dict[str, Any] = {k: output[k] for k in ("severity", "status") if k in output}
+        changes: dict[str, Any] = dict(output.get("changes") or {})
         self.bus.publish(CaseEvent(kind=kind, incident=incident, actor=f"playbook:{playbook}", changes=changes))
 
 

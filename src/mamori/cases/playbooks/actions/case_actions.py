@@ -69,26 +69,36 @@ def _wrap_errors(call: Any) -> Any:
         raise ActionFailed(str(exc), retryable=False) from exc
 
 
-def set_severity(context: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
-    """Set the incident's severity."""
+def _change(context: ActionContext, params: dict[str, Any], field: str) -> dict[str, Any]:
+    """Set ``field`` (severity or status) of the incident; a value it already has is left alone (and
+    reported ``changed: false``), so a playbook does not fail where an analyst was quicker."""
     workflow = _workflow()
     incident_id = _incident_id(params, context.payload)
+    value = str(params[field])
     with context.sessions.begin() as session:
-        incident = _wrap_errors(lambda: workflow.set_severity(session, incident_id, str(params["severity"]),
-                                                              context.actor))
-        return {"incident_id": incident_id, "severity": str(params["severity"]),
-                "incident": _as_dict(workflow, incident)}
+        incident = _wrap_errors(lambda: workflow.get_incident(session, incident_id))
+        old = getattr(incident, field)
+        if old == value:
+            return {"incident_id": incident_id, "changed": False, field: value,
+                    "incident": _as_dict(workflow, incident)}
+        if field == "status":
+            reason = str(params.get("reason", "")) or None
+            incident = _wrap_errors(lambda: workflow.set_status(session, incident_id, value, context.actor,
+                                                                reason=reason))
+        else:
+            incident = _wrap_errors(lambda: workflow.set_severity(session, incident_id, value, context.actor))
+        return {"incident_id": incident_id, "changed": True, field: value,
+                "changes": {field: {"old": old, "new": value}}, "incident": _as_dict(workflow, incident)}
+
+
+def set_severity(context: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Set the incident's severity."""
+    return _change(context, params, "severity")
 
 
 def set_status(context: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
     """Move the incident to a status (with an optional reason)."""
-    workflow = _workflow()
-    incident_id = _incident_id(params, context.payload)
-    reason = str(params.get("reason", "")) or None
-    with context.sessions.begin() as session:
-        incident = _wrap_errors(lambda: workflow.set_status(session, incident_id, str(params["status"]),
-                                                            context.actor, reason=reason))
-        return {"incident_id": incident_id, "status": str(params["status"]), "incident": _as_dict(workflow, incident)}
+    return _change(context, params, "status")
 
 
 def open_incident(context: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
