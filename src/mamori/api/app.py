@@ -18,6 +18,7 @@ from mamori.api.taxii import mount_taxii
 from mamori.config import Settings
 from mamori.errors import MamoriError
 from mamori.service.runtime import Service
+from mamori.web.console import mount as mount_console
 
 
 def create_app(settings: Settings, service: Service | None = None,
@@ -50,4 +51,5 @@ def create_app(settings: Settings, service: Service | None = None,
     for module in (routes_ingest, routes_events, routes_alerts, routes_rules, routes_system, routes_playbooks):
         app.include_router(module.router)
     mount_taxii(app, running.settings, app.state.tokens)
+    mount_console(app)
     return app

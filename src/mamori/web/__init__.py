@@ -1,0 +1,1 @@
+"""The console: server-rendered pages (Jinja2 + htmx) under ``/console``, sessions for people, translations."""

@@ -1,0 +1,58 @@
+"""The entity graph of an incident as server-side SVG: the incident in the middle, its hosts, users, IPs,
+processes and hashes around it, one colour per kind, an edge from the incident to each."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from markupsafe import Markup, escape
+
+KIND_COLOURS = {"host": "#2f6f9f", "user": "#7b4fa0", "ip": "#2e8b57", "process": "#b5651d",
+                "file_hash": "#8a6d3b", "domain": "#a0306b"}
+MAX_PER_KIND = 8
+
+
+def entity_graph(center: str, entities: Mapping[str, Sequence[str]], kind_labels: Mapping[str, str],
+                 title: str, size: int = 520) -> Markup:
+    """Nodes on a circle around the incident (at most ``MAX_PER_KIND`` per kind, the rest counted), with a
+    legend of the kinds shown."""
+    nodes: list[tuple[str, str]] = []
+    hidden = 0
+    for kind, values in entities.items():
+        unique = list(dict.fromkeys(str(v) for v in values if v))
+        nodes += [(kind, value) for value in unique[:MAX_PER_KIND]]
+        hidden += max(len(unique) - MAX_PER_KIND, 0)
+    cx = cy = size / 2
+    radius = size / 2 - 70
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size} {size + 24}" role="img" '
+             f'class="chart graph" aria-label="{escape(title)}"><title>{escape(title)}</title>']
+    positions = []
+    for index, _ in enumerate(nodes):
+        angle = 2 * math.pi * index / max(len(nodes), 1) - math.pi / 2
+        positions.append((cx + radius * math.cos(angle), cy + radius * math.sin(angle)))
+    for x, y in positions:
+        parts.append(f'<line x1="{cx:.1f}" y1="{cy:.1f}" x2="{x:.1f}" y2="{y:.1f}" stroke="#b8c2cc"/>')
+    for (kind, value), (x, y) in zip(nodes, positions, strict=True):
+        colour = KIND_COLOURS.get(kind, "#555")
+        label = value if len(value) <= 24 else value[:23] + "…"
+        anchor = "start" if x > cx + 5 else "end" if x < cx - 5 else "middle"
+        dx = 12 if anchor == "start" else -12 if anchor == "end" else 0
+        parts.append(f'<g class="node" data-kind="{escape(kind)}"><circle cx="{x:.1f}" cy="{y:.1f}" r="9" '
+                     f'fill="{colour}"><title>{escape(kind_labels.get(kind, kind))}: {escape(value)}</title>'
+                     f'</circle><text x="{x + dx:.1f}" y="{y + 4:.1f}" font-size="11" text-anchor="{anchor}" '
+                     f'fill="#222">{escape(label)}</text></g>')
+    parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="30" fill="#24364b"/>')
+    parts.append(f'<text x="{cx:.1f}" y="{cy + 4:.1f}" font-size="12" text-anchor="middle" fill="#fff" '
+                 f'font-weight="bold">{escape(center)}</text>')
+    x = 4.0
+    for kind in dict.fromkeys(k for k, _ in nodes):
+        text = kind_labels.get(kind, kind)
+        parts.append(f'<circle cx="{x + 5:.1f}" cy="{size + 12}" r="5" fill="{KIND_COLOURS.get(kind, "#555")}"/>')
+        parts.append(f'<text x="{x + 14:.1f}" y="{size + 16}" font-size="11" fill="#333">{escape(text)}</text>')
+        x += 24 + 8 * len(text)
+    if hidden:
+        parts.append(f'<text x="{size - 4}" y="{size + 16}" font-size="11" text-anchor="end" fill="#777">'
+                     f'+{hidden}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))

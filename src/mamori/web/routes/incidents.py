@@ -1,0 +1,173 @@
+"""Incidents: the list, and one incident with its timeline, entity graph, alerts, notes, change trail,
+pending approvals and report downloads; status, severity, owner and notes change here (analyst)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import func, select
+
+from mamori.api.auth import audit
+from mamori.api.deps import service_of
+from mamori.errors import MamoriError
+from mamori.store.records import Alert, utcnow
+from mamori.web.casebus import publish
+from mamori.web.context import ConsoleUser, Reader, checked_form, reader_translator, render
+from mamori.web.graph import entity_graph
+
+router = APIRouter()
+PAGE = 50
+ENTITY_KINDS = ("host", "user", "ip", "process", "process_tree", "file_hash", "domain")
+
+
+def _cases() -> Any:
+    """The cases room (incidents), or a 404 page when this installation has none."""
+    try:
+        from mamori.cases import records, workflow
+    except ImportError as exc:  # the room is optional until it lands
+        raise HTTPException(404, detail="incidents are not available in this installation") from exc
+    return records, workflow
+
+
+@router.get("/incidents", response_class=HTMLResponse, summary="Incident list")
+def incidents_page(request: Request, status: str = "", severity: str = "", owner: str = "", page: int = 1,
+                   user: ConsoleUser = Reader) -> Response:
+    """Incidents, most recently active first, filtered by status, severity and owner."""
+    records, workflow = _cases()
+    incident = records.Incident
+    query = select(incident).where(incident.merged_into.is_(None))
+    for column, value in ((incident.status, status), (incident.severity, severity), (incident.owner, owner)):
+        if value:
+            query = query.where(column == value[:200])
+    page = max(page, 1)
+    with service_of(request).sessions() as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.scalars(query.order_by(incident.last_seen.desc()).limit(PAGE).offset((page - 1) * PAGE)).all()
+        slas = {row.id: _sla(row) for row in rows}
+    return render(request, "incidents.html", user, incidents=rows, total=total, page=page,
+                  pages=max((total - 1) // PAGE + 1, 1), status=status, severity=severity, owner=owner,
+                  statuses=workflow.STATUSES, severities=workflow.SEVERITIES, slas=slas)
+
+
+def _sla(incident: Any) -> Any:
+    try:
+        from mamori.cases import sla
+    except ImportError:
+        return None
+    return sla.sla_status(incident, utcnow())
+
+
+def _timeline(session: Any, lake: Any, incident_id: int) -> list[Any]:
+    try:
+        from mamori.cases.timeline import timeline
+    except ImportError:
+        return []
+    return list(timeline(session, lake, incident_id))
+
+
+def _approvals(session: Any, incident_id: int | None) -> list[dict[str, Any]]:
+    """Actions waiting for a person's approval (of one incident, or all), with their run."""
+    try:
+        from mamori.cases.playbooks.records import ActionRun, PlaybookRun
+    except ImportError:
+        return []
+    query = (select(ActionRun, PlaybookRun).join(PlaybookRun, PlaybookRun.id == ActionRun.run_id)
+             .where(ActionRun.approval == "pending").order_by(ActionRun.id))
+    if incident_id is not None:
+        query = query.where(PlaybookRun.incident_id == incident_id)
+    return [{"action": action, "run": run} for action, run in session.execute(query).all()]
+
+
+@router.get("/incidents/{incident_id}", response_class=HTMLResponse, summary="One incident")
+def incident_page(request: Request, incident_id: int, user: ConsoleUser = Reader) -> Response:
+    """Everything about one incident on one page."""
+    records, workflow = _cases()
+    service = service_of(request)
+    t = reader_translator(request, user)
+    with service.sessions() as session:
+        incident = session.get(records.Incident, incident_id)
+        if incident is None:
+            raise HTTPException(404, detail=f"no incident {incident_id}")
+        alerts = session.scalars(select(Alert).join(records.IncidentAlert, records.IncidentAlert.alert_id == Alert.id)
+                                 .where(records.IncidentAlert.incident_id == incident_id)
+                                 .order_by(Alert.first_seen)).all()
+        notes = session.scalars(select(records.IncidentNote).where(records.IncidentNote.incident_id == incident_id)
+                                .order_by(records.IncidentNote.time)).all()
+        changes = session.scalars(select(records.IncidentChange)
+                                  .where(records.IncidentChange.incident_id == incident_id)
+                                  .order_by(records.IncidentChange.time)).all()
+        evidence = session.scalars(select(records.IncidentEvidence)
+                                   .where(records.IncidentEvidence.incident_id == incident_id)).all()
+        timeline = _timeline(session, service.lake, incident_id)
+        approvals = _approvals(session, incident_id)
+        sla = _sla(incident)
+    entities = {kind: values for kind, values in (incident.entities or {}).items() if values}
+    labels = {kind: t(f"entity.{kind}") for kind in entities}
+    graph = entity_graph(f"#{incident.id}", entities, labels, t("incident.graph"))
+    return render(request, "incident.html", user, incident=incident, alerts=alerts, notes=notes, changes=changes,
+                  evidence=evidence, timeline=timeline, approvals=approvals, sla=sla, graph=graph,
+                  statuses=workflow.STATUSES, severities=workflow.SEVERITIES,
+                  message=request.query_params.get("done", ""))
+
+
+@router.post("/incidents/{incident_id}/{change}", summary="Change an incident")
+async def change_incident(request: Request, incident_id: int, change: str,
+                          user: ConsoleUser = Reader) -> Response:
+    """Set the status (with a reason), the severity or the owner, or add a note; the cases room records the
+    change in the incident's trail and the audit log gets a console entry."""
+    if change not in ("status", "severity", "owner", "note"):
+        raise HTTPException(404, detail="unknown incident change")
+    form = await checked_form(request, user, "analyst")
+    _, workflow = _cases()
+    value = str(form.get("value", "")).strip()[:20_000]
+    reason = str(form.get("reason", "")).strip()[:2000] or None
+    try:
+        with service_of(request).sessions.begin() as session:
+            if change == "status":
+                workflow.set_status(session, incident_id, value, user.name, reason=reason)
+            elif change == "severity":
+                workflow.set_severity(session, incident_id, value, user.name)
+            elif change == "owner":
+                workflow.assign(session, incident_id, value or user.name, user.name)
+            else:
+                workflow.add_note(session, incident_id, value, user.name)
+            audit(session, user.name, f"incident.{change}", f"incident {incident_id}", via="console",
+                  value=value if change != "note" else f"{len(value)} characters", reason=reason or "")
+            incident = workflow.incident_dict(workflow.get_incident(session, incident_id))
+    except MamoriError as exc:
+        raise HTTPException(400, detail=exc.message) from exc
+    publish(request, "incident.updated", user.name, incident=incident,
+            changes={change: value if change != "note" else "added"})
+    return RedirectResponse(f"/console/incidents/{incident_id}?done={change}", 303)
+
+
+@router.get("/incidents/{incident_id}/report", summary="Download the incident report")
+async def report(request: Request, incident_id: int, lang: str = "ja", format: str = "pdf",
+                 user: ConsoleUser = Reader) -> Response:
+    """The incident report (HTML or PDF, Japanese or English) built by ``mamori.report``."""
+    try:
+        from mamori import report as reports
+    except ImportError as exc:
+        raise HTTPException(404, detail="reports are not available in this installation") from exc
+    lang = lang if lang in ("ja", "en") else "ja"
+    service = service_of(request)
+
+    def build() -> tuple[bytes, str]:
+        with service.sessions() as session:
+            data = reports.build(session, service.lake, incident_id, lang)
+        if format == "html":
+            return reports.render_html(data, lang).encode(), "text/html; charset=utf-8"
+        return reports.render_pdf(data, lang), "application/pdf"
+
+    try:
+        body, media = await asyncio.to_thread(build)
+    except MamoriError as exc:
+        raise HTTPException(404, detail=exc.message) from exc
+    with service.sessions.begin() as session:
+        audit(session, user.name, "incident.report", f"incident {incident_id}", lang=lang, format=format)
+    extension = "html" if format == "html" else "pdf"
+    return Response(body, media_type=media, headers={
+        "Content-Disposition": f'attachment; filename="incident-{incident_id}-{lang}.{extension}"'})

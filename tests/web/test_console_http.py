@@ -1,0 +1,111 @@
+"""The console over HTTP against a real service: login, sessions, CSRF, roles, audit, language and pages."""
+
+from __future__ import annotations
+
+import httpx
+from web_fixtures import PASSWORDS, Console, csrf_of
+
+PAGES = ("/console/", "/console/alerts", "/console/incidents", "/console/events?run=1", "/console/rules",
+         "/console/playbooks", "/console/preferences", "/console/alerts/1")
+
+
+def test_pages_need_a_login_and_redirect_to_it(console: Console) -> None:
+    with httpx.Client(base_url=console.url) as client:
+        for page in PAGES:
+            answer = client.get(page)
+            assert answer.status_code == 303, page
+            assert answer.headers["location"].startswith("/console/login?next=")
+
+
+def test_login_page_follows_the_browser_language(console: Console) -> None:
+    with httpx.Client(base_url=console.url) as client:
+        japanese = client.get("/console/login", headers={"Accept-Language": "ja-JP,ja;q=0.9"}).text
+        english = client.get("/console/login", headers={"Accept-Language": "en-US"}).text
+    assert "ログイン" in japanese and 'lang="ja"' in japanese
+    assert "Log in" in english and 'lang="en"' in english
+
+
+def test_every_page_renders_for_a_logged_in_viewer(console: Console) -> None:
+    with console.login("viewer") as client:
+        for page in PAGES:
+            answer = client.get(page)
+            assert answer.status_code == 200, (page, answer.text[:500])
+            assert "<nav class=\"side\">" in answer.text
+
+
+def test_session_cookie_is_httponly_samesite_and_scoped(console: Console) -> None:
+    with httpx.Client(base_url=console.url) as client:
+        answer = client.post("/console/login", data={"username": "viewer-user", "password": PASSWORDS["viewer"]})
+    cookie = answer.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie and "path=/console" in cookie
+    assert PASSWORDS["viewer"].lower() not in cookie
+
+
+def test_a_post_without_the_csrf_token_is_refused(console: Console) -> None:
+    with console.login("analyst") as client:
+        refused = client.post("/console/alerts/bulk", data={"action": "acknowledge", "ids": "1"})
+        assert refused.status_code == 403
+        assert client.get("/console/alerts/1").text.count("st-new") == 1
+
+
+def test_a_viewer_cannot_change_anything(console: Console) -> None:
+    with console.login("viewer") as client:
+        token = csrf_of(client.get("/console/alerts").text)
+        for path, data in (("/console/alerts/bulk", {"action": "close", "ids": "1"}),
+                           ("/console/rules/0c1a0000-0000-4000-8000-00000000c0de/disable", {}),
+                           ("/console/approvals/1/approve", {})):
+            answer = client.post(path, data={**data, "csrf": token})
+            assert answer.status_code == 403, path
+
+
+def test_bulk_acknowledge_changes_alerts_and_is_audited(console: Console) -> None:
+    with console.login("analyst") as client:
+        token = csrf_of(client.get("/console/alerts").text)
+        answer = client.post("/console/alerts/bulk", data={"action": "assign_me", "ids": ["1", "2"], "csrf": token})
+        assert answer.status_code == 303
+    with console.api("admin") as api:
+        alerts = {a["id"]: a for a in api.get("/api/v1/alerts").json()["alerts"]}
+    assert alerts[1]["assignee"] == "analyst-user" and alerts[2]["assignee"] == "analyst-user"
+    assert _audited(console, "alert.assign_me", "analyst-user") >= 2
+
+
+def test_failed_logins_are_audited_without_the_password(console: Console) -> None:
+    with httpx.Client(base_url=console.url) as client:
+        answer = client.post("/console/login", data={"username": "admin-user", "password": "not-the-password-x"})
+    assert answer.status_code == 401
+    assert "not-the-password-x" not in (console.data_dir.parent / f"{console.data_dir.name}-serve.log").read_text()
+    assert _audited(console, "console.login_failed", "admin-user") >= 1
+    assert "not-the-password-x" not in _audit_text(console)
+
+
+def test_language_preference_sticks_to_the_user(console: Console) -> None:
+    with console.login("admin") as client:
+        token = csrf_of(client.get("/console/").text)
+        client.post("/console/preferences", data={"language": "ja", "back": "/console/", "csrf": token})
+        japanese = client.get("/console/", headers={"Accept-Language": "en-US"}).text
+        client.post("/console/preferences", data={"language": "en", "back": "/console/", "csrf": token})
+        english = client.get("/console/", headers={"Accept-Language": "ja"}).text
+    assert "ダッシュボード" in japanese and "インシデント" in japanese and 'lang="ja"' in japanese
+    assert "Dashboard" in english and "ダッシュボード" not in english
+
+
+def test_static_files_and_htmx_are_served_and_paths_are_not(console: Console) -> None:
+    with httpx.Client(base_url=console.url) as client:
+        assert "htmx" in client.get("/console/static/htmx.min.js").text[:200]
+        assert client.get("/console/static/console.css").headers["content-type"].startswith("text/css")
+        assert client.get("/console/static/..%2f..%2fmamori.db").status_code == 404
+
+
+def _audit_rows(console: Console) -> list[tuple[str, str, str]]:
+    import sqlite3
+
+    with sqlite3.connect(console.data_dir / "mamori.db") as db:
+        return [(str(a), str(b), str(c)) for a, b, c in db.execute("SELECT action, actor, detail FROM audit_log")]
+
+
+def _audited(console: Console, action: str, actor: str) -> int:
+    return sum(1 for a, b, _ in _audit_rows(console) if a == action and b == actor)
+
+
+def _audit_text(console: Console) -> str:
+    return "\n".join(" ".join(row) for row in _audit_rows(console))

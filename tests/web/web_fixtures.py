@@ -1,0 +1,104 @@
+"""Shared by the console tests: the test rule and playbook, the running service with console users,
+events that fire the rule, and small helpers to wait and to log in over HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from mamori.service.launch import ServiceProcess
+
+WHOAMI_RULE = """\
+title: Whoami Execution
+id: 0c1a0000-0000-4000-8000-00000000c0de
+status: test
+level: high
+author: Mamori console tests
+tags: [attack.discovery, attack.t1033, attack.execution, attack.t1059.003]
+logsource:
+  product: windows
+  category: process_creation
+detection:
+  selection:
+    CommandLine|contains: whoami
+  condition: selection
+"""
+
+APPROVAL_PLAYBOOK = """\
+name: watch-host-after-approval
+description: Put the incident's first host on the watchlist once an analyst approves
+trigger:
+  events: [incident.created]
+actions:
+  - name: watch-host
+    type: add_to_list
+    approval: required
+    list: watchlist
+    entity_kind: host
+    value: "{{ incident.entities.host | first }}"
+    reason: "incident #{{ incident.id }} (console test)"
+"""
+
+PASSWORDS = {"analyst": "analyst console pass 1", "viewer": "viewer console pass 1",
+             "admin": "admin console pass 1"}
+T = TypeVar("T")
+
+
+@dataclass
+class Console:
+    """The child service, its API tokens and console passwords by role, and its data folder."""
+
+    process: ServiceProcess
+    tokens: dict[str, str]
+    data_dir: Path
+
+    @property
+    def url(self) -> str:
+        """Base URL."""
+        return self.process.url
+
+    def api(self, role: str = "admin") -> httpx.Client:
+        """An API client with the token of a role."""
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.tokens[role]}"}, timeout=30)
+
+    @contextlib.contextmanager
+    def login(self, role: str) -> Iterator[httpx.Client]:
+        """A console client logged in as the user of a role (cookie set), closed afterwards."""
+        with httpx.Client(base_url=self.url, timeout=30) as client:
+            answer = client.post("/console/login", data={"username": f"{role}-user", "password": PASSWORDS[role]})
+            assert answer.status_code == 303, answer.text
+            yield client
+
+
+def whoami_event(seq: int, host: str = "WS-CONSOLE1", user: str = "tanaka") -> dict[str, Any]:
+    """A Windows process-creation event the test rule fires on."""
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {"EventTime": now, "Hostname": host, "EventID": 4688, "Channel": "Security",
+            "SourceName": "Microsoft-Windows-Security-Auditing",
+            "NewProcessName": "C:\\Windows\\System32\\whoami.exe", "CommandLine": "whoami /all",
+            "SubjectUserName": user, "IpAddress": "192.0.2.10", "seq": str(seq)}
+
+
+def wait_for(predicate: Callable[[], T | None], timeout: float = 60.0) -> T:
+    """Poll until ``predicate`` gives a truthy value and return it (AssertionError after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token in a console page."""
+    marker = 'name="csrf" value="'
+    start = html.index(marker) + len(marker)
+    return html[start:html.index('"', start)]
