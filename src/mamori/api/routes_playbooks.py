@@ -74,8 +74,10 @@ def get_runs(request: Request, playbook: str | None = None, status: str | None =
     if status is not None and status not in RUN_STATES:
         raise HTTPException(422, detail=f"status: use one of {', '.join(RUN_STATES)}")
     with service_of(request).sessions() as session:
-        total, runs = history.list_runs(session, playbook=playbook, status=status, incident_id=incident_id,
-                                        alert_id=alert_id, limit=limit, offset=offset)
+        filters: dict[str, Any] = {"playbook": playbook, "status": status, "incident_id": incident_id,
+                                   "alert_id": alert_id}
+        total = history.count_runs(session, **filters)
+        runs = history.list_runs(session, **filters, limit=limit, offset=offset)
     return {"total": total, "runs": runs}
 
 

@@ -58,6 +58,12 @@ trigger: {events: [alert.created]}
 actions:
   - {name: hook, type: webhook, format: slack, url: "https://hooks.example/x", text: "${env:SLACK_TOKEN}"}
 """, "actions[0].text", "only read in secret fields"),
+    "bad-secret-template.yaml": ("""
+name: bad-secret-template
+trigger: {events: [alert.created]}
+actions:
+  - {name: hook, type: webhook, url: "https://hooks.example/{{ alert.id }}"}
+""", "actions[0].url", "not templates"),
     "bad-yaml.yaml": ("name: [unclosed\n", "line 2", "not valid YAML"),
     "bad-status.yaml": ("""
 name: bad-status
@@ -117,6 +123,6 @@ def test_playbooks_check_command_lists_loaded_and_refused_files(tmp_path: Path) 
     assert result.exit_code == 2
     assert "ok      good" in result.output
     assert f"refused {folder / 'bad-url.yaml'}: actions[0].url:" in result.output
-    assert "1 loaded, 8 file(s) refused" in result.output
+    assert "1 loaded, 9 file(s) refused" in result.output
     clean = CliRunner().invoke(playbooks, ["check", str(EXAMPLES)])
     assert clean.exit_code == 0 and "3 loaded, 0 file(s) refused" in clean.output

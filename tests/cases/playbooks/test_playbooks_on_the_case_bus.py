@@ -77,8 +77,8 @@ def test_runner_on_the_bus_escalates_once_and_only_opted_in_playbooks_see_its_ch
 
         def escalation_waits_on_the_server() -> bool:
             with sessions() as session:
-                total, runs = list_runs(session, playbook="escalate")
-            return total == 1 and runs[0]["actions"][0]["started_at"] is not None
+                runs = list_runs(session, playbook="escalate")
+            return len(runs) == 1 and runs[0]["actions"][0]["started_at"] is not None
 
         _wait(escalation_waits_on_the_server)
         # the worker is stuck inside the webhook; publishing still returns at once (queued)
@@ -88,19 +88,19 @@ def test_runner_on_the_bus_escalates_once_and_only_opted_in_playbooks_see_its_ch
 
         def settled() -> bool:
             with sessions() as session:
-                _, runs = list_runs(session)
+                runs = list_runs(session)
             return len(runs) == 2 and all(r["status"] == "succeeded" for r in runs) and runner.idle()
 
         _wait(settled)
         time.sleep(0.3)  # room for any (wrong) further run to start
         with sessions() as session:
-            total, runs = list_runs(session)
+            runs = list_runs(session)
             watched = list_entries(session, "watchlist")
             stored = session.get(Incident, incident["id"])
             trail = session.scalars(select(IncidentChange).where(IncidentChange.field == "severity")).all()
     finally:
         runner.stop()
-    assert total == 2, [(r["playbook"], r["event_kind"], r["event_actor"]) for r in runs]
+    assert len(runs) == 2, [(r["playbook"], r["event_kind"], r["event_actor"]) for r in runs]
     assert {(r["playbook"], r["event_kind"], r["event_actor"]) for r in runs} == {
         ("escalate", "incident.created", "analyst-sato"),
         ("watch-escalated", "incident.updated", "playbook:escalate")}
@@ -110,3 +110,45 @@ def test_runner_on_the_bus_escalates_once_and_only_opted_in_playbooks_see_its_ch
         ("host", "ws-hr-07", "playbook:watch-escalated")]  # the cases room keeps host names lower-cased
     assert sorted(r.path for r in http_sink.received) == ["/page", "/watch"]
     assert next(r.body for r in http_sink.received if r.path == "/watch") == {"changes": "high->critical"}
+
+
+def test_open_incident_and_set_status_actions_go_through_the_workflow(
+        sessions: sessionmaker[Session], write_playbooks: Callable[..., Library]) -> None:
+    when = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
+    with sessions.begin() as session:
+        alert = Alert(rule_id="rule-psexec", rule_title="PsExec サービスのインストール", level="critical",
+                      tags=["attack.lateral_movement"], first_seen=when, last_seen=when, host="SRV-FILE-01",
+                      dedup_key="psexec-srv-file-01")
+        session.add(alert)
+        session.flush()
+        alert_id = alert.id
+    library = write_playbooks(open="""
+        name: open-on-critical
+        trigger: {events: [alert.created], level: {exact: critical}}
+        actions:
+          - {name: open, type: open_incident, title: "横展開の疑い: {{ alert.entities.host }}"}
+          - {name: investigate, type: set_status, status: investigating,
+             incident_id: "{{ steps.open.incident.id }}"}
+          - {name: again, type: set_status, status: investigating, incident_id: "{{ steps.open.incident.id }}"}
+        """)
+    bus = CaseBus()
+    seen: list[CaseEvent] = []
+    bus.subscribe(seen.append)
+    runner = PlaybookRunner(sessions, library)
+    runner.subscribe(bus)
+    alert_payload = {"id": alert_id, "level": "critical", "rule_id": "rule-psexec",
+                     "entities": {"host": "SRV-FILE-01"}}
+    (run_id,) = runner.start_runs(CaseEvent(kind="alert.created", alert=alert_payload))
+    runner.advance(run_id)
+    with sessions() as session:
+        (run,) = list_runs(session)
+        incident = session.scalars(select(Incident)).one()
+        changes = session.scalars(select(IncidentChange).where(IncidentChange.field == "status")).all()
+    assert run["status"] == "succeeded", run
+    assert incident.title == "横展開の疑い: SRV-FILE-01" and incident.status == "investigating"
+    assert [(c.actor, c.old_value, c.new_value) for c in changes] == [("playbook:open-on-critical", "new",
+                                                                     "investigating")]
+    assert run["actions"][2]["output"]["changed"] is False  # already there: left alone, not a failure
+    assert [(e.kind, e.actor) for e in seen] == [("incident.created", "playbook:open-on-critical"),
+                                                 ("incident.updated", "playbook:open-on-critical")]
+    assert seen[1].changes == {"status": {"old": "new", "new": "investigating"}}

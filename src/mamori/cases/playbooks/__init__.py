@@ -7,10 +7,11 @@ the REST API and the console use to read the run log, decide approvals and read 
 from __future__ import annotations
 
 from mamori.cases.playbooks.actions.lists import list_entries
-from mamori.cases.playbooks.history import approvals, get_run, list_runs, pending_approvals
+from mamori.cases.playbooks.history import approvals, count_runs, get_run, list_runs, pending_approvals
 from mamori.cases.playbooks.loader import load_folder, parse_playbook
 from mamori.cases.playbooks.model import Library, Playbook, Refusal
 from mamori.cases.playbooks.runner import PlaybookRunner, approve, reject
 
-__all__ = ["Library", "Playbook", "PlaybookRunner", "Refusal", "approvals", "approve", "get_run", "list_entries",
+__all__ = ["Library", "Playbook", "PlaybookRunner", "Refusal", "approvals", "approve", "count_runs", "get_run",
+           "list_entries",
            "list_runs", "load_folder", "parse_playbook", "pending_approvals", "reject"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from mamori.cases.playbooks.records import ActionRun, PlaybookRun
@@ -46,18 +46,31 @@ def actions_of(session: Session, run_id: int) -> list[ActionRun]:
     return list(session.scalars(select(ActionRun).where(ActionRun.run_id == run_id).order_by(ActionRun.position)))
 
 
-def list_runs(session: Session, playbook: str | None = None, status: str | None = None,
-              incident_id: int | None = None, alert_id: int | None = None, limit: int = 100,
-              offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
-    """Runs matching every filter given, newest first, with their actions; and how many match in all."""
+def _runs_query(playbook: str | None, status: str | None, incident_id: int | None,
+                alert_id: int | None) -> Select[Any]:
     query = select(PlaybookRun)
     for column, value in ((PlaybookRun.playbook, playbook), (PlaybookRun.status, status),
                           (PlaybookRun.incident_id, incident_id), (PlaybookRun.alert_id, alert_id)):
         if value is not None:
             query = query.where(column == value)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    return query
+
+
+def list_runs(session: Session, playbook: str | None = None, status: str | None = None,
+              incident_id: int | None = None, alert_id: int | None = None, limit: int = 100,
+              offset: int = 0) -> list[dict[str, Any]]:
+    """Runs matching every filter given, newest first, each with its actions (the console's run log;
+    a report's "actions taken" for an incident)."""
+    query = _runs_query(playbook, status, incident_id, alert_id)
     runs = list(session.scalars(query.order_by(PlaybookRun.id.desc()).limit(limit).offset(offset)))
-    return total, [run_dict(run, actions_of(session, run.id)) for run in runs]
+    return [run_dict(run, actions_of(session, run.id)) for run in runs]
+
+
+def count_runs(session: Session, playbook: str | None = None, status: str | None = None,
+               incident_id: int | None = None, alert_id: int | None = None) -> int:
+    """How many runs match every filter given (for paging)."""
+    query = _runs_query(playbook, status, incident_id, alert_id)
+    return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
 
 
 def get_run(session: Session, run_id: int) -> dict[str, Any] | None:

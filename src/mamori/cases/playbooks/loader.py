@@ -230,6 +230,9 @@ def _action(raw: Any, index: int, names: set[str], problems: _Problems) -> Actio
         if key not in action_type.secret:
             _templates(value, f"{field}.{key}", problems)
             _secrets_only_in_secret_fields(value, f"{field}.{key}", problems)
+        elif "{{" in str(value) or "{%" in str(value):
+            problems.add(f"{field}.{key}", "secret fields (url, headers, user, password, env) are not templates; "
+                                           "put the value or ${env:NAME} there")
     approval = raw.get("approval", "none")
     if approval not in ("required", "none", None):
         problems.add(f"{field}.approval", "use required (or leave it out)")
