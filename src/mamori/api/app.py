@@ -12,7 +12,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from mamori.api import routes_alerts, routes_events, routes_ingest, routes_playbooks, routes_rules, routes_system
+from mamori.api import (
+    routes_alerts,
+    routes_events,
+    routes_incidents,
+    routes_ingest,
+    routes_playbooks,
+    routes_reports,
+    routes_rules,
+    routes_system,
+)
 from mamori.api.auth import TokenCheck
 from mamori.api.taxii import mount_taxii
 from mamori.config import Settings
@@ -48,7 +57,8 @@ def create_app(settings: Settings, service: Service | None = None,
     async def mamori_error(_request: Request, exc: MamoriError) -> JSONResponse:
         return JSONResponse({"detail": exc.message, "where": exc.where, "hint": exc.hint}, status_code=400)
 
-    for module in (routes_ingest, routes_events, routes_alerts, routes_rules, routes_system, routes_playbooks):
+    for module in (routes_ingest, routes_events, routes_alerts, routes_rules, routes_system, routes_playbooks,
+                   routes_incidents, routes_reports):
         app.include_router(module.router)
     mount_taxii(app, running.settings, app.state.tokens)
     mount_console(app)

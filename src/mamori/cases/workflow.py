@@ -36,6 +36,18 @@ class IncidentNotFound(MamoriError):
     """No incident has the id asked for."""
 
 
+class TransitionRefused(MamoriError):
+    """The workflow does not allow this status move (or it lacks its mandatory reason)."""
+
+
+class UnknownAlert(MamoriError):
+    """An incident was asked for with an alert id that does not exist."""
+
+
+class AlertTaken(MamoriError):
+    """An alert asked for is already in an incident (an alert belongs to one incident)."""
+
+
 @dataclass(frozen=True)
 class WorkflowRules:
     """Which status may follow which, which moves need a reason, which statuses are closed."""
@@ -105,14 +117,14 @@ def set_status(session: Session, incident_id: int, status: str, actor: str, reas
     incident = get_incident(session, incident_id)
     current = incident.status
     if status == current:
-        raise MamoriError(f"incident {incident_id} is already {status}", where="status")
+        raise TransitionRefused(f"incident {incident_id} is already {status}", where="status")
     allowed = rules.transitions.get(current, ())
     if status not in allowed:
-        raise MamoriError(f"incident {incident_id} cannot go from {current} to {status}", where="status",
+        raise TransitionRefused(f"incident {incident_id} cannot go from {current} to {status}", where="status",
                           hint=f"from {current} it may go to: {', '.join(allowed) or 'nothing'}")
     text = (reason or "").strip()
     if status in rules.reason_required and not text:
-        raise MamoriError(f"moving incident {incident_id} to {status} needs a reason", where="reason",
+        raise TransitionRefused(f"moving incident {incident_id} to {status} needs a reason", where="reason",
                           hint="say why, e.g. 'admin script run by the IT team'")
     now = utcnow()
     incident.status = status
@@ -290,12 +302,12 @@ def open_incident(session: Session, alert_ids: Sequence[int], actor: str, title:
     alerts = list(session.scalars(select(Alert).where(Alert.id.in_(wanted))))
     missing = sorted(set(wanted) - {a.id for a in alerts})
     if missing:
-        raise MamoriError(f"no alert {', '.join(map(str, missing))}", where="alert_ids")
+        raise UnknownAlert(f"no alert {', '.join(map(str, missing))}", where="alert_ids")
     taken = session.execute(select(IncidentAlert.alert_id, IncidentAlert.incident_id)
                             .where(IncidentAlert.alert_id.in_(wanted))).all()
     if taken:
         listed = ", ".join(f"alert {r.alert_id} is in incident {r.incident_id}" for r in taken)
-        raise MamoriError(listed, where="alert_ids", hint="an alert belongs to one incident")
+        raise AlertTaken(listed, where="alert_ids", hint="an alert belongs to one incident")
     return new_incident(session, alerts, actor, rules or load_rules(), title, reason=f"opened by {actor}")
 
 

@@ -1,0 +1,151 @@
+"""End to end through a real ``mamori serve`` child: ingested events raise an alert, the grouping worker
+opens an incident visible at /api/v1/incidents, and a status change made with PATCH shows in its
+timeline beside the alert and the stored events, in the audit log and in the MTTA figures."""
+
+from __future__ import annotations
+
+import hashlib
+import textwrap
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from mamori.config import load_settings
+from mamori.service.launch import ServiceProcess, seed_tokens
+from mamori.store.db import make_engine, session_factory
+from mamori.store.records import AuditEntry
+
+WHOAMI_RULE = """
+title: Whoami Execution
+id: 0c1a0000-0000-4000-8000-0000000000c1
+status: test
+level: high
+author: Mamori tests
+tags: [attack.discovery, attack.t1033]
+logsource:
+  product: windows
+  category: process_creation
+detection:
+  selection:
+    CommandLine|contains: whoami
+  condition: selection
+"""
+
+
+class Child:
+    """The running service, its tokens and its data folder."""
+
+    def __init__(self, process: ServiceProcess, tokens: dict[str, str], data_dir: Path) -> None:
+        self.process, self.tokens, self.data_dir = process, tokens, data_dir
+
+    def client(self, role: str) -> httpx.Client:
+        return httpx.Client(base_url=self.process.url, headers={"Authorization": f"Bearer {self.tokens[role]}"},
+                            timeout=30)
+
+
+@pytest.fixture(scope="module")
+def child(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Child]:
+    root = tmp_path_factory.mktemp("cases-service")
+    rules = root / "rules"
+    rules.mkdir()
+    (rules / "whoami.yml").write_text(textwrap.dedent(WHOAMI_RULE), encoding="utf-8")
+    data = root / "data"
+    tokens = seed_tokens(data)
+    process = ServiceProcess(data, rules=[rules], extra={"MAMORI_BATCH_SECONDS": "0.1"})
+    process.start()
+    try:
+        yield Child(process, tokens, data)
+    finally:
+        process.stop()
+
+
+def event(seq: int, command: str, host: str) -> dict[str, Any]:
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {"EventTime": now, "Hostname": host, "EventID": 4688, "Channel": "Security",
+            "SourceName": "Microsoft-Windows-Security-Auditing", "NewProcessName": "C:\\Windows\\System32\\cmd.exe",
+            "CommandLine": command, "SubjectUserName": "hanako", "seq": str(seq)}
+
+
+def wait_for(predicate: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def test_ingested_events_become_an_incident_whose_status_change_shows_in_the_timeline(child: Child) -> None:
+    with child.client("analyst") as client, child.client("viewer") as viewer:
+        accepted = client.post("/api/v1/ingest", json=[event(1, "cmd /c whoami", "WS-CASE1"),
+                                                      event(2, "whoami /groups", "WS-CASE1")])
+        assert accepted.status_code == 202
+        listed = wait_for(lambda: viewer.get("/api/v1/incidents", params={"status": "new"}).json()["incidents"])
+        assert len(listed) == 1
+        summary = listed[0]
+        assert summary["severity"] == "high"
+        assert summary["entities"]["host"] == ["ws-case1"]
+        assert summary["tactics"] == ["discovery"] and summary["techniques"] == ["T1033"]
+        assert summary["sla"]["acknowledge_breached"] is False
+        incident_id = summary["id"]
+
+        detail = viewer.get(f"/api/v1/incidents/{incident_id}").json()
+        assert [a["rule_title"] for a in detail["alerts"]] == ["Whoami Execution"]
+        event_uids = detail["alerts"][0]["event_uids"]
+        assert len(event_uids) == 2
+
+        assert viewer.patch(f"/api/v1/incidents/{incident_id}", json={"status": "investigating"}).status_code == 403
+        refused = client.patch(f"/api/v1/incidents/{incident_id}", json={"status": "false_positive"})
+        assert refused.status_code == 409
+        assert "needs a reason" in refused.json()["detail"]
+        changed = client.patch(f"/api/v1/incidents/{incident_id}", json={"status": "investigating", "owner": "hanako"})
+        assert changed.status_code == 200
+        assert (changed.json()["status"], changed.json()["owner"]) == ("investigating", "hanako")
+        assert changed.json()["acknowledged_at"] is not None
+
+        entries = viewer.get(f"/api/v1/incidents/{incident_id}/timeline").json()["entries"]
+        kinds = [e["kind"] for e in entries]
+        assert kinds.count("alert") == 1
+        assert {e["detail"]["_uid"] for e in entries if e["kind"] == "event"} == set(event_uids)
+        status_lines = [e for e in entries if e["kind"] == "change" and e["detail"]["field"] == "status"]
+        assert [(e["detail"]["actor"], e["detail"]["old"], e["detail"]["new"]) for e in status_lines] == [
+            ("analyst-user", "new", "investigating")]
+        assert "new → investigating" in status_lines[0]["summary"]
+
+        note = client.post(f"/api/v1/incidents/{incident_id}/notes", json={"text": "whoami run from a script"})
+        assert note.status_code == 201
+        content = b"suspicious script\x00\x01"
+        uploaded = client.post(f"/api/v1/incidents/{incident_id}/evidence",
+                               files={"file": ("../../etc/run.ps1", content, "text/plain")})
+        assert uploaded.status_code == 201
+        assert uploaded.json()["sha256"] == hashlib.sha256(content).hexdigest()
+        assert uploaded.json()["filename"] == "run.ps1"
+        download = viewer.get(f"/api/v1/incidents/{incident_id}/evidence/{uploaded.json()['id']}")
+        assert download.content == content
+        assert download.headers["x-content-sha256"] == hashlib.sha256(content).hexdigest()
+        assert (child.data_dir / "evidence" / hashlib.sha256(content).hexdigest()).read_bytes() == content
+
+        entries = viewer.get(f"/api/v1/incidents/{incident_id}/timeline", params={"events": "false"}).json()
+        assert [e["summary"] for e in entries["entries"] if e["kind"] == "note"] == [
+            "analyst-user: whoami run from a script"]
+
+        figures = viewer.get("/api/v1/incidents/metrics").json()
+        assert figures["overall"]["acknowledged"] == 1
+        assert figures["by_severity"]["high"]["mtta_seconds"] >= 0
+        assert figures["overall"]["mttr_seconds"] is None
+
+    engine = make_engine(load_settings(None, env={}, data_dir=child.data_dir).db_url)  # read only: no migration
+    sessions = session_factory(engine)
+    try:
+        with sessions() as session:
+            actions = session.scalars(select(AuditEntry.action).where(AuditEntry.target == f"incident {incident_id}"))
+            assert set(actions) >= {"incident.status", "incident.assign", "incident.note", "incident.evidence"}
+    finally:
+        engine.dispose()
