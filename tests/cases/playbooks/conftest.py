@@ -3,7 +3,10 @@ webhooks it receives (and can be told to fail), an aiosmtpd SMTP server, and a m
 
 from __future__ import annotations
 
+import shutil
 import socket
+import ssl
+import subprocess
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
@@ -67,12 +70,9 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture
-def smtp_sink() -> Iterator[SmtpSink]:
+def _start_smtp(sink: SmtpSink, **options: Any) -> Any:
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult, LoginPassword
-
-    sink = SmtpSink(port=_free_port())
 
     class Handler:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
@@ -89,10 +89,38 @@ def smtp_sink() -> Iterator[SmtpSink]:
         return AuthResult(success=False, handled=False)
 
     controller = Controller(Handler(), hostname="127.0.0.1", port=sink.port, authenticator=authenticator,
-                            auth_require_tls=False)
+                            **options)
     controller.start()
+    return controller
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    """Plain SMTP with AUTH allowed without TLS (a lab relay)."""
+    sink = SmtpSink(port=_free_port())
+    controller = _start_smtp(sink, auth_require_tls=False)
     try:
         yield sink
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def smtp_tls_sink(tmp_path: Path) -> Iterator[tuple[SmtpSink, Path]]:
+    """SMTP that requires STARTTLS before AUTH and mail, with a self-signed certificate for 127.0.0.1;
+    yields the sink and the certificate (the CA file a playbook names)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "smtp-cert.pem", tmp_path / "smtp-key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(cert), str(key))
+    sink = SmtpSink(port=_free_port())
+    controller = _start_smtp(sink, tls_context=context, require_starttls=True)
+    try:
+        yield sink, cert
     finally:
         controller.stop()
 

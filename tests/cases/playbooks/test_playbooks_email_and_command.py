@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -142,3 +143,29 @@ def test_command_exit_code_and_timeout_fail_the_action(
     assert exits["status"] == "failed" and exits["error"] == "the command exited with code 2"
     assert exits["output"]["exit_code"] == 2 and exits["output"]["stdout"].startswith("triage 42")
     assert hangs["status"] == "failed" and hangs["error"] == "the command ran longer than 0.5 s and was stopped"
+
+
+def test_email_over_starttls_verifies_the_certificate_and_logs_in(
+        smtp_tls_sink: tuple[SmtpSink, Path], sessions: sessionmaker[Session],
+        write_playbooks: Callable[..., Library], monkeypatch: pytest.MonkeyPatch) -> None:
+    sink, cert = smtp_tls_sink
+    monkeypatch.setenv("SMTP_PASSWORD", "s3cret-smtp-pass")
+    template = """
+        name: NAME
+        trigger: {events: [incident.created]}
+        actions:
+          - {name: mail, type: email, host: 127.0.0.1, port: PORT, starttls: true, CA user: mamori-bot,
+             password: "${env:SMTP_PASSWORD}", to: [oncall@soc.example.co.jp],
+             subject: "【要対応】{{ incident.title }}", body: "確認してください", retry: {max_attempts: 1}}
+        """.replace("PORT", str(sink.port))
+    trusted = write_playbooks(tls=template.replace("NAME", "tls").replace("CA", f"ca_file: {cert},"))
+    run = _run_once(sessions, trusted, CaseEvent(kind="incident.created", incident=INCIDENT))
+    assert run["status"] == "succeeded", run
+    assert sink.logins == [("mamori-bot", "s3cret-smtp-pass")]
+    assert sink.messages[0]["Subject"] == f"【要対応】{INCIDENT['title']}"
+
+    untrusted = write_playbooks(tls=template.replace("NAME", "tls").replace("CA", ""))
+    run = _run_once(sessions, untrusted, CaseEvent(kind="incident.created", incident=INCIDENT))
+    assert run["status"] == "failed"
+    assert run["actions"][0]["error"].startswith("the SMTP server's certificate is not trusted")
+    assert len(sink.messages) == 1

@@ -1,5 +1,6 @@
 """E-mail action: send a UTF-8 text message over SMTP (optionally STARTTLS and login).
 
+STARTTLS verifies the server's certificate (against ``ca_file`` when the server uses an internal CA).
 ``user`` and ``password`` are secret fields (give them as ``${env:NAME}``); ``subject`` and ``body``
 are templates, Japanese text included (the message is encoded as UTF-8 with MIME headers).
 """
@@ -59,12 +60,15 @@ def run(context: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
     try:
         with smtplib.SMTP(host, port, timeout=context.timeout) as smtp:
             if params.get("starttls", False):
-                smtp.starttls(context=ssl.create_default_context())
+                smtp.starttls(context=ssl.create_default_context(cafile=params.get("ca_file") or None))
             if params.get("user"):
                 smtp.login(str(params["user"]), str(params.get("password", "")))
             refused = smtp.send_message(message, to_addrs=recipients)
     except smtplib.SMTPRecipientsRefused as exc:
         raise ActionFailed(f"every recipient was refused: {sorted(exc.recipients)}", retryable=False) from exc
+    except ssl.SSLCertVerificationError as exc:
+        raise ActionFailed(f"the SMTP server's certificate is not trusted: {exc.verify_message}",
+                           retryable=False) from exc
     except smtplib.SMTPAuthenticationError as exc:
         raise ActionFailed(f"SMTP login refused ({exc.smtp_code})", retryable=False) from exc
     except (smtplib.SMTPException, OSError) as exc:
@@ -75,7 +79,7 @@ def run(context: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
 
 ACTION = ActionType(
     name="email", run=run, required=("to", "subject", "body"),
-    optional=("host", "port", "starttls", "user", "password", "sender", "cc"),
+    optional=("host", "port", "starttls", "ca_file", "user", "password", "sender", "cc"),
     secret=("user", "password"), check=_check,
     description="send an e-mail over SMTP (STARTTLS and login optional)",
 )
