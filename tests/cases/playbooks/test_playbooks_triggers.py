@@ -3,14 +3,18 @@ and the loop guard against a playbook's own changes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playbook_testing import ALERT, INCIDENT
+from sqlalchemy.orm import Session, sessionmaker
 
+from mamori.cases.events import CaseEvent
 from mamori.cases.playbooks import parse_playbook
-from mamori.cases.playbooks.model import Playbook
+from mamori.cases.playbooks.model import Library, Playbook
+from mamori.cases.playbooks.runner import PlaybookRunner
 from mamori.cases.playbooks.triggers import should_start
 
 
@@ -84,3 +88,18 @@ def test_a_playbook_is_not_started_by_its_own_changes_nor_by_other_playbooks_unl
     assert should_start(plain, by_person) and should_start(opted, by_person)
     assert not should_start(plain, by_itself) and not should_start(opted, by_itself)
     assert not should_start(plain, by_other) and should_start(opted, by_other)
+
+
+def test_cooldown_allows_one_run_per_incident_in_its_window(
+        sessions: sessionmaker[Session], write_playbooks: Callable[..., Library]) -> None:
+    library = write_playbooks(calm="""
+        name: calm
+        trigger: {events: [incident.updated], cooldown_seconds: 3600}
+        actions:
+          - {name: watch, type: add_to_list, list: watchlist, entity_kind: host, value: "{{ incident.id }}"}
+        """)
+    runner = PlaybookRunner(sessions, library)
+    first = runner.start_runs(CaseEvent(kind="incident.updated", incident=INCIDENT))
+    again = runner.start_runs(CaseEvent(kind="incident.updated", incident={**INCIDENT, "alert_count": 4}))
+    other = runner.start_runs(CaseEvent(kind="incident.updated", incident={**INCIDENT, "id": 43}))
+    assert len(first) == 1 and again == [] and len(other) == 1

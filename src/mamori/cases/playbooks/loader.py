@@ -13,6 +13,7 @@ its field, e.g. ``actions[2].retry.max_attempts``) and the good files still load
       rule_ids: [...]                  # any of these Sigma rule ids
       entities: {ip: [10.0.0.5]}       # any of these entity values
       on_playbook_changes: false       # start also on changes made by playbooks (default: no, no loops)
+      cooldown_seconds: 600            # at most one run per incident (or alert) in 10 minutes (default: 0, off)
     conditions:                        # optional; all / any, nested freely
       all:
         - {path: incident.status, equals: new}
@@ -57,7 +58,7 @@ from mamori.cases.playbooks.templates import ENV_PLACEHOLDER, template_error
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 TOP_KEYS = {"name", "description", "enabled", "trigger", "conditions", "actions"}
-TRIGGER_KEYS = {"events", "level", "tags", "rule_ids", "entities", "on_playbook_changes"}
+TRIGGER_KEYS = {"events", "level", "tags", "rule_ids", "entities", "on_playbook_changes", "cooldown_seconds"}
 COMMON_ACTION_KEYS = {"name", "type", "approval", "retry", "timeout", "on_failure", "description"}
 MAX_ATTEMPTS_LIMIT = 20
 SUFFIXES = (".yaml", ".yml")
@@ -124,9 +125,10 @@ def _trigger(raw: Any, problems: _Problems) -> Trigger:
     if not isinstance(on_changes, bool):
         problems.add("trigger.on_playbook_changes", "use true or false")
         on_changes = False
+    cooldown = _number(raw, "cooldown_seconds", 0.0, "trigger.cooldown_seconds", problems, 0, 30 * 86400)
     return Trigger(events=events, level=level, level_match=match, tags=_strings(raw.get("tags"), "trigger.tags",
                    problems), rule_ids=_strings(raw.get("rule_ids"), "trigger.rule_ids", problems),
-                   entities=tuple(entities), on_playbook_changes=on_changes)
+                   entities=tuple(entities), on_playbook_changes=on_changes, cooldown_seconds=cooldown)
 
 
 def _condition(raw: Any, field: str, problems: _Problems) -> Comparison | ConditionGroup | None:

@@ -30,6 +30,7 @@ class Trigger:
     rule_ids: tuple[str, ...] = ()
     entities: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (kind, values): any value of any kind matches
     on_playbook_changes: bool = False  # also start on changes made by playbooks (off: no loops)
+    cooldown_seconds: float = 0.0  # at most one run per incident (or alert) in this window; 0: no limit
 
 
 @dataclass(frozen=True)

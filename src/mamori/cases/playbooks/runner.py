@@ -148,6 +148,8 @@ class PlaybookRunner:
             if not should_start(playbook, payload):
                 continue
             with self.sessions.begin() as session:
+                if self._cooling_down(session, playbook, event):
+                    continue
                 run = PlaybookRun(playbook=playbook.name, playbook_file=str(playbook.path),
                                   playbook_sha256=playbook.sha256, event_kind=event.kind, event_actor=event.actor,
                                   payload=payload, incident_id=_id_of(event.incident), alert_id=_id_of(event.alert))
@@ -158,6 +160,23 @@ class PlaybookRunner:
                 started.append(run.id)
             log.info("playbook %s started (run %d) by %s", playbook.name, run.id, event.kind)
         return started
+
+    @staticmethod
+    def _cooling_down(session: Session, playbook: Playbook, event: CaseEvent) -> bool:
+        """True when the playbook ran for the same incident (or alert) within its cooldown window."""
+        seconds = playbook.trigger.cooldown_seconds
+        incident_id, alert_id = _id_of(event.incident), _id_of(event.alert)
+        if seconds <= 0 or (incident_id is None and alert_id is None):
+            return False
+        query = select(PlaybookRun.id).where(PlaybookRun.playbook == playbook.name,
+                                             PlaybookRun.created_at >= utcnow() - timedelta(seconds=seconds))
+        query = query.where(PlaybookRun.incident_id == incident_id) if incident_id is not None else \
+            query.where(PlaybookRun.alert_id == alert_id)
+        if session.scalars(query.limit(1)).first() is None:
+            return False
+        log.info("playbook %s cooling down for %s", playbook.name,
+                 f"incident {incident_id}" if incident_id is not None else f"alert {alert_id}")
+        return True
 
     def _due_runs(self, limit: int) -> list[int]:
         now = utcnow()
