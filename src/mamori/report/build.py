@@ -1,0 +1,223 @@
+"""Gather an incident's report from the records database (and the event lake): ``build(session, lake, id)``.
+
+Reads the incident, its alerts, notes, change trail and evidence (``mamori.cases.records``), the playbook
+action runs about it when the playbook room is installed, the underlying events through the cases room's
+timeline when it is there, and the SLA clocks when the SLA module is there. Each optional part is left
+out, not faked, when its module is absent.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from types import ModuleType
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from mamori.cases.records import Incident, IncidentAlert, IncidentChange, IncidentEvidence, IncidentNote
+from mamori.errors import MamoriError
+from mamori.report.attack_map import attack_mapping
+from mamori.report.locale import check_language
+from mamori.report.model import (
+    ActionTaken,
+    AlertFacts,
+    EntityRow,
+    EvidenceItem,
+    IncidentFacts,
+    ReportData,
+    SlaClock,
+    TimelineItem,
+)
+from mamori.store.records import Alert
+
+log = logging.getLogger(__name__)
+
+ENTITY_ORDER = ("host", "user", "ip", "email", "process_tree", "file_hash")
+MAX_TIMELINE_EVENTS = 40
+# trail lines that are the incident's own bookkeeping, not something done about it
+_NOT_ACTIONS = frozenset({"created", "alert", "note"})
+# trail lines the timeline shows in another form (the alert or the note itself)
+_SHOWN_ELSEWHERE = frozenset({"alert", "note"})
+
+
+def _optional(module: str) -> ModuleType | None:
+    """A module of another room when it is installed, else None (the report leaves its part out)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _must_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def incident_facts(incident: Incident) -> IncidentFacts:
+    """The incident's own fields as a report value."""
+    return IncidentFacts(
+        id=incident.id, title=incident.title, severity=incident.severity, status=incident.status,
+        status_reason=incident.status_reason or "", owner=incident.owner,
+        created_at=_must_utc(incident.created_at), updated_at=_must_utc(incident.updated_at),
+        acknowledged_at=_utc(incident.acknowledged_at), resolved_at=_utc(incident.resolved_at),
+        first_seen=_must_utc(incident.first_seen), last_seen=_must_utc(incident.last_seen),
+        alert_count=incident.alert_count, severity_basis=incident.severity_basis or "")
+
+
+def alert_facts(alert: Alert) -> AlertFacts:
+    """An alert as the report lists it."""
+    return AlertFacts(id=alert.id, rule_title=alert.rule_title, level=alert.level,
+                      first_seen=_must_utc(alert.first_seen), last_seen=_must_utc(alert.last_seen),
+                      host=alert.host, user=alert.user, ip=alert.ip, count=alert.count, tags=tuple(alert.tags or ()))
+
+
+def entity_rows(entities: dict[str, Any], alerts: Sequence[AlertFacts]) -> tuple[EntityRow, ...]:
+    """One row per entity value of the incident, with how many of its alerts name it (case-insensitive)."""
+    rows = []
+    kinds = sorted(entities, key=lambda k: (ENTITY_ORDER.index(k) if k in ENTITY_ORDER else len(ENTITY_ORDER), k))
+    for kind in kinds:
+        values = entities.get(kind) or []
+        for value in (values if isinstance(values, list) else [values]):
+            text = str(value)
+            wanted = text.casefold()
+            count = sum(1 for a in alerts if str(getattr(a, kind, None) or "").casefold() == wanted) \
+                if kind in {"host", "user", "ip"} else 0
+            rows.append(EntityRow(kind, text, count))
+    return tuple(rows)
+
+
+def _alert_line(alert: AlertFacts) -> str:
+    where = ", ".join(f"{k}={v}" for k, v in (("host", alert.host), ("user", alert.user), ("ip", alert.ip)) if v)
+    times = f" ×{alert.count}" if alert.count > 1 else ""
+    return f"{alert.rule_title}{times}" + (f" ({where})" if where else "")
+
+
+def _playbook_actions(session: Session, incident_id: int, alert_ids: Sequence[int]) -> list[ActionTaken]:
+    """The playbook action runs started by this incident or its alerts (empty without the playbook room)."""
+    records = _optional("mamori.cases.playbooks.records")
+    if records is None:
+        return []
+    run_table: Any = records.PlaybookRun
+    action_table: Any = records.ActionRun
+    condition = run_table.incident_id == incident_id
+    if alert_ids:
+        condition = or_(condition, run_table.alert_id.in_(list(alert_ids)))
+    runs = {run.id: run for run in session.scalars(select(run_table).where(condition))}
+    if not runs:
+        return []
+    out = []
+    for action in session.scalars(select(action_table).where(action_table.run_id.in_(list(runs)))
+                                  .order_by(action_table.id)):
+        run = runs[action.run_id]
+        when = _utc(action.finished_at) or _utc(action.started_at) or _must_utc(run.created_at)
+        out.append(ActionTaken(time=when, kind="playbook", actor=action.decided_by or "playbook",
+                               playbook=run.playbook, action=action.name, action_type=action.type,
+                               result=action.status, approval=action.approval, decided_by=action.decided_by,
+                               detail=(action.error or "")[:300]))
+    return out
+
+
+def _lake_events(session: Session, lake: Any, incident_id: int, limit: int) -> tuple[list[TimelineItem], int]:
+    """The underlying events from the cases room's timeline (first ``limit``) and how many were left out."""
+    timeline = _optional("mamori.cases.timeline")
+    if timeline is None or lake is None:
+        return [], 0
+    try:
+        entries = timeline.timeline(session, lake, incident_id)
+    except MamoriError:
+        raise
+    except Exception:  # the lake is a best-effort addition: the report stands on the records alone
+        log.exception("reading the events of incident %s for its report failed", incident_id)
+        return [], 0
+    events = [e for e in entries if getattr(e, "kind", "") == "event"]
+    items = []
+    for entry in events[:limit]:
+        when = _utc(getattr(entry, "time", None))
+        if when is None:
+            continue
+        items.append(TimelineItem(time=when, kind="event", text=str(getattr(entry, "summary", ""))[:500]))
+    return items, max(0, len(events) - limit)
+
+
+def _sla_clocks(incident: Incident, now: datetime) -> tuple[SlaClock, ...]:
+    """The acknowledge and resolve clocks from the cases room's SLA module (none without it)."""
+    sla = _optional("mamori.cases.sla")
+    if sla is None or not hasattr(sla, "sla_status"):
+        return ()
+    status = sla.sla_status(incident, now)
+    clocks = []
+    for kind, met in (("acknowledge", incident.acknowledged_at), ("resolve", incident.resolved_at)):
+        due = _utc(_field(status, f"{kind}_due") or _field(status, f"{kind[:3]}_due"))
+        target = _field(status, f"{kind}_seconds") or _field(status, f"{kind}_target_seconds")
+        if due is None:
+            continue
+        if target is None:
+            target = (due - _must_utc(incident.created_at)).total_seconds()
+        clocks.append(SlaClock(kind=kind, target_seconds=float(target), due=due, met_at=_utc(met)))  # type: ignore[arg-type]
+    return tuple(clocks)
+
+
+def _field(value: Any, name: str) -> Any:
+    if isinstance(value, dict):
+        return value.get(name)
+    return getattr(value, name, None)
+
+
+def build(session: Session, lake: Any, incident_id: int, lang: str = "en", time_zone: str | None = None,
+          now: datetime | None = None, max_events: int = MAX_TIMELINE_EVENTS) -> ReportData:
+    """Everything the report of ``incident_id`` shows, read in one session; ``lang`` and ``time_zone`` are
+    the reader's defaults (the renderer may override them). An unknown incident is a MamoriError."""
+    check_language(lang)
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        raise MamoriError(f"no incident {incident_id}", where=f"incident {incident_id}",
+                          hint="list incidents with `mamori incidents list` or GET /api/v1/incidents")
+    stamp = _must_utc(now or datetime.now(UTC))
+    alerts = [alert_facts(a) for a in session.scalars(
+        select(Alert).join(IncidentAlert, IncidentAlert.alert_id == Alert.id)
+        .where(IncidentAlert.incident_id == incident_id).order_by(Alert.first_seen, Alert.id))]
+    notes = list(session.scalars(select(IncidentNote).where(IncidentNote.incident_id == incident_id)
+                                 .order_by(IncidentNote.time, IncidentNote.id)))
+    changes = list(session.scalars(select(IncidentChange).where(IncidentChange.incident_id == incident_id)
+                                   .order_by(IncidentChange.time, IncidentChange.id)))
+    evidence = list(session.scalars(select(IncidentEvidence).where(IncidentEvidence.incident_id == incident_id)
+                                    .order_by(IncidentEvidence.uploaded_at, IncidentEvidence.id)))
+
+    items: list[TimelineItem] = [TimelineItem(time=a.first_seen, kind="alert", text=_alert_line(a), level=a.level)
+                                 for a in alerts]
+    items += [TimelineItem(time=_must_utc(c.time), kind="change", text="", actor=c.actor, change_field=c.field,
+                           old=c.old_value, new=c.new_value, reason=c.reason or "") for c in changes
+              if c.field not in _SHOWN_ELSEWHERE]
+    items += [TimelineItem(time=_must_utc(n.time), kind="note", text=n.text, actor=n.author) for n in notes]
+    actions = [ActionTaken(time=_must_utc(c.time), kind="change", actor=c.actor, change_field=c.field,
+                           old=c.old_value, new=c.new_value, reason=c.reason or "")
+               for c in changes if c.field not in _NOT_ACTIONS]
+    playbook_actions = _playbook_actions(session, incident_id, [a.id for a in alerts])
+    actions += playbook_actions
+    items += [TimelineItem(time=p.time, kind="action", text=f"{p.playbook} / {p.action} ({p.action_type})",
+                           actor=p.actor, new=p.result) for p in playbook_actions]
+    events, omitted = _lake_events(session, lake, incident_id, max_events)
+    items += events
+    order = {"alert": 0, "event": 1, "change": 2, "action": 3, "note": 4}
+    items.sort(key=lambda i: (i.time, order[i.kind]))
+    actions.sort(key=lambda a: a.time)
+
+    return ReportData(
+        incident=incident_facts(incident), generated_at=stamp, alerts=tuple(alerts), timeline=tuple(items),
+        omitted_events=omitted, entities=entity_rows(dict(incident.entities or {}), alerts),
+        attack=attack_mapping([a.tags for a in alerts]), actions=tuple(actions),
+        evidence=tuple(EvidenceItem(filename=e.filename, sha256=e.sha256, size=e.size, uploaded_by=e.uploaded_by,
+                                    uploaded_at=_must_utc(e.uploaded_at)) for e in evidence),
+        sla=_sla_clocks(incident, stamp), language=lang, time_zone=time_zone)
+
+
+__all__ = ["MAX_TIMELINE_EVENTS", "alert_facts", "build", "entity_rows", "incident_facts"]
