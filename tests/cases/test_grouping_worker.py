@@ -4,6 +4,7 @@ restart without losing or double-counting alerts, and every change is published 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -127,3 +128,32 @@ def test_an_alert_bridging_two_new_incidents_merges_them(
         target = session.get(Incident, 1)
         assert target is not None and target.entities["host"] == ["ws01", "ws02"]
         assert target.entities["user"] == ["alice", "bob"]
+
+
+def test_alerts_on_a_parent_and_its_child_process_are_linked_through_the_lake(
+        case_sessions: sessionmaker[Session], add_alert: AddAlert, tmp_path: Path) -> None:
+    import polars as pl
+
+    from conftest import T0
+
+    lake = Lake(tmp_path / "lake", fsync=False)
+    later = T0 + timedelta(hours=3)  # beyond the host window (2 h), within the process-tree window (4 h)
+    frame = pl.DataFrame({
+        "_time": [T0, later], "_source": ["sysmon", "sysmon"], "_host": ["WS01", "WS01"],
+        "_uid": ["u-parent", "u-child"], "_origin": ["test", "test"], "_offset": [1, 2], "_raw": ["{}", "{}"],
+        "ProcessGuid": ["{11111111-aaaa-0000-0000-000000000001}", "{11111111-aaaa-0000-0000-000000000002}"],
+        "ParentProcessGuid": ["{11111111-aaaa-0000-0000-000000000000}", "{11111111-aaaa-0000-0000-000000000001}"],
+    }).with_columns(pl.col("_time").dt.cast_time_unit("ns"))
+    lake.write(frame, 0, 2)
+    parent = add_alert(host="WS01", user="SYSTEM", event_uids=["u-parent"])
+    child = add_alert(host="WS01", user="SYSTEM", minutes=180, event_uids=["u-child"])
+    worker = GroupingWorker(case_sessions, lake, CaseBus(), load_rules())
+    worker.run_once()
+    assert sorted(incidents_of(case_sessions).values()) == [[parent, child]]
+    with case_sessions() as session:
+        link = session.scalars(select(IncidentAlert).where(IncidentAlert.alert_id == child)).one()
+        # the host is outside its window, so the process tree alone links them
+        assert link.link_reason == "shares process_tree=guid:11111111-aaaa-0000-0000-000000000001"
+        incident = session.get(Incident, link.incident_id)
+        assert incident is not None
+        assert len(incident.entities["process_tree"]) == 3
