@@ -180,3 +180,26 @@ def test_a_missing_secret_fails_the_action_naming_the_variable_only(
     assert run["status"] == "failed"
     assert run["actions"][0]["error"] == "environment variable NO_SUCH_HOOK is not set"
     assert http_sink.received == []
+
+
+def test_templates_run_in_a_sandbox_and_a_template_error_fails_only_that_action(
+        http_sink: HttpSink, sessions: sessionmaker[Session], write_playbooks: Callable[..., Library]) -> None:
+    library = write_playbooks(tricky=f"""
+        name: tricky
+        trigger: {{events: [incident.created]}}
+        actions:
+          - name: escape
+            type: webhook
+            url: "{http_sink.url}/escape"
+            body: {{probe: "[{{{{ ''.__class__.__mro__ }}}}]", missing: "[{{{{ incident.no.such.field }}}}]"}}
+          - name: broken
+            type: webhook
+            url: "{http_sink.url}/broken"
+            body: {{ratio: "{{{{ incident.alert_count / 0 }}}}"}}
+        """)
+    run = _run_once(sessions, library, CaseEvent(kind="incident.created", incident=INCIDENT))
+    assert [r.body for r in http_sink.received] == [{"probe": "[]", "missing": "[]"}]
+    assert run["status"] == "failed"
+    broken = run["actions"][1]
+    assert broken["status"] == "failed" and broken["attempts"] == 1
+    assert broken["error"] == "cannot render the action's input: ZeroDivisionError: division by zero"

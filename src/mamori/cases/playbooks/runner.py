@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mamori.cases.events import CaseBus, CaseEvent, EventKind
@@ -40,6 +41,7 @@ from mamori.store.records import AuditEntry, utcnow
 log = logging.getLogger("mamori.playbooks")
 
 FINAL_ACTION_STATES = ("succeeded", "failed", "rejected", "skipped")
+Outcome = tuple[bool, dict[str, Any], str, bool, float]  # ok, output, error, retryable, seconds
 _RUNNERS: weakref.WeakSet[PlaybookRunner] = weakref.WeakSet()
 
 
@@ -132,9 +134,25 @@ class PlaybookRunner:
                     break
                 done += len(self.start_runs(event))
             for run_id in self._due_runs(limit):
-                self.advance(run_id)
+                try:
+                    self.advance(run_id)
+                except OperationalError:  # the database is busy: try again on the next step
+                    log.warning("playbook run %d: database busy, will retry", run_id, exc_info=True)
+                except Exception as exc:  # a bug must not make one run block every other run forever
+                    log.exception("playbook run %d failed inside the runner", run_id)
+                    self._fail(run_id, f"internal error: {type(exc).__name__}: {exc}")
                 done += 1
             return done
+
+    def _fail(self, run_id: int, error: str) -> None:
+        with self.sessions.begin() as session:
+            run = session.get(PlaybookRun, run_id)
+            if run is None:
+                return
+            for action in actions_of(session, run_id):
+                if action.status not in FINAL_ACTION_STATES:
+                    action.status = "skipped"
+            self._finish(run, "failed", error)
 
     def idle(self) -> bool:
         """True when no event is queued and no run is due (tests wait for this)."""
@@ -210,7 +228,15 @@ class PlaybookRunner:
                     run.status, run.resume_at = "waiting", None
                     return run.status
                 if current.status == "pending" and current.attempts == 0 and current.approval != "approved":
-                    current.rendered_input = self._render(spec, context)
+                    try:
+                        current.rendered_input = self._render(spec, context)
+                    except Exception as exc:  # a template that fails on this event fails the action, not the worker
+                        current.started_at = utcnow()
+                        failure: Outcome = (False, {}, f"cannot render the action's input: {type(exc).__name__}: {exc}",
+                                   False, 0.0)
+                        if self._record(session, run, current, spec, 1, failure):
+                            continue
+                        return run.status
                     if spec.approval_required:
                         current.approval, current.status = "pending", "waiting_approval"
                         run.status, run.resume_at, run.updated_at = "waiting", None, utcnow()
@@ -264,7 +290,7 @@ class PlaybookRunner:
         return rendered
 
     def _attempt(self, spec: ActionSpec, rendered: dict[str, Any], payload: dict[str, Any], run_id: int,
-                 playbook: str) -> tuple[bool, dict[str, Any], str, bool, float]:
+                 playbook: str) -> Outcome:
         """Run the action once: (ok, output, error, retryable, seconds); secrets scrubbed from both."""
         action_type = ACTION_TYPES[spec.type]
         secrets: list[str] = []
@@ -290,7 +316,7 @@ class PlaybookRunner:
         return ok, scrub(output, secrets), str(scrub(error, secrets)), retryable, seconds
 
     def _record(self, session: Session, run: PlaybookRun, action: ActionRun, spec: ActionSpec, attempt: int,
-                outcome: tuple[bool, dict[str, Any], str, bool, float]) -> bool:
+                outcome: Outcome) -> bool:
         """Write one attempt's result; return True when the run should go on to its next action now."""
         ok, output, error, retryable, seconds = outcome
         now = utcnow()
