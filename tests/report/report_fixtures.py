@@ -17,6 +17,7 @@ from mamori.report.model import (
     ReportData,
     TimelineItem,
 )
+from mamori.store.lake import Lake
 from mamori.store.records import Alert
 
 T0 = datetime(2026, 11, 29, 5, 5, tzinfo=UTC)  # 2026年11月29日 14:05 JST
@@ -32,6 +33,29 @@ ALERTS = (
     (31, "Remote Service Creation via SMB", "high", "FS02", "CORP\\tanaka", "10.0.0.5",
      ["attack.lateral_movement", "attack.t1021.002"]),
 )
+
+# events behind the alerts: (uid, minutes after T0 of the alert they belong to, host, command line)
+LAKE_EVENTS = (
+    ("u-ps-1", 0, "WS01", "powershell.exe -enc SQBFAFgA"),
+    ("u-ps-2", 0, "WS01", "powershell.exe -nop -w hidden -c 請求書.ps1"),
+    ("u-lsass", 9, "WS01", "procdump.exe -ma lsass.exe C:\\Temp\\l.dmp"),
+)
+
+
+def write_lake_events(root: Path) -> Lake:
+    """A lake holding the events behind the sample alerts (Sysmon process creations)."""
+    import polars as pl
+
+    lake = Lake(root, fsync=False)
+    frame = pl.DataFrame({
+        "_time": [T0 + timedelta(minutes=m, seconds=i) for i, (_, m, _, _) in enumerate(LAKE_EVENTS)],
+        "_source": ["sysmon"] * len(LAKE_EVENTS), "_host": [h for _, _, h, _ in LAKE_EVENTS],
+        "_uid": [u for u, _, _, _ in LAKE_EVENTS], "_origin": ["test"] * len(LAKE_EVENTS),
+        "_offset": list(range(len(LAKE_EVENTS))), "_raw": ["{}"] * len(LAKE_EVENTS),
+        "EventID": [1] * len(LAKE_EVENTS), "CommandLine": [c for _, _, _, c in LAKE_EVENTS],
+    }).with_columns(pl.col("_time").dt.cast_time_unit("ns"))
+    lake.write(frame, 0, len(LAKE_EVENTS))
+    return lake
 
 
 def sample_report() -> ReportData:
@@ -73,7 +97,8 @@ def populate_incident(sessions: sessionmaker[Session], evidence_dir: Path) -> in
         for minutes, title, level, host, user, ip, tags in ALERTS:
             when = T0 + timedelta(minutes=minutes)
             alert = Alert(rule_id=f"rule-{minutes}", rule_title=title, level=level, tags=tags, first_seen=when,
-                          last_seen=when, host=host, user=user, ip=ip, dedup_key=f"{title}-{host}")
+                          last_seen=when, host=host, user=user, ip=ip, dedup_key=f"{title}-{host}",
+                          event_uids=[uid for uid, at, *_ in LAKE_EVENTS if at == minutes])
             session.add(alert)
             session.flush()
             ids.append(alert.id)

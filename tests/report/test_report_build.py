@@ -4,9 +4,10 @@ workflow, assigned, moved to investigating, with a note, an evidence file and a 
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
-from report_fixtures import EVIDENCE_BYTES, HOSTILE_NOTE, T0
+from report_fixtures import EVIDENCE_BYTES, HOSTILE_NOTE, T0, write_lake_events
 from sqlalchemy.orm import Session, sessionmaker
 
 from mamori.errors import MamoriError
@@ -66,3 +67,29 @@ def test_unknown_incident_is_an_error_naming_it(report_db: Db) -> None:
     sessions, _ = report_db
     with sessions() as session, pytest.raises(MamoriError, match="no incident 999"):
         build(session, None, 999, "ja")
+
+
+def test_timeline_carries_the_stored_events_behind_the_alerts(report_db: Db, tmp_path: Path) -> None:
+    sessions, incident_id = report_db
+    lake = write_lake_events(tmp_path / "lake")
+    with sessions() as session:
+        full = build(session, lake, incident_id, "ja")
+        capped = build(session, lake, incident_id, "ja", max_events=1)
+    events = [i for i in full.timeline if i.kind == "event"]
+    assert len(events) == 3 and full.omitted_events == 0
+    assert any("procdump.exe -ma lsass.exe" in e.text for e in events)
+    assert any("請求書.ps1" in e.text for e in events)
+    assert [i.kind for i in capped.timeline].count("event") == 1 and capped.omitted_events == 2
+    assert "ほか 2 件のイベントは省略しています" in render_html(capped, "ja")
+
+
+def test_sla_clocks_follow_the_incident_severity(report_db: Db) -> None:
+    sessions, incident_id = report_db
+    with sessions() as session:
+        data = build(session, None, incident_id, "en")
+    clocks = {c.kind: c for c in data.sla}
+    assert set(clocks) == {"acknowledge", "resolve"}
+    assert clocks["acknowledge"].met_at is not None and clocks["resolve"].met_at is None
+    assert clocks["acknowledge"].target_seconds < clocks["resolve"].target_seconds
+    summary = render_html(data, "en").split('id="summary"')[1].split("</section>")[0]
+    assert "SLA: acknowledgement met" in summary and "SLA: resolution" in summary

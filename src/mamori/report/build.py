@@ -1,9 +1,9 @@
 """Gather an incident's report from the records database (and the event lake): ``build(session, lake, id)``.
 
-Reads the incident, its alerts, notes, change trail and evidence (``mamori.cases.records``), the playbook
-action runs about it when the playbook room is installed, the underlying events through the cases room's
-timeline when it is there, and the SLA clocks when the SLA module is there. Each optional part is left
-out, not faked, when its module is absent.
+Reads the incident, its alerts, notes, change trail and evidence (``mamori.cases.records``), its SLA
+clocks (``mamori.cases.sla``), the stored events behind its alerts (``mamori.cases.timeline``, when a
+lake is given) and the playbook action runs about it when the playbook room is installed (left out,
+not faked, when it is not).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from mamori.cases.records import Incident, IncidentAlert, IncidentChange, IncidentEvidence, IncidentNote
+from mamori.cases.sla import sla_status
+from mamori.cases.timeline import event_entries
 from mamori.errors import MamoriError
 from mamori.report.attack_map import attack_mapping
 from mamori.report.locale import check_language
@@ -32,6 +34,7 @@ from mamori.report.model import (
     SlaClock,
     TimelineItem,
 )
+from mamori.store.lake import Lake
 from mamori.store.records import Alert
 
 log = logging.getLogger(__name__)
@@ -126,53 +129,32 @@ def _playbook_actions(session: Session, incident_id: int, alert_ids: Sequence[in
     return out
 
 
-def _lake_events(session: Session, lake: Any, incident_id: int, limit: int) -> tuple[list[TimelineItem], int]:
-    """The underlying events from the cases room's timeline (first ``limit``) and how many were left out."""
-    timeline = _optional("mamori.cases.timeline")
-    if timeline is None or lake is None:
+def _lake_events(lake: Lake | None, alerts: list[Alert], limit: int) -> tuple[list[TimelineItem], int]:
+    """The stored events behind the alerts (first ``limit`` in time order) and how many were left out."""
+    if lake is None or not alerts:
         return [], 0
     try:
-        entries = timeline.timeline(session, lake, incident_id)
+        entries = sorted(event_entries(lake, alerts), key=lambda e: e.time)
     except MamoriError:
         raise
     except Exception:  # the lake is a best-effort addition: the report stands on the records alone
-        log.exception("reading the events of incident %s for its report failed", incident_id)
+        log.exception("reading the events behind alerts %s for a report failed", [a.id for a in alerts])
         return [], 0
-    events = [e for e in entries if getattr(e, "kind", "") == "event"]
-    items = []
-    for entry in events[:limit]:
-        when = _utc(getattr(entry, "time", None))
-        if when is None:
-            continue
-        items.append(TimelineItem(time=when, kind="event", text=str(getattr(entry, "summary", ""))[:500]))
-    return items, max(0, len(events) - limit)
+    items = [TimelineItem(time=_must_utc(e.time), kind="event", text=e.summary[:500]) for e in entries[:limit]]
+    return items, max(0, len(entries) - limit)
 
 
 def _sla_clocks(incident: Incident, now: datetime) -> tuple[SlaClock, ...]:
-    """The acknowledge and resolve clocks from the cases room's SLA module (none without it)."""
-    sla = _optional("mamori.cases.sla")
-    if sla is None or not hasattr(sla, "sla_status"):
-        return ()
-    status = sla.sla_status(incident, now)
-    clocks = []
-    for kind, met in (("acknowledge", incident.acknowledged_at), ("resolve", incident.resolved_at)):
-        due = _utc(_field(status, f"{kind}_due") or _field(status, f"{kind[:3]}_due"))
-        target = _field(status, f"{kind}_seconds") or _field(status, f"{kind}_target_seconds")
-        if due is None:
-            continue
-        if target is None:
-            target = (due - _must_utc(incident.created_at)).total_seconds()
-        clocks.append(SlaClock(kind=kind, target_seconds=float(target), due=due, met_at=_utc(met)))  # type: ignore[arg-type]
-    return tuple(clocks)
+    """The acknowledge and resolve clocks of the incident's severity (``mamori.cases.sla`` targets)."""
+    status = sla_status(incident, now)
+    opened = _must_utc(incident.created_at)
+    return (SlaClock("acknowledge", (_must_utc(status.acknowledge_due) - opened).total_seconds(),
+                     _must_utc(status.acknowledge_due), _utc(status.acknowledged_at)),
+            SlaClock("resolve", (_must_utc(status.resolve_due) - opened).total_seconds(),
+                     _must_utc(status.resolve_due), _utc(status.resolved_at)))
 
 
-def _field(value: Any, name: str) -> Any:
-    if isinstance(value, dict):
-        return value.get(name)
-    return getattr(value, name, None)
-
-
-def build(session: Session, lake: Any, incident_id: int, lang: str = "en", time_zone: str | None = None,
+def build(session: Session, lake: Lake | None, incident_id: int, lang: str = "en", time_zone: str | None = None,
           now: datetime | None = None, max_events: int = MAX_TIMELINE_EVENTS) -> ReportData:
     """Everything the report of ``incident_id`` shows, read in one session; ``lang`` and ``time_zone`` are
     the reader's defaults (the renderer may override them). An unknown incident is a MamoriError."""
@@ -182,9 +164,10 @@ def build(session: Session, lake: Any, incident_id: int, lang: str = "en", time_
         raise MamoriError(f"no incident {incident_id}", where=f"incident {incident_id}",
                           hint="list incidents with `mamori incidents list` or GET /api/v1/incidents")
     stamp = _must_utc(now or datetime.now(UTC))
-    alerts = [alert_facts(a) for a in session.scalars(
+    alert_rows = list(session.scalars(
         select(Alert).join(IncidentAlert, IncidentAlert.alert_id == Alert.id)
-        .where(IncidentAlert.incident_id == incident_id).order_by(Alert.first_seen, Alert.id))]
+        .where(IncidentAlert.incident_id == incident_id).order_by(Alert.first_seen, Alert.id)))
+    alerts = [alert_facts(a) for a in alert_rows]
     notes = list(session.scalars(select(IncidentNote).where(IncidentNote.incident_id == incident_id)
                                  .order_by(IncidentNote.time, IncidentNote.id)))
     changes = list(session.scalars(select(IncidentChange).where(IncidentChange.incident_id == incident_id)
@@ -205,7 +188,7 @@ def build(session: Session, lake: Any, incident_id: int, lang: str = "en", time_
     actions += playbook_actions
     items += [TimelineItem(time=p.time, kind="action", text=f"{p.playbook} / {p.action} ({p.action_type})",
                            actor=p.actor, new=p.result) for p in playbook_actions]
-    events, omitted = _lake_events(session, lake, incident_id, max_events)
+    events, omitted = _lake_events(lake, alert_rows, max_events)
     items += events
     order = {"alert": 0, "event": 1, "change": 2, "action": 3, "note": 4}
     items.sort(key=lambda i: (i.time, order[i.kind]))
