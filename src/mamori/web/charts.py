@@ -25,10 +25,17 @@ class Bar:
 
 @dataclass(frozen=True)
 class HeatColumn:
-    """One tactic of the heat map: its label and its techniques with alert counts."""
+    """One tactic of the heat map: its label, its alert count and its techniques with alert counts and names."""
 
     label: str
-    cells: tuple[tuple[str, int], ...]
+    total: int
+    cells: tuple[tuple[str, int, str], ...]
+
+
+def svg_open(width: float, height: float, title: str, css: str = "chart") -> str:
+    """The opening ``<svg>`` tag of a chart: its natural size, a class and an accessible title."""
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:g} {height:g}" width="{width:g}" '
+            f'height="{height:g}" role="img" class="{css}" aria-label="{escape(title)}"><title>{escape(title)}</title>')
 
 
 def _text(x: float, y: float, text: str, size: int = 11, anchor: str = "start", fill: str = "#333",
@@ -38,15 +45,14 @@ def _text(x: float, y: float, text: str, size: int = 11, anchor: str = "start", 
 
 
 def stacked_time_bars(slots: Sequence[str], counts: Mapping[tuple[str, str], int], title: str,
-                      width: int = 640, height: int = 200) -> Markup:
+                      width: int = 960, height: int = 200) -> Markup:
     """Alerts per time slot stacked by level (``counts`` keyed by (slot, level)); slot labels under the bars."""
     left, bottom, top = 34, 22, 10
     totals = [sum(counts.get((slot, level), 0) for level in LEVEL_ORDER) for slot in slots]
     peak = max([*totals, 1])
     plot_h = height - bottom - top
     step = (width - left - 6) / max(len(slots), 1)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
-             f'class="chart" aria-label="{escape(title)}"><title>{escape(title)}</title>']
+    parts = [svg_open(width, height, title, "chart")]
     for fraction in (0.0, 0.5, 1.0):
         y = top + plot_h * (1 - fraction)
         parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - 4}" y2="{y:.1f}" stroke="#e3e6ea"/>')
@@ -68,13 +74,12 @@ def stacked_time_bars(slots: Sequence[str], counts: Mapping[tuple[str, str], int
     return Markup("".join(parts))
 
 
-def horizontal_bars(bars: Sequence[Bar], title: str, width: int = 320, row: int = 20) -> Markup:
+def horizontal_bars(bars: Sequence[Bar], title: str, width: int = 440, row: int = 20) -> Markup:
     """A labelled horizontal bar per item, longest value full width; values printed at the bar's end."""
     label_w = 130
     height = max(len(bars), 1) * row + 4
     peak = max([b.value for b in bars] + [1])
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
-             f'class="chart" aria-label="{escape(title)}"><title>{escape(title)}</title>']
+    parts = [svg_open(width, height, title, "chart")]
     for index, bar in enumerate(bars):
         y = index * row + 2
         label = bar.label if len(bar.label) <= 20 else bar.label[:19] + "…"
@@ -96,27 +101,25 @@ def _heat(value: int, peak: int) -> str:
     return f"rgb({red},{green},{blue})"
 
 
-def attack_heat_map(columns: Sequence[HeatColumn], title: str, cell_w: int = 96, cell_h: int = 22) -> Markup:
+def attack_heat_map(columns: Sequence[HeatColumn], title: str, cell_w: int = 124, cell_h: int = 22) -> Markup:
     """The ATT&CK matrix of what fired: one column per tactic, one cell per technique, shaded by alert count."""
     rows = max([len(c.cells) for c in columns] + [1])
     width = max(len(columns), 1) * (cell_w + 4)
     height = 34 + rows * (cell_h + 3)
-    peak = max([n for c in columns for _, n in c.cells] + [1])
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
-             f'class="chart heat" aria-label="{escape(title)}"><title>{escape(title)}</title>']
+    peak = max([n for c in columns for _, n, _ in c.cells] + [1])
+    parts = [svg_open(width, height, title, "chart heat")]
     for index, column in enumerate(columns):
         x = index * (cell_w + 4)
-        total = sum(n for _, n in column.cells)
         parts.append(f'<rect x="{x}" y="0" width="{cell_w}" height="30" fill="#24364b" rx="2"/>')
-        label = column.label if len(column.label) <= 14 else column.label[:13] + "…"
+        label = column.label if len(column.label) <= 18 else column.label[:17] + "…"
         parts.append(_text(x + cell_w / 2, 13, label, 10, "middle", "#fff", "bold"))
-        parts.append(_text(x + cell_w / 2, 26, str(total), 9, "middle", "#cfd8e3"))
-        for row_index, (technique, count) in enumerate(column.cells):
+        parts.append(_text(x + cell_w / 2, 26, str(column.total), 9, "middle", "#cfd8e3"))
+        for row_index, (technique, count, name) in enumerate(column.cells):
             y = 34 + row_index * (cell_h + 3)
             colour = _heat(count, peak)
             ink = "#fff" if count / peak > 0.55 else "#222"
             parts.append(f'<rect x="{x}" y="{y}" width="{cell_w}" height="{cell_h}" fill="{colour}" rx="2">'
-                         f'<title>{escape(technique)}: {count}</title></rect>')
+                         f'<title>{escape(technique)} {escape(name)}: {count}</title></rect>')
             parts.append(_text(x + 5, y + 15, technique, 10, fill=ink))
             parts.append(_text(x + cell_w - 5, y + 15, str(count), 10, "end", ink, "bold"))
     parts.append("</svg>")

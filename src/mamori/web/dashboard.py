@@ -3,6 +3,7 @@ the ATT&CK tactic/technique heat map and ingest health, read from the records an
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,7 +13,8 @@ from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mamori.detect.attack import tactics, tactics_of, techniques_of
+from mamori.detect.attack import tactics, tactics_of
+from mamori.report.attack_map import attack_mapping, technique_name
 from mamori.service.runtime import Service
 from mamori.store.query import count_events
 from mamori.store.records import Alert, QuarantineRecord, utcnow
@@ -53,6 +55,12 @@ def _top(session: Session, column: Any, since: Any) -> list[tuple[str, int]]:
     return [(str(value), int(count)) for value, count in rows]
 
 
+@functools.lru_cache(maxsize=4096)
+def _placed(tags: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Which tactic each technique of one alert's tags goes under (the report's ATT&CK placement)."""
+    return tuple((row.tag, tuple(t.id for t in row.techniques)) for row in attack_mapping([tags]) if row.tag)
+
+
 def ingest_health(service: Service, session: Session) -> dict[str, Any]:
     """Pipeline lag and errors, spool backlog, events stored per source, quarantine and rules loaded."""
     pipeline = service.pipeline
@@ -91,17 +99,17 @@ def build(service: Service, session: Session, t: Translator, days: int) -> Dashb
         per_slot[(local.strftime("%H:00" if hourly else "%m-%d"), level)] += 1
         per_level[level] += 1
         open_count += status != "closed"
-        found = tactics_of(tags or [])
-        for tactic in found:
+        for tactic in tactics_of(tags or []):
             per_tactic[tactic.tag] += 1
-        for technique in techniques_of(tags or []):
-            for tactic in found or []:
-                per_technique.setdefault(tactic.tag, Counter())[technique] += 1
+        for tag, techniques in _placed(tuple(tags or ())):
+            for technique in techniques:
+                per_technique.setdefault(tag, Counter())[technique] += 1
     names = {tactic.tag: (tactic.ja if t.language == "ja" else tactic.en) for tactic in tactics()}
     level_bars = [Bar(t(f"level.{level}"), per_level[level], LEVEL_COLOURS[level], f"/console/alerts?level={level}")
                   for level in reversed(LEVEL_ORDER) if per_level[level]]
     tactic_bars = [Bar(names.get(tag, tag), count) for tag, count in per_tactic.most_common(TOP)]
-    columns = [HeatColumn(names[tactic.tag], tuple(per_technique[tactic.tag].most_common(10)))
+    columns = [HeatColumn(names[tactic.tag], per_tactic[tactic.tag] or sum(per_technique[tactic.tag].values()),
+                          tuple((tid, n, technique_name(tid)) for tid, n in per_technique[tactic.tag].most_common(12)))
                for tactic in tactics() if tactic.tag in per_technique]
     hosts = [Bar(h, n, "#2f6f9f", f"/console/alerts?host={h}") for h, n in _top(session, Alert.host, since)]
     users = [Bar(u, n, "#7b4fa0") for u, n in _top(session, Alert.user, since)]

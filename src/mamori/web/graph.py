@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 
 from markupsafe import Markup, escape
 
+from mamori.web.charts import svg_open
+
 KIND_COLOURS = {"host": "#2f6f9f", "user": "#7b4fa0", "ip": "#2e8b57", "process": "#b5651d",
                 "file_hash": "#8a6d3b", "domain": "#a0306b"}
 MAX_PER_KIND = 8
@@ -25,8 +27,7 @@ def entity_graph(center: str, entities: Mapping[str, Sequence[str]], kind_labels
         hidden += max(len(unique) - MAX_PER_KIND, 0)
     cx = cy = size / 2
     radius = size / 2 - 70
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size} {size + 24}" role="img" '
-             f'class="chart graph" aria-label="{escape(title)}"><title>{escape(title)}</title>']
+    parts = [svg_open(size, size + 24, title, "chart graph")]
     positions = []
     for index, _ in enumerate(nodes):
         angle = 2 * math.pi * index / max(len(nodes), 1) - math.pi / 2

@@ -157,10 +157,10 @@ async def report(request: Request, incident_id: int, lang: str = "ja", format: s
 
     def build() -> tuple[bytes, str]:
         with service.sessions() as session:
-            data = reports.build(session, service.lake, incident_id, lang)
+            data = reports.build(session, service.lake, incident_id, lang, time_zone=user.time_zone)
         if format == "html":
-            return reports.render_html(data, lang).encode(), "text/html; charset=utf-8"
-        return reports.render_pdf(data, lang), "application/pdf"
+            return reports.render_html(data, lang, user.time_zone).encode(), "text/html; charset=utf-8"
+        return reports.render_pdf(data, lang, user.time_zone), "application/pdf"
 
     try:
         body, media = await asyncio.to_thread(build)

@@ -35,25 +35,32 @@ def rules_page(request: Request, q: str = "", level: str = "", state: str = "", 
                   message=request.query_params.get("done", ""))
 
 
-@router.post("/rules/{rule_id}/{action}", summary="Enable or disable a rule")
-async def switch(request: Request, rule_id: str, action: str, user: ConsoleUser = Reader) -> Response:
-    """Switch a rule on or off at the next batch (admin only); audited like the API does."""
-    if action not in ("enable", "disable"):
-        raise HTTPException(404, detail="unknown rule action")
+async def _switch(request: Request, rule_id: str, enabled: bool, user: ConsoleUser) -> Response:
     form = await checked_form(request, user, "admin")
     service = service_of(request)
     if rule_id not in {r.id for r in service.stage.rules()}:
         raise HTTPException(404, detail=f"no loaded rule {rule_id}")
-    enabled = action == "enable"
     with service.sessions.begin() as session:
         setting = session.get(RuleSetting, rule_id)
         if setting is None:
             session.add(RuleSetting(rule_id=rule_id, enabled=enabled, updated_by=user.name))
         else:
             setting.enabled, setting.updated_by, setting.updated_at = enabled, user.name, utcnow()
-        audit(session, user.name, f"rule.{action}", f"rule {rule_id}", via="console")
+        audit(session, user.name, "rule.enable" if enabled else "rule.disable", f"rule {rule_id}", via="console")
     service.stage.set_enabled(rule_id, enabled)
     return RedirectResponse(f"/console/rules?{form.get('back_query', '')}", 303)
+
+
+@router.post("/rules/{rule_id}/enable", summary="Enable a rule")
+async def enable(request: Request, rule_id: str, user: ConsoleUser = Reader) -> Response:
+    """Switch a rule on at the next batch (admin only); audited like the API does."""
+    return await _switch(request, rule_id, True, user)
+
+
+@router.post("/rules/{rule_id}/disable", summary="Disable a rule")
+async def disable(request: Request, rule_id: str, user: ConsoleUser = Reader) -> Response:
+    """Switch a rule off at the next batch (admin only); audited like the API does."""
+    return await _switch(request, rule_id, False, user)
 
 
 @router.post("/rules/{rule_id}/test", response_class=HTMLResponse, summary="Test a rule over stored events")
