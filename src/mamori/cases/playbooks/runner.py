@@ -218,10 +218,7 @@ class PlaybookRunner:
                 actions = actions_of(session, run_id)
                 current = next((a for a in actions if a.status not in FINAL_ACTION_STATES), None)
                 if current is None:
-                    failed = any(a.status == "failed" for a in actions)
-                    self._finish(run, "failed" if failed else "succeeded",
-                                 "an action failed (on_failure: continue)" if failed else "")
-                    return run.status
+                    return self._complete(run, actions)
                 spec = playbook.actions[current.position]
                 context = self._context(run, playbook, actions)
                 if current.approval == "pending":
@@ -256,6 +253,9 @@ class PlaybookRunner:
                 assert current_row is not None and run is not None
                 if not self._record(session, run, current_row, spec, attempt, outcome):
                     return run.status
+                actions = actions_of(session, run_id)
+                if all(a.status in FINAL_ACTION_STATES for a in actions):  # finish now: one commit fewer
+                    return self._complete(run, actions)
 
     def _playbook_for(self, session: Session, run: PlaybookRun) -> Playbook | None:
         playbook = self.library.get(run.playbook)
@@ -355,6 +355,13 @@ class PlaybookRunner:
         action.finished_at = now
         if action.started_at is not None:
             action.duration_ms = round((now - action.started_at).total_seconds() * 1000, 3)
+
+    def _complete(self, run: PlaybookRun, actions: list[ActionRun]) -> str:
+        """Close a run whose actions are all done: failed if one failed (with ``on_failure: continue``)."""
+        failed = [a.name for a in actions if a.status == "failed"]
+        self._finish(run, "failed" if failed else "succeeded",
+                     f"failed (on_failure: continue): {', '.join(failed)}" if failed else "")
+        return run.status
 
     @staticmethod
     def _finish(run: PlaybookRun, status: str, error: str = "") -> None:

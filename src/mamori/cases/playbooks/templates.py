@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateError
+from jinja2 import ChainableUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 ENV_PLACEHOLDER = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -35,11 +36,16 @@ def template_error(text: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
+def _compiled(text: str) -> Template:
+    return _ENVIRONMENT.from_string(text)
+
+
 def render_text(text: str, context: Mapping[str, Any]) -> str:
-    """Render one template string in the sandbox."""
+    """Render one template string in the sandbox (compiled once per distinct text)."""
     if "{{" not in text and "{%" not in text:
         return text
-    return _ENVIRONMENT.from_string(text).render(dict(context))
+    return _compiled(text).render(dict(context))
 
 
 def render_value(value: Any, context: Mapping[str, Any]) -> Any:
