@@ -169,3 +169,22 @@ def test_email_over_starttls_verifies_the_certificate_and_logs_in(
     assert run["status"] == "failed"
     assert run["actions"][0]["error"].startswith("the SMTP server's certificate is not trusted")
     assert len(sink.messages) == 1
+
+
+def test_command_sees_only_the_secrets_it_is_given(
+        sessions: sessionmaker[Session], write_playbooks: Callable[..., Library],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAMORI_SMTP_PASSWORD", "service-secret-1234")
+    monkeypatch.setenv("TRIAGE_TOKEN", "triage-token-5678")
+    script = "import os; print(os.environ.get('MAMORI_SMTP_PASSWORD'), os.environ.get('API_TOKEN'))"
+    library = write_playbooks(env="""
+        name: env
+        trigger: {events: [incident.created]}
+        actions:
+          - {name: show, type: command, argv: [PYTHON, -c, SCRIPT], env: {API_TOKEN: "${env:TRIAGE_TOKEN}"}}
+        """.replace("PYTHON", PYTHON).replace("SCRIPT", orjson.dumps(script).decode()))
+    run = _run_once(sessions, library, CaseEvent(kind="incident.created", incident=INCIDENT))
+    action = run["actions"][0]
+    assert action["output"]["stdout"] == "None ***\n"  # the given secret reached the program, scrubbed in the log
+    assert action["input"]["env"] == {"API_TOKEN": "${env:TRIAGE_TOKEN}"}
+    assert "triage-token-5678" not in str(run) and "service-secret-1234" not in str(run)

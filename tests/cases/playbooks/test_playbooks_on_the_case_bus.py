@@ -45,7 +45,8 @@ def test_runner_on_the_bus_escalates_once_and_only_opted_in_playbooks_see_its_ch
     library = write_playbooks(
         escalate=f"""
             name: escalate
-            trigger: {{events: [incident.created, incident.updated], level: {{at_least: high}}}}
+            trigger: {{events: [incident.created, incident.updated], level: {{at_least: high}},
+                      rule_ids: [0d894093-71bc-43c3-8c4d-ecfc28dcf5d9]}}
             actions:
               - {{name: page, type: webhook, url: "{http_sink.url}/page"}}
               - {{name: raise, type: set_severity, severity: critical}}

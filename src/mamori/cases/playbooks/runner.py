@@ -35,8 +35,9 @@ from mamori.cases.playbooks.model import ActionSpec, Library, Playbook
 from mamori.cases.playbooks.records import ActionRun, PlaybookRun
 from mamori.cases.playbooks.templates import SecretMissing, render_value, resolve_secrets, scrub
 from mamori.cases.playbooks.triggers import event_payload, should_start
+from mamori.cases.records import IncidentAlert
 from mamori.errors import MamoriError
-from mamori.store.records import AuditEntry, utcnow
+from mamori.store.records import Alert, AuditEntry, utcnow
 
 log = logging.getLogger("mamori.playbooks")
 
@@ -161,6 +162,8 @@ class PlaybookRunner:
     def start_runs(self, event: CaseEvent) -> list[int]:
         """Create a run for every playbook this event starts; return the run ids."""
         payload = event_payload(event)
+        if payload["incident"] is not None and "rule_ids" not in payload["incident"]:
+            payload["incident"]["rule_ids"] = self._incident_rule_ids(_id_of(payload["incident"]))
         started: list[int] = []
         for playbook in self.library.playbooks:
             if not should_start(playbook, payload):
@@ -178,6 +181,15 @@ class PlaybookRunner:
                 started.append(run.id)
             log.info("playbook %s started (run %d) by %s", playbook.name, run.id, event.kind)
         return started
+
+    def _incident_rule_ids(self, incident_id: int | None) -> list[str]:
+        """The Sigma rule ids of an incident's alerts (so ``trigger.rule_ids`` works on incident events)."""
+        if incident_id is None:
+            return []
+        query = (select(Alert.rule_id).join(IncidentAlert, IncidentAlert.alert_id == Alert.id)
+                 .where(IncidentAlert.incident_id == incident_id))
+        with self.sessions() as session:
+            return sorted(set(session.scalars(query)))
 
     @staticmethod
     def _cooling_down(session: Session, playbook: Playbook, event: CaseEvent) -> bool:
