@@ -69,10 +69,7 @@ def executive_summary(data: ReportData, words: Words) -> list[str]:
     owner = words("summary.owner", owner=incident.owner) if incident.owner else words("summary.no_owner")
     out.append(words("summary.state", status=words.word("status", incident.status),
                      severity=words.word("severity", incident.severity), owner=owner))
-    closed = incident.resolved_at is not None
-    for clock in data.sla:
-        if clock.kind == "acknowledge" or not closed or clock.met_at is not None:
-            out.append(_sla_sentence(words, clock, data.generated_at))
+    out += [_sla_sentence(words, clock, data.generated_at) for clock in data.sla]
     return out
 
 
