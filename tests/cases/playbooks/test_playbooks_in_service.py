@@ -1,6 +1,6 @@
 """End to end in a real ``mamori serve`` child: ingested events raise an alert, the cases room opens an
 incident, the incident starts a playbook that posts to Slack (a real local HTTP server) and asks for an
-approval; the analyst approves over REST and the playbook contains the incident."""
+approval; the service restarts; the analyst approves over REST and the playbook contains the incident."""
 
 from __future__ import annotations
 
@@ -85,12 +85,11 @@ def child(tmp_path: Path, http_sink: HttpSink) -> Iterator[tuple[ServiceProcess,
         process.stop()
 
 
-def test_an_incident_from_ingested_events_runs_its_playbook_and_the_approved_step_contains_it(
+def test_an_incident_from_ingested_events_runs_its_playbook_and_the_approved_step_contains_it_after_a_restart(
         child: tuple[ServiceProcess, dict[str, str]], http_sink: HttpSink) -> None:
     process, tokens = child
-    analyst = httpx.Client(base_url=process.url, headers={"Authorization": f"Bearer {tokens['analyst']}"},
-                           timeout=30)
-    with analyst:
+    headers = {"Authorization": f"Bearer {tokens['analyst']}"}
+    with httpx.Client(base_url=process.url, headers=headers, timeout=30) as analyst:
         accepted = analyst.post("/api/v1/ingest", json=[_event(1, "cmd /c whoami /all", "WS-PB-01")])
         assert accepted.status_code == 202
         (pending,) = _wait_for(lambda: analyst.get("/api/v1/playbooks/approvals").json()["approvals"])
@@ -101,6 +100,11 @@ def test_an_incident_from_ingested_events_runs_its_playbook_and_the_approved_ste
         assert slack.path == "/slack"
         assert slack.body["text"] == "[high] Whoami Execution on WS-PB-01（ホスト: ws-pb-01）"
 
+    # the service restarts while the run waits: the approval is still there and the run resumes
+    process.stop()
+    process.start()
+    with httpx.Client(base_url=process.url, headers=headers, timeout=30) as analyst:
+        assert [p["id"] for p in analyst.get("/api/v1/playbooks/approvals").json()["approvals"]] == [pending["id"]]
         assert analyst.post(f"/api/v1/playbooks/approvals/{pending['id']}/approve").status_code == 200
         _wait_for(lambda: analyst.get(f"/api/v1/incidents/{incident_id}").json()["status"] == "contained")
         runs = analyst.get("/api/v1/playbooks/runs", params={"incident_id": incident_id}).json()
