@@ -57,12 +57,12 @@ class WinEvent:
 
 def iso_z(moment: datetime) -> str:
     """The UTC time in the form Winlogbeat writes (``2026-11-29T05:12:33.123Z``)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def sysmon_time(moment: datetime) -> str:
     """The UTC time in the form Sysmon writes in ``UtcTime`` (``2026-11-29 05:12:33.123``)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="milliseconds")
 
 
 def _family(channel: str) -> str:
