@@ -239,11 +239,10 @@ class PlaybookRunner:
                 if current.status == "pending" and current.attempts == 0 and current.approval != "approved":
                     try:
                         current.rendered_input = self._render(spec, context)
-                    except Exception as exc:  # a template that fails on this event fails the action, not the worker
+                    except Exception as exc:  # a template failing on this event fails the action, not the worker
                         current.started_at = utcnow()
-                        failure: Outcome = (False, {}, f"cannot render the action's input: {type(exc).__name__}: {exc}",
-                                   False, 0.0)
-                        if self._record(session, run, current, spec, 1, failure):
+                        error = f"cannot render the action's input: {type(exc).__name__}: {exc}"
+                        if self._record(session, run, current, spec, 1, (False, {}, error, False, 0.0)):
                             continue
                         return run.status
                     if spec.approval_required:
