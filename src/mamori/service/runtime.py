@@ -88,6 +88,11 @@ class Service:
         m.gauge("mamori_input_rejected_total", lambda: float(self.counters.rejected),
                 "framing or decoding rejections (quarantined)")
         m.gauge("mamori_rules_loaded", lambda: float(len(self.stage.rules())))
+        m.gauge("mamori_playbooks_loaded", lambda: float(len(self.playbooks.library.playbooks)))
+        m.gauge("mamori_playbook_events_queued", lambda: float(self.playbooks.queued),
+                "case events waiting for the playbook runner")
+        m.gauge("mamori_playbook_events_dropped_total", lambda: float(self.playbooks.dropped),
+                "case events dropped because the playbook queue was full")
 
     def rule_timing_lines(self, top: int = 50) -> list[str]:
         """Prometheus lines for the slowest rules (seconds spent since start)."""

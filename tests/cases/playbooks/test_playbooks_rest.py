@@ -113,6 +113,8 @@ def test_rest_lists_loaded_playbooks_and_refused_files_with_field_and_reason(chi
     assert refused["file"].endswith("broken.yaml") and refused["field"] == "actions"
     assert "non-empty list" in refused["reason"]
     assert httpx.get(child.process.url + "/api/v1/playbooks", timeout=10).status_code == 401
+    metrics = child.get("/metrics", role="admin").text.splitlines()
+    assert "mamori_playbooks_loaded 1" in metrics or "mamori_playbooks_loaded 1.0" in metrics
 
 
 def test_rest_approval_resumes_the_run_in_the_service_and_reject_ends_it(child: Child) -> None:

@@ -155,6 +155,11 @@ class PlaybookRunner:
                     action.status = "skipped"
             self._finish(run, "failed", error)
 
+    @property
+    def queued(self) -> int:
+        """Case events waiting for the worker (a gauge: it should stay near zero)."""
+        return self._queue.qsize()
+
     def idle(self) -> bool:
         """True when no event is queued and no run is due (tests wait for this)."""
         return self._queue.empty() and not self._due_runs(1)
