@@ -4,6 +4,7 @@ workflow, assigned, moved to investigating, with a note, an evidence file and a 
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mamori.errors import MamoriError
 from mamori.report import build, render_html
+from mamori.report.build import MAX_TIMELINE_ALERTS, alert_lines
+from mamori.report.model import AlertFacts
 
 Db = tuple[sessionmaker[Session], int]
 
@@ -93,3 +96,15 @@ def test_sla_clocks_follow_the_incident_severity(report_db: Db) -> None:
     assert clocks["acknowledge"].target_seconds < clocks["resolve"].target_seconds
     summary = render_html(data, "en").split('id="summary"')[1].split("</section>")[0]
     assert "SLA: acknowledgement met" in summary and "SLA: resolution" in summary
+
+
+def test_many_alerts_become_one_timeline_line_per_rule() -> None:
+    facts = [AlertFacts(i, f"Rule {i % 3}", "high" if i % 3 else "critical", T0 + timedelta(minutes=i),
+                        T0 + timedelta(minutes=i), f"WS{i % 7:02d}", "alice", None, 2) for i in range(1, 101)]
+    assert len(alert_lines(facts[:MAX_TIMELINE_ALERTS])) == MAX_TIMELINE_ALERTS
+    lines = alert_lines(facts)
+    assert [line.text.split(" ×")[0] for line in lines] == ["Rule 1", "Rule 2", "Rule 0"]
+    first = lines[0]
+    assert first.time == T0 + timedelta(minutes=1) and first.level == "high"
+    assert first.text.startswith("Rule 1 ×68 (WS01, alice, WS04, WS00, …)")
+    assert lines[2].level == "critical"

@@ -124,3 +124,10 @@ def test_executive_summary_says_what_where_how_and_state() -> None:
     assert "Hosts involved: WS01, FS02." in summary
     assert "3 ATT&amp;CK tactic(s): Execution, Credential Access, Lateral Movement" in summary
     assert "status is “Investigating” and its severity “Critical”; it is assigned to sato" in summary
+
+
+def test_public_api_is_exactly_build_and_the_two_renderers() -> None:
+    import mamori.report
+
+    assert sorted(mamori.report.__all__) == ["ReportData", "build", "render_html", "render_pdf"]
+    assert all(getattr(mamori.report, name).__doc__ for name in mamori.report.__all__)

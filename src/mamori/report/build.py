@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from mamori.cases.records import Incident, IncidentAlert, IncidentChange, IncidentEvidence, IncidentNote
 from mamori.cases.sla import sla_status
 from mamori.cases.timeline import event_entries
+from mamori.detect.attack import level_rank
 from mamori.errors import MamoriError
 from mamori.report.attack_map import attack_mapping
 from mamori.report.locale import check_language
@@ -41,6 +42,9 @@ log = logging.getLogger(__name__)
 
 ENTITY_ORDER = ("host", "user", "ip", "email", "process_tree", "file_hash")
 MAX_TIMELINE_EVENTS = 40
+# above this many alerts, the timeline shows one line per rule (first time, count, where) instead of each alert
+MAX_TIMELINE_ALERTS = 60
+MAX_PLACES = 4
 # trail lines that are the incident's own bookkeeping, not something done about it
 _NOT_ACTIONS = frozenset({"created", "alert", "note"})
 # trail lines the timeline shows in another form (the alert or the note itself)
@@ -102,6 +106,25 @@ def _alert_line(alert: AlertFacts) -> str:
     where = ", ".join(f"{k}={v}" for k, v in (("host", alert.host), ("user", alert.user), ("ip", alert.ip)) if v)
     times = f" ×{alert.count}" if alert.count > 1 else ""
     return f"{alert.rule_title}{times}" + (f" ({where})" if where else "")
+
+
+def alert_lines(alerts: Sequence[AlertFacts], limit: int = MAX_TIMELINE_ALERTS) -> list[TimelineItem]:
+    """Timeline lines for the alerts: one per alert up to ``limit``; beyond, one per rule (its first time,
+    how many alerts, the hosts and users), so a report on a noisy incident stays readable and quick to print."""
+    if len(alerts) <= limit:
+        return [TimelineItem(time=a.first_seen, kind="alert", text=_alert_line(a), level=a.level) for a in alerts]
+    by_rule: dict[str, list[AlertFacts]] = {}
+    for alert in alerts:
+        by_rule.setdefault(alert.rule_title, []).append(alert)
+    lines = []
+    for title, group in by_rule.items():
+        places = list(dict.fromkeys(str(v) for a in group for v in (a.host, a.user) if v))
+        where = ", ".join(places[:MAX_PLACES]) + (", …" if len(places) > MAX_PLACES else "")
+        hits = sum(a.count for a in group)
+        text = f"{title} ×{hits}" + (f" ({where})" if where else "")
+        level = max((a.level for a in group), key=level_rank)
+        lines.append(TimelineItem(time=min(a.first_seen for a in group), kind="alert", text=text, level=level))
+    return lines
 
 
 def _playbook_actions(session: Session, incident_id: int, alert_ids: Sequence[int]) -> list[ActionTaken]:
@@ -175,8 +198,7 @@ def build(session: Session, lake: Lake | None, incident_id: int, lang: str = "en
     evidence = list(session.scalars(select(IncidentEvidence).where(IncidentEvidence.incident_id == incident_id)
                                     .order_by(IncidentEvidence.uploaded_at, IncidentEvidence.id)))
 
-    items: list[TimelineItem] = [TimelineItem(time=a.first_seen, kind="alert", text=_alert_line(a), level=a.level)
-                                 for a in alerts]
+    items = alert_lines(alerts)
     items += [TimelineItem(time=_must_utc(c.time), kind="change", text="", actor=c.actor, change_field=c.field,
                            old=c.old_value, new=c.new_value, reason=c.reason or "") for c in changes
               if c.field not in _SHOWN_ELSEWHERE]
@@ -203,4 +225,5 @@ def build(session: Session, lake: Lake | None, incident_id: int, lang: str = "en
         sla=_sla_clocks(incident, stamp), language=lang, time_zone=time_zone)
 
 
-__all__ = ["MAX_TIMELINE_EVENTS", "alert_facts", "build", "entity_rows", "incident_facts"]
+__all__ = ["MAX_TIMELINE_ALERTS", "MAX_TIMELINE_EVENTS", "alert_facts", "alert_lines", "build", "entity_rows",
+           "incident_facts"]
