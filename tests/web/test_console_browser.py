@@ -67,6 +67,8 @@ def test_an_analyst_works_an_incident_from_login_to_pdf_report(console: Console,
     page.fill("input[name=password]", PASSWORDS["analyst"])
     page.click("button[type=submit]")
     page.wait_for_url(f"{url}/console/")
+    page.click("[data-testid=lang-en]")  # the users are shared with other tests: start from English
+    page.wait_for_function("document.documentElement.lang === 'en'")
     assert page.locator("h1").first.inner_text() == "Dashboard"
     assert page.locator("svg.chart").count() >= 5
     _shot(page, "02-dashboard-en")
@@ -110,6 +112,10 @@ def test_an_analyst_works_an_incident_from_login_to_pdf_report(console: Console,
     page.wait_for_url(f"**/console/incidents/{incident_id}?done=note")
     assert "checking with the owner of WS-CONSOLE1" in page.locator("article.note").last.inner_text()
 
+    page.goto(f"{url}/console/playbooks")
+    assert page.locator("button[data-testid^=approve-]").count() == 1
+    _shot(page, "08-approvals-pending-en")
+    page.goto(f"{url}/console/incidents/{incident_id}")
     approve = page.locator("button[data-testid^=approve-]").first
     approve.click()
     page.wait_for_url("**done=approve")
@@ -123,12 +129,12 @@ def test_an_analyst_works_an_incident_from_login_to_pdf_report(console: Console,
     assert page.locator("[data-testid=incident-status]").inner_text() == "調査中"
     assert "インシデント" in page.locator("nav.side").inner_text()
     assert "JST" in page.locator("main").inner_text()
-    _shot(page, "08-incident-ja")
+    _shot(page, "09-incident-ja")
     page.goto(f"{url}/console/")
     assert page.locator("h1").first.inner_text() == "ダッシュボード"
-    _shot(page, "09-dashboard-ja")
+    _shot(page, "10-dashboard-ja")
     page.goto(f"{url}/console/playbooks")
-    _shot(page, "10-playbooks-ja")
+    _shot(page, "11-playbooks-ja")
 
     page.goto(f"{url}/console/incidents/{incident_id}")
     with page.expect_download() as download_info:

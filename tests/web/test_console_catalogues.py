@@ -10,6 +10,7 @@ from mamori.detect.attack import LEVELS
 from mamori.store.records import ALERT_STATUSES, ROLES
 from mamori.web.i18n import catalogue, negotiate, translator
 from mamori.web.routes.alerts import BULK_ACTIONS
+from mamori.web.routes.incidents import CHANGE_FIELDS
 
 KEY_CALL = re.compile(r"""\bt\(\s*['"]([a-z0-9_.]+)['"]""")
 PREFIX_CALL = re.compile(r"""\bt\(\s*['"]([a-z0-9_.]+\.)['"]\s*~""")
@@ -52,7 +53,7 @@ def test_every_dynamic_key_family_covers_every_value() -> None:
                 "alert_status.": ALERT_STATUSES, "role.": ROLES, "alerts.action.": BULK_ACTIONS,
                 "alerts.done.": BULK_ACTIONS, "incident.done.": ("status", "severity", "owner", "note"),
                 "playbooks.done.": ("approve", "reject"), "lang.": ("ja", "en"),
-                "timeline_kind.": ("alert", "event", "change", "note"),
+                "timeline_kind.": ("alert", "event", "change", "note"), "change_field.": CHANGE_FIELDS,
                 "run_status.": ("running", "waiting", "succeeded", "failed", "rejected", "pending",
                                 "waiting_approval", "retrying", "skipped")}
     used_prefixes = {p for text in _templates().values() for p in PREFIX_CALL.findall(text)}

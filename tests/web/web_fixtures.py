@@ -69,11 +69,14 @@ class Console:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.tokens[role]}"}, timeout=30)
 
     @contextlib.contextmanager
-    def login(self, role: str) -> Iterator[httpx.Client]:
-        """A console client logged in as the user of a role (cookie set), closed afterwards."""
+    def login(self, role: str, language: str = "en") -> Iterator[httpx.Client]:
+        """A console client logged in as the user of a role (cookie set) reading in ``language``, closed
+        afterwards (tests share the users, so each one says which language it expects)."""
         with httpx.Client(base_url=self.url, timeout=30) as client:
             answer = client.post("/console/login", data={"username": f"{role}-user", "password": PASSWORDS[role]})
             assert answer.status_code == 303, answer.text
+            token = csrf_of(client.get("/console/preferences").text)
+            client.post("/console/preferences", data={"language": language, "csrf": token})
             yield client
 
 

@@ -15,6 +15,11 @@ KIND_COLOURS = {"host": "#2f6f9f", "user": "#7b4fa0", "ip": "#2e8b57", "process"
 MAX_PER_KIND = 8
 
 
+def text_width(text: str, size: int = 11) -> float:
+    """About how wide ``text`` is drawn at ``size`` px: CJK characters are square, Latin ones about half."""
+    return sum(size if ord(ch) >= 0x2E80 else size * 0.6 for ch in text)
+
+
 def entity_graph(center: str, entities: Mapping[str, Sequence[str]], kind_labels: Mapping[str, str],
                  title: str, size: int = 520) -> Markup:
     """Nodes on a circle around the incident (at most ``MAX_PER_KIND`` per kind, the rest counted), with a
@@ -39,9 +44,10 @@ def entity_graph(center: str, entities: Mapping[str, Sequence[str]], kind_labels
         label = value if len(value) <= 24 else value[:23] + "…"
         anchor = "start" if x > cx + 5 else "end" if x < cx - 5 else "middle"
         dx = 12 if anchor == "start" else -12 if anchor == "end" else 0
+        dy = 4 if anchor != "middle" else (-14 if y < cy else 24)
         parts.append(f'<g class="node" data-kind="{escape(kind)}"><circle cx="{x:.1f}" cy="{y:.1f}" r="9" '
                      f'fill="{colour}"><title>{escape(kind_labels.get(kind, kind))}: {escape(value)}</title>'
-                     f'</circle><text x="{x + dx:.1f}" y="{y + 4:.1f}" font-size="11" text-anchor="{anchor}" '
+                     f'</circle><text x="{x + dx:.1f}" y="{y + dy:.1f}" font-size="11" text-anchor="{anchor}" '
                      f'fill="#222">{escape(label)}</text></g>')
     parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="30" fill="#24364b"/>')
     parts.append(f'<text x="{cx:.1f}" y="{cy + 4:.1f}" font-size="12" text-anchor="middle" fill="#fff" '
@@ -51,7 +57,7 @@ def entity_graph(center: str, entities: Mapping[str, Sequence[str]], kind_labels
         text = kind_labels.get(kind, kind)
         parts.append(f'<circle cx="{x + 5:.1f}" cy="{size + 12}" r="5" fill="{KIND_COLOURS.get(kind, "#555")}"/>')
         parts.append(f'<text x="{x + 14:.1f}" y="{size + 16}" font-size="11" fill="#333">{escape(text)}</text>')
-        x += 24 + 8 * len(text)
+        x += 24 + text_width(text)
     if hidden:
         parts.append(f'<text x="{size - 4}" y="{size + 16}" font-size="11" text-anchor="end" fill="#777">'
                      f'+{hidden}</text>')

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from mamori.api.auth import audit
 from mamori.api.deps import service_of
+from mamori.detect.attack import tactics
 from mamori.errors import MamoriError
 from mamori.store.records import Alert, utcnow
 from mamori.web.casebus import publish
@@ -21,6 +22,7 @@ from mamori.web.graph import entity_graph
 router = APIRouter()
 PAGE = 50
 ENTITY_KINDS = ("host", "user", "ip", "process", "process_tree", "file_hash", "domain")
+CHANGE_FIELDS = ("created", "alert", "status", "severity", "owner", "note", "evidence", "merged")
 
 
 def _cases() -> Any:
@@ -107,9 +109,11 @@ def incident_page(request: Request, incident_id: int, user: ConsoleUser = Reader
     entities = {kind: values for kind, values in (incident.entities or {}).items() if values}
     labels = {kind: t(f"entity.{kind}") for kind in entities}
     graph = entity_graph(f"#{incident.id}", entities, labels, t("incident.graph"))
+    tactic_names = {tactic.tag: tactic.ja if t.language == "ja" else tactic.en for tactic in tactics()}
     return render(request, "incident.html", user, incident=incident, alerts=alerts, notes=notes, changes=changes,
                   evidence=evidence, timeline=timeline, approvals=approvals, sla=sla, graph=graph,
-                  statuses=workflow.STATUSES, severities=workflow.SEVERITIES,
+                  statuses=workflow.STATUSES, severities=workflow.SEVERITIES, tactic_names=tactic_names,
+                  change_fields=CHANGE_FIELDS,
                   message=request.query_params.get("done", ""))
 
 
