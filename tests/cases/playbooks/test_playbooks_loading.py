@@ -6,6 +6,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import orjson
 from click.testing import CliRunner
 
 from mamori.cases.playbooks import load_folder
@@ -126,3 +127,19 @@ def test_playbooks_check_command_lists_loaded_and_refused_files(tmp_path: Path) 
     assert "1 loaded, 9 file(s) refused" in result.output
     clean = CliRunner().invoke(playbooks, ["check", str(EXAMPLES)])
     assert clean.exit_code == 0 and "3 loaded, 0 file(s) refused" in clean.output
+
+
+def test_playbooks_check_with_an_event_shows_which_playbooks_start_and_their_rendered_inputs(tmp_path: Path) -> None:
+    event = tmp_path / "event.json"
+    event.write_text(orjson.dumps({"kind": "incident.created", "incident": {
+        "id": 9, "title": "認証情報の窃取", "severity": "critical", "status": "new", "alert_count": 2,
+        "tactics": ["credential_access"], "techniques": ["T1003"],
+        "entities": {"host": ["ws-01"], "ip": ["192.0.2.7"]}}}).decode(), encoding="utf-8")
+    result = CliRunner().invoke(playbooks, ["check", str(EXAMPLES), "--event", str(event)])
+    assert result.exit_code == 0, result.output
+    assert "block-source-ip: started by this event" in result.output
+    assert ('blocklist-source-ip [add_to_list] (waits for approval): {"list":"blocklist","entity_kind":"ip",'
+            '"value":"192.0.2.7"') in result.output
+    assert "collect-triage: started by this event" in result.output
+    assert '"argv":["/opt/mamori/bin/collect-triage","--incident","9","--host","ws-01"' in result.output
+    assert '"url":"${env:MAMORI_SLACK_WEBHOOK_URL}"' in result.output  # secrets stay placeholders

@@ -53,6 +53,13 @@ def _id_of(item: dict[str, Any] | None) -> int | None:
         return None
 
 
+def render_input(spec: ActionSpec, context: dict[str, Any]) -> dict[str, Any]:
+    """An action's parameters with every template rendered; secret fields are kept as written."""
+    action_type = ACTION_TYPES[spec.type]
+    return {key: value if key in action_type.secret else render_value(value, context)
+            for key, value in spec.params.items()}
+
+
 class PlaybookRunner:
     """Runs the playbooks of a library against case events (see the module docstring)."""
 
@@ -243,7 +250,7 @@ class PlaybookRunner:
                     return run.status
                 if current.status == "pending" and current.attempts == 0 and current.approval != "approved":
                     try:
-                        current.rendered_input = self._render(spec, context)
+                        current.rendered_input = render_input(spec, context)
                     except Exception as exc:  # a template failing on this event fails the action, not the worker
                         current.started_at = utcnow()
                         error = f"cannot render the action's input: {type(exc).__name__}: {exc}"
@@ -296,14 +303,6 @@ class PlaybookRunner:
                 "alert": payload.get("alert") or {}, "incident": payload.get("incident") or {},
                 "playbook": {"name": playbook.name, "description": playbook.description},
                 "run": {"id": run.id}, "steps": {a.name: a.output for a in actions if a.status == "succeeded"}}
-
-    @staticmethod
-    def _render(spec: ActionSpec, context: dict[str, Any]) -> dict[str, Any]:
-        action_type = ACTION_TYPES[spec.type]
-        rendered: dict[str, Any] = {}
-        for key, value in spec.params.items():
-            rendered[key] = value if key in action_type.secret else render_value(value, context)
-        return rendered
 
     def _attempt(self, spec: ActionSpec, rendered: dict[str, Any], payload: dict[str, Any], run_id: int,
                  playbook: str) -> Outcome:
@@ -394,6 +393,23 @@ class PlaybookRunner:
         kind: EventKind = "incident.created" if spec.type == "open_incident" else "incident.updated"
         changes: dict[str, Any] = dict(output.get("changes") or {})
         self.bus.publish(CaseEvent(kind=kind, incident=incident, actor=f"playbook:{playbook}", changes=changes))
+
+
+def preview(playbook: Playbook, payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """What each action of ``playbook`` would receive for this event payload, without running anything
+    (secrets stay placeholders; ``steps`` of earlier actions are empty): for authors checking templates."""
+    context = {"event": {k: payload.get(k) for k in ("kind", "actor", "changes")},
+               "alert": payload.get("alert") or {}, "incident": payload.get("incident") or {},
+               "playbook": {"name": playbook.name, "description": playbook.description}, "run": {"id": 0},
+               "steps": {}}
+    out: list[dict[str, Any]] = []
+    for spec in playbook.actions:
+        try:
+            out.append({"name": spec.name, "type": spec.type, "approval_required": spec.approval_required,
+                        "input": render_input(spec, context)})
+        except Exception as exc:  # shown to the author, like the runner would log it
+            out.append({"name": spec.name, "type": spec.type, "error": f"{type(exc).__name__}: {exc}"})
+    return out
 
 
 # ---- decisions (console and REST) -----------------------------------------------------------------
