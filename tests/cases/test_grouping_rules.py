@@ -138,3 +138,9 @@ def test_a_grouping_file_can_change_the_minimum_level_and_the_windows(tmp_path: 
                        alert_entities({"host": ["ws01"], "user": ["alice"]}, rules))
     other = OpenCase(7, T0, T0, alert_entities({"host": ["ws01"], "user": ["alice"]}, rules))
     assert decide(alert, [other], rules).action == "open"
+
+
+def test_an_incident_never_grows_beyond_its_maximum_span() -> None:
+    long_running = OpenCase(7, T0, T0 + timedelta(hours=23, minutes=30), alert_entities({"host": ["ws01"]}, RULES))
+    assert decide(facts(2, 23 * 60 + 50, host=["ws01"]), [long_running], RULES).action == "join"
+    assert decide(facts(3, 24 * 60 + 10, host=["ws01"]), [long_running], RULES).action == "open"

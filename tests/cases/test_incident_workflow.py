@@ -14,6 +14,7 @@ from mamori.cases import workflow
 from mamori.cases.grouping import load_rules
 from mamori.cases.records import IncidentChange
 from mamori.errors import MamoriError
+from mamori.store.records import Alert
 
 AddAlert = Callable[..., int]
 
@@ -123,7 +124,9 @@ def test_a_severity_set_by_hand_is_pinned_and_explained(
         assert incident.severity_basis == "set by lead: domain controller"
         workflow.link_alert(session, incident, other, "test")
         session.flush()
-        workflow.refresh_summary(session, incident, load_rules())
+        joined = session.get(Alert, other)
+        assert joined is not None
+        workflow.refresh_summary(session, incident, load_rules(), [joined])
         assert incident.severity == "critical"
         assert incident.alert_count == 2
 

@@ -48,6 +48,7 @@ class GroupingRules:
     raise_hosts: int = 3
     raise_tactics: int = 3
     source: str = "grouping.yaml"
+    max_span: timedelta | None = timedelta(hours=24)
 
     def window(self, kind: str) -> timedelta | None:
         """The window of an entity kind, or None when that kind does not link."""
@@ -91,8 +92,12 @@ def parse_rules(document: Any, source: str) -> GroupingRules:
         raise_tactics = int(severity.get("raise_when_tactics_at_least", 3))
     except (TypeError, ValueError, AttributeError) as exc:
         raise _fail(f"bad severity settings: {exc}", f"{source}: severity") from exc
+    span = document.get("max_incident_span_minutes", 1440)
+    if span is not None and (not isinstance(span, int | float) or span <= 0):
+        raise _fail("must be a positive number of minutes, or null for no limit",
+                    f"{source}: max_incident_span_minutes")
     return GroupingRules(tuple(links), level, bool(document.get("merge_bridged", True)), ignored,
-                         raise_hosts, raise_tactics, source)
+                         raise_hosts, raise_tactics, source, None if span is None else timedelta(minutes=float(span)))
 
 
 @functools.cache
@@ -195,7 +200,11 @@ def gap(alert: AlertFacts, case: OpenCase) -> timedelta:
 
 
 def shared_entities(alert: AlertFacts, case: OpenCase, rules: GroupingRules) -> list[tuple[str, str]]:
-    """The (kind, value) pairs an alert shares with an incident within each kind's window."""
+    """The (kind, value) pairs an alert shares with an incident within each kind's window (none when the
+    incident would then span more than ``max_span``)."""
+    if rules.max_span is not None and (alert.last_seen - case.first_seen > rules.max_span
+                                       or case.last_seen - alert.first_seen > rules.max_span):
+        return []
     distance = gap(alert, case)
     out: list[tuple[str, str]] = []
     for link in rules.links:

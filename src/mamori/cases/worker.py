@@ -127,6 +127,8 @@ def merge_into(session: Session, target: Incident, other_id: int, actor: str, re
                            f"merged into incident {target.id} ({reason})", now)
     workflow.record_change(session, target, actor, "merged", None, f"incident {other_id}", reason, now)
     target.entities = union_entities(target.entities or {}, other.entities or {})
+    target.tactics, target.techniques = workflow.alert_tactics((), [*target.tactics, *other.tactics],
+                                                               [*target.techniques, *other.techniques])
     session.flush()
     return other
 
@@ -237,7 +239,7 @@ class GroupingWorker:
             incident = workflow.get_incident(session, link.incident_id)
             if incident.status not in workflow.closed_statuses():
                 before = workflow.incident_dict(incident)
-                workflow.refresh_summary(session, incident, self.rules, extra)
+                workflow.refresh_summary(session, incident, self.rules, [alert], extra)
                 out.extend(self._updated(incident, before, f"alert {alert.id} changed"))
         else:
             values: dict[str, Iterable[object]] = dict(workflow.alert_entity_values(alert))
@@ -256,7 +258,7 @@ class GroupingWorker:
                     other_before = workflow.incident_dict(workflow.get_incident(session, other_id))
                     other = merge_into(session, incident, other_id, "system", decision.reason)
                     out.extend(self._updated(other, other_before, f"merged into incident {incident.id}"))
-                workflow.refresh_summary(session, incident, self.rules, extra)
+                workflow.refresh_summary(session, incident, self.rules, [alert], extra)
                 out.extend(self._updated(incident, before, f"alert {alert.id} joined: {decision.reason}"))
             elif decision.action == "open":
                 incident = workflow.new_incident(session, [alert], "system", self.rules, reason=decision.reason,

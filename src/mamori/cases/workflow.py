@@ -24,6 +24,7 @@ from mamori.cases.evidence import MAX_EVIDENCE_BYTES, clean_filename, store_evid
 from mamori.cases.grouping import GroupingRules, alert_entities, derive_severity, load_rules, union_entities
 from mamori.cases.records import Incident, IncidentAlert, IncidentChange, IncidentEvidence, IncidentNote
 from mamori.detect.attack import LEVELS, level_rank, tactics_of, techniques_of
+from mamori.detect.attack import tactics as all_tactics
 from mamori.errors import MamoriError
 from mamori.store.records import Alert, utcnow
 
@@ -207,18 +208,17 @@ def add_evidence(session: Session, incident_id: int, filename: str, data: bytes,
     return row
 
 
-def alert_tactics(alerts: Iterable[Alert]) -> tuple[list[str], list[str]]:
-    """The ATT&CK tactic tags (kill-chain order) and technique ids named by some alerts' tags."""
-    tactics: list[str] = []
-    techniques: list[str] = []
+def alert_tactics(alerts: Iterable[Alert], tactics: Iterable[str] = (),
+                  techniques: Iterable[str] = ()) -> tuple[list[str], list[str]]:
+    """The ATT&CK tactic tags (kill-chain order) and technique ids named by some alerts' tags, added to
+    the ``tactics`` and ``techniques`` already known."""
+    found = set(tactics)
+    found_techniques = set(techniques)
     for alert in alerts:
-        for tactic in tactics_of(alert.tags or []):
-            if tactic.tag not in tactics:
-                tactics.append(tactic.tag)
-        for technique in techniques_of(alert.tags or []):
-            if technique not in techniques:
-                techniques.append(technique)
-    return tactics, sorted(techniques)
+        found.update(tactic.tag for tactic in tactics_of(alert.tags or []))
+        found_techniques.update(techniques_of(alert.tags or []))
+    order = {tactic.tag: rank for rank, tactic in enumerate(all_tactics())}
+    return sorted(found, key=lambda tag: (order.get(tag, len(order)), tag)), sorted(found_techniques)
 
 
 def alert_entity_values(alert: Alert) -> dict[str, list[object]]:
@@ -233,11 +233,12 @@ def linked_alerts(session: Session, incident_id: int) -> list[Alert]:
                                 .order_by(Alert.first_seen, Alert.id)))
 
 
-def refresh_summary(session: Session, incident: Incident, rules: GroupingRules,
+def refresh_summary(session: Session, incident: Incident, rules: GroupingRules, alerts: Iterable[Alert] = (),
                     extra_entities: Mapping[str, Iterable[str]] | None = None, actor: str = "system") -> Incident:
-    """Recompute what an incident says about its alerts: times, count, entities, tactics, techniques and
-    (unless a person set it) severity; a severity change is written to the trail."""
-    alerts = linked_alerts(session, incident.id)
+    """Bring what an incident says about its alerts up to date after ``alerts`` joined or changed: times,
+    count and levels from the database, entities, tactics and techniques added from ``alerts`` (they only
+    grow), and (unless a person set it) the severity; a severity change is written to the trail."""
+    alerts = list(alerts)
     entities: dict[str, list[str]] = dict(incident.entities or {})
     for alert in alerts:
         own = {k: sorted(v) for k, v in alert_entities(alert_entity_values(alert), rules).items()}
@@ -245,14 +246,18 @@ def refresh_summary(session: Session, incident: Incident, rules: GroupingRules,
     if extra_entities:
         entities = union_entities(entities, {k: list(v) for k, v in extra_entities.items()})
     incident.entities = entities
-    if alerts:
-        incident.first_seen = min(a.first_seen for a in alerts)
-        incident.last_seen = max(a.last_seen for a in alerts)
-    incident.alert_count = len(alerts)
-    incident.tactics, incident.techniques = alert_tactics(alerts)
+    session.flush()
+    linked = select(Alert).join(IncidentAlert, IncidentAlert.alert_id == Alert.id).where(
+        IncidentAlert.incident_id == incident.id).subquery()
+    count, first, last = session.execute(select(func.count(), func.min(linked.c.first_seen),
+                                                func.max(linked.c.last_seen))).one()
+    levels = list(session.scalars(select(linked.c.level).distinct()))
+    incident.alert_count = int(count or 0)
+    if first is not None and last is not None:
+        incident.first_seen, incident.last_seen = first, last
+    incident.tactics, incident.techniques = alert_tactics(alerts, incident.tactics or [], incident.techniques or [])
     if not incident.severity_pinned:
-        severity, basis = derive_severity([a.level for a in alerts], len(entities.get("host", [])),
-                                          len(incident.tactics), rules)
+        severity, basis = derive_severity(levels, len(entities.get("host", [])), len(incident.tactics), rules)
         if severity != incident.severity and incident.severity:
             record_change(session, incident, actor, "severity", incident.severity, severity, basis)
         incident.severity, incident.severity_basis = severity, basis
@@ -287,7 +292,7 @@ def new_incident(session: Session, alerts: Sequence[Alert], actor: str, rules: G
     for alert in alerts:
         link_alert(session, incident, alert.id, reason)
     session.flush()
-    refresh_summary(session, incident, rules, extra_entities, actor)
+    refresh_summary(session, incident, rules, alerts, extra_entities, actor)
     record_change(session, incident, actor, "created", None, f"{len(alerts)} alert(s)", reason, now)
     session.flush()
     return incident
