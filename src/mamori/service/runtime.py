@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mamori.cases.events import CaseBus
 from mamori.cases.grouping import load_rules
-from mamori.cases.playbooks.runner import PlaybookRunner  # importing it registers the playbook migrations
+from mamori.cases.playbooks.runner import PlaybookRunner
 from mamori.cases.worker import GroupingWorker
 from mamori.collect.spool import Spool
 from mamori.collect.syslog_listen import InputCounters, SyslogInputs, tls_context

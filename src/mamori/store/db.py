@@ -16,7 +16,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATION_LOCATIONS: list[str] = [str(Path(__file__).parent / "migrations" / "versions"),
-                                   str(Path(__file__).parents[1] / "cases" / "migrations" / "versions")]
+                                   str(Path(__file__).parents[1] / "cases" / "migrations" / "versions"),
+                                   str(Path(__file__).parents[1] / "cases" / "playbooks" / "migrations" / "versions")]
 
 
 def make_engine(url: str) -> Engine:

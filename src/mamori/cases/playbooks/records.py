@@ -5,7 +5,8 @@ from, so a run can be resumed after a restart (state lives here, not in memory).
 keeps its rendered input, output, error, attempts, timings and the approval decision. ``ListEntry``
 rows are the watchlist and the blocklist (entity kind and value) that playbooks and analysts fill.
 
-Importing this module registers the room's Alembic versions folder with ``mamori.store.db``.
+The room's Alembic versions folder is listed in ``mamori.store.db.MIGRATION_LOCATIONS`` (so every
+``migrate`` knows it, whatever was imported); importing this module adds it too if it is missing.
 """
 
 from __future__ import annotations
