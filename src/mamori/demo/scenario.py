@@ -654,10 +654,11 @@ def _attack(b: _Builder, at: datetime, victim_procs: dict[str, Proc]) -> None:
            {"PackageName": "MICROSOFT_AUTHENTICATION_PACKAGE_V1_0", "TargetUserName": admin,
             "Workstation": ws.name, "Status": "0x0"})
     logon_id = b.logon("lateral_movement", t + second // 2, fs, admin, 3, ws, package="NTLM", elevated=True)
+    b.share("lateral_movement", t + second // 2, fs, admin, logon_id, ws, "ADMIN$", "\\??\\C:\\Windows")
     b.share("lateral_movement", t + second, fs, admin, logon_id, ws, "ADMIN$", "\\??\\C:\\Windows",
             "PSEXESVC.exe", access="0x2")
     fs_base = b.base(fs)
-    b.file("lateral_movement", t + second, fs_base["system"], "C:\\Windows\\PSEXESVC.exe")
+    b.file("lateral_movement", t + second + second // 5, fs_base["system"], "C:\\Windows\\PSEXESVC.exe")
     b.emit("lateral_movement", t + 2 * second, fs, SYSTEM_SCM, 7045,
            {"ServiceName": "PSEXESVC", "ImagePath": "%SystemRoot%\\PSEXESVC.exe",
             "ServiceType": "user mode service", "StartType": "demand start", "AccountName": "LocalSystem"},
