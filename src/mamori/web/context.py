@@ -125,7 +125,7 @@ def need_role(user: ConsoleUser, role: str) -> None:
 
 async def checked_form(request: Request, user: ConsoleUser, role: str) -> dict[str, Any]:
     """The submitted form of a POST after checking the reader's role and the CSRF token (403 otherwise);
-    repeated fields come back as lists."""
+    repeated fields come back as lists, uploaded files as ``UploadFile``."""
     need_role(user, role)
     form = await request.form()
     sent = request.headers.get(CSRF_HEADER) or form.get(CSRF_FIELD)
@@ -134,8 +134,8 @@ async def checked_form(request: Request, user: ConsoleUser, role: str) -> dict[s
         raise HTTPException(403, detail="the form's security token is missing or stale; reload the page")
     out: dict[str, Any] = {}
     for key in form:
-        values = [str(v) for v in form.getlist(key)]
-        out[key] = values if len(values) > 1 or key.endswith("[]") else values[0]
+        values = list(form.getlist(key))  # text fields are str, uploaded files stay UploadFile
+        out[key] = values if len(values) > 1 else values[0]
     return out
 
 

@@ -13,6 +13,8 @@ from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from mamori.cases import workflow
+from mamori.cases.sla import mtta_mttr
 from mamori.detect.attack import tactics, tactics_of
 from mamori.report.attack_map import attack_mapping, technique_name
 from mamori.service.runtime import Service
@@ -47,6 +49,9 @@ class Dashboard:
     top_users: Markup
     heat_map: Markup
     health: dict[str, Any]
+    open_incidents: int
+    mtta: str
+    mttr: str
 
 
 def _top(session: Session, column: Any, since: Any) -> list[tuple[str, int]]:
@@ -59,6 +64,15 @@ def _top(session: Session, column: Any, since: Any) -> list[tuple[str, int]]:
 def _placed(tags: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """Which tactic each technique of one alert's tags goes under (the report's ATT&CK placement)."""
     return tuple((row.tag, tuple(t.id for t in row.techniques)) for row in attack_mapping([tags]) if row.tag)
+
+
+def duration(seconds: float | None, t: Translator) -> str:
+    """A mean time to acknowledge or resolve, in minutes under two hours and hours above ("-" when none)."""
+    if seconds is None:
+        return "-"
+    if seconds < 7200:
+        return t("dashboard.minutes", n=round(seconds / 60))
+    return t("dashboard.hours", n=round(seconds / 3600, 1))
 
 
 def ingest_health(service: Service, session: Session) -> dict[str, Any]:
@@ -104,6 +118,7 @@ def build(service: Service, session: Session, t: Translator, days: int) -> Dashb
         for tag, techniques in _placed(tuple(tags or ())):
             for technique in techniques:
                 per_technique.setdefault(tag, Counter())[technique] += 1
+    figures = mtta_mttr(session, now, since=since).overall
     names = {tactic.tag: (tactic.ja if t.language == "ja" else tactic.en) for tactic in tactics()}
     level_bars = [Bar(t(f"level.{level}"), per_level[level], LEVEL_COLOURS[level], f"/console/alerts?level={level}")
                   for level in reversed(LEVEL_ORDER) if per_level[level]]
@@ -121,4 +136,5 @@ def build(service: Service, session: Session, t: Translator, days: int) -> Dashb
         top_hosts=horizontal_bars(hosts, t("dashboard.top_hosts")),
         top_users=horizontal_bars(users, t("dashboard.top_users")),
         heat_map=attack_heat_map(columns, t("dashboard.heat_map")),
-        health=ingest_health(service, session))
+        health=ingest_health(service, session), open_incidents=workflow.count_open(session),
+        mtta=duration(figures.mtta_seconds, t), mttr=duration(figures.mttr_seconds, t))

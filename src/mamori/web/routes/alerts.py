@@ -12,6 +12,8 @@ from sqlalchemy import func, select
 from mamori.api.auth import audit
 from mamori.api.deps import service_of
 from mamori.api.routes_alerts import alert_dict
+from mamori.cases import workflow
+from mamori.cases.records import IncidentAlert
 from mamori.detect.attack import LEVELS
 from mamori.errors import MamoriError
 from mamori.store.records import ALERT_STATUSES, Alert, utcnow
@@ -63,10 +65,6 @@ def alert_page(request: Request, alert_id: int, user: ConsoleUser = Reader) -> R
 
 
 def _incident_of(session: Any, alert_id: int) -> int | None:
-    try:
-        from mamori.cases.records import IncidentAlert
-    except ImportError:
-        return None
     found: int | None = session.scalar(select(IncidentAlert.incident_id).where(IncidentAlert.alert_id == alert_id))
     return found
 
@@ -82,8 +80,6 @@ async def bulk(request: Request, user: ConsoleUser = Reader) -> Response:
         return RedirectResponse(f"/console/alerts?{form.get('back_query', '')}", 303)
     service = service_of(request)
     if action == "open_incident":
-        from mamori.cases import workflow
-
         try:
             with service.sessions.begin() as session:
                 incident = workflow.open_incident(session, ids, user.name)

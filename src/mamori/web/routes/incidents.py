@@ -9,9 +9,15 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
+from starlette.datastructures import UploadFile
 
 from mamori.api.auth import audit
 from mamori.api.deps import service_of
+from mamori.cases import records, workflow
+from mamori.cases.evidence import MAX_EVIDENCE_BYTES, read_evidence
+from mamori.cases.playbooks.records import ActionRun, PlaybookRun
+from mamori.cases.sla import SlaStatus, sla_status
+from mamori.cases.timeline import TimelineEntry, timeline
 from mamori.detect.attack import tactics
 from mamori.errors import MamoriError
 from mamori.store.records import Alert, utcnow
@@ -22,23 +28,14 @@ from mamori.web.graph import entity_graph
 router = APIRouter()
 PAGE = 50
 ENTITY_KINDS = ("host", "user", "ip", "process", "process_tree", "file_hash", "domain")
+CHANGES = ("status", "severity", "owner", "note")
 CHANGE_FIELDS = ("created", "alert", "status", "severity", "owner", "note", "evidence", "merged")
-
-
-def _cases() -> Any:
-    """The cases room (incidents), or a 404 page when this installation has none."""
-    try:
-        from mamori.cases import records, workflow
-    except ImportError as exc:  # the room is optional until it lands
-        raise HTTPException(404, detail="incidents are not available in this installation") from exc
-    return records, workflow
 
 
 @router.get("/incidents", response_class=HTMLResponse, summary="Incident list")
 def incidents_page(request: Request, status: str = "", severity: str = "", owner: str = "", page: int = 1,
                    user: ConsoleUser = Reader) -> Response:
     """Incidents, most recently active first, filtered by status, severity and owner."""
-    records, workflow = _cases()
     incident = records.Incident
     query = select(incident).where(incident.merged_into.is_(None))
     for column, value in ((incident.status, status), (incident.severity, severity), (incident.owner, owner)):
@@ -54,28 +51,12 @@ def incidents_page(request: Request, status: str = "", severity: str = "", owner
                   statuses=workflow.STATUSES, severities=workflow.SEVERITIES, slas=slas)
 
 
-def _sla(incident: Any) -> Any:
-    try:
-        from mamori.cases import sla
-    except ImportError:
-        return None
-    return sla.sla_status(incident, utcnow())
-
-
-def _timeline(session: Any, lake: Any, incident_id: int) -> list[Any]:
-    try:
-        from mamori.cases.timeline import timeline
-    except ImportError:
-        return []
-    return list(timeline(session, lake, incident_id))
+def _sla(incident: records.Incident) -> SlaStatus:
+    return sla_status(incident, utcnow())
 
 
 def _approvals(session: Any, incident_id: int | None) -> list[dict[str, Any]]:
     """Actions waiting for a person's approval (of one incident, or all), with their run."""
-    try:
-        from mamori.cases.playbooks.records import ActionRun, PlaybookRun
-    except ImportError:
-        return []
     query = (select(ActionRun, PlaybookRun).join(PlaybookRun, PlaybookRun.id == ActionRun.run_id)
              .where(ActionRun.approval == "pending").order_by(ActionRun.id))
     if incident_id is not None:
@@ -86,7 +67,6 @@ def _approvals(session: Any, incident_id: int | None) -> list[dict[str, Any]]:
 @router.get("/incidents/{incident_id}", response_class=HTMLResponse, summary="One incident")
 def incident_page(request: Request, incident_id: int, user: ConsoleUser = Reader) -> Response:
     """Everything about one incident on one page."""
-    records, workflow = _cases()
     service = service_of(request)
     t = reader_translator(request, user)
     with service.sessions() as session:
@@ -103,7 +83,7 @@ def incident_page(request: Request, incident_id: int, user: ConsoleUser = Reader
                                   .order_by(records.IncidentChange.time)).all()
         evidence = session.scalars(select(records.IncidentEvidence)
                                    .where(records.IncidentEvidence.incident_id == incident_id)).all()
-        timeline = _timeline(session, service.lake, incident_id)
+        entries: list[TimelineEntry] = timeline(session, service.lake, incident_id)
         approvals = _approvals(session, incident_id)
         sla = _sla(incident)
     entities = {kind: values for kind, values in (incident.entities or {}).items() if values}
@@ -111,21 +91,93 @@ def incident_page(request: Request, incident_id: int, user: ConsoleUser = Reader
     graph = entity_graph(f"#{incident.id}", entities, labels, t("incident.graph"))
     tactic_names = {tactic.tag: tactic.ja if t.language == "ja" else tactic.en for tactic in tactics()}
     return render(request, "incident.html", user, incident=incident, alerts=alerts, notes=notes, changes=changes,
-                  evidence=evidence, timeline=timeline, approvals=approvals, sla=sla, graph=graph,
+                  evidence=evidence, timeline=entries, approvals=approvals, sla=sla, graph=graph,
                   statuses=workflow.STATUSES, severities=workflow.SEVERITIES, tactic_names=tactic_names,
                   change_fields=CHANGE_FIELDS,
                   message=request.query_params.get("done", ""))
 
 
+@router.post("/incidents/{incident_id}/evidence", summary="Attach an evidence file")
+async def upload_evidence(request: Request, incident_id: int, user: ConsoleUser = Reader) -> Response:
+    """Store an uploaded file under its SHA-256 and attach it to the incident (analyst; audited, published)."""
+    form = await checked_form(request, user, "analyst")
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        raise HTTPException(400, detail="choose a file to attach")
+    data = await upload.read(MAX_EVIDENCE_BYTES + 1)
+    if len(data) > MAX_EVIDENCE_BYTES:
+        raise HTTPException(413, detail=f"the evidence file is larger than {MAX_EVIDENCE_BYTES} bytes")
+    service = service_of(request)
+    try:
+        with service.sessions.begin() as session:
+            row = workflow.add_evidence(session, incident_id, upload.filename, data, user.name,
+                                        service.settings.data_dir / "evidence",
+                                        content_type=upload.content_type or "application/octet-stream")
+            audit(session, user.name, "incident.evidence", f"incident {incident_id}", evidence_id=row.id,
+                  filename=row.filename, sha256=row.sha256, size=row.size, via="console")
+            shown, incident = workflow.evidence_dict(row), workflow.incident_dict(workflow.get_incident(session,
+                                                                                                      incident_id))
+    except MamoriError as exc:
+        raise HTTPException(400, detail=exc.message) from exc
+    publish(request, "incident.updated", user.name, incident=incident, changes={"evidence": shown})
+    return RedirectResponse(f"/console/incidents/{incident_id}?done=evidence", 303)
+
+
+@router.get("/incidents/{incident_id}/evidence/{evidence_id}", summary="Download an evidence file")
+def download_evidence(request: Request, incident_id: int, evidence_id: int, user: ConsoleUser = Reader) -> Response:
+    """The stored file, checked against its SHA-256, as an attachment (never shown inline)."""
+    service = service_of(request)
+    with service.sessions() as session:
+        row = session.get(records.IncidentEvidence, evidence_id)
+        if row is None or row.incident_id != incident_id:
+            raise HTTPException(404, detail=f"no evidence {evidence_id} on incident {incident_id}")
+        filename, sha256 = row.filename, row.sha256
+    try:
+        data = read_evidence(service.settings.data_dir / "evidence", sha256)
+    except MamoriError as exc:
+        raise HTTPException(409, detail=exc.message) from exc
+    safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in filename)[:120] or "evidence.bin"
+    return Response(data, media_type="application/octet-stream",
+                    headers={"Content-Disposition": f'attachment; filename="{safe}"',
+                             "X-Content-Type-Options": "nosniff"})
+
+
+@router.get("/incidents/{incident_id}/report", summary="Download the incident report")
+async def report(request: Request, incident_id: int, lang: str = "ja", format: str = "pdf",
+                 user: ConsoleUser = Reader) -> Response:
+    """The incident report (HTML or PDF, Japanese or English) built by ``mamori.report``."""
+    from mamori import report as reports  # imported on use: WeasyPrint is slow to load
+
+    lang = lang if lang in ("ja", "en") else "ja"
+    service = service_of(request)
+
+    def build() -> tuple[bytes, str]:
+        with service.sessions() as session:
+            data = reports.build(session, service.lake, incident_id, lang, time_zone=user.time_zone)
+        if format == "html":
+            return reports.render_html(data, lang, user.time_zone).encode(), "text/html; charset=utf-8"
+        return reports.render_pdf(data, lang, user.time_zone), "application/pdf"
+
+    try:
+        body, media = await asyncio.to_thread(build)
+    except MamoriError as exc:
+        raise HTTPException(404, detail=exc.message) from exc
+    with service.sessions.begin() as session:
+        audit(session, user.name, "incident.report", f"incident {incident_id}", lang=lang, format=format)
+    extension = "html" if format == "html" else "pdf"
+    return Response(body, media_type=media, headers={
+        "Content-Disposition": f'attachment; filename="incident-{incident_id}-{lang}.{extension}"'})
+
+
+# last: its path would otherwise shadow the evidence upload
 @router.post("/incidents/{incident_id}/{change}", summary="Change an incident")
 async def change_incident(request: Request, incident_id: int, change: str,
                           user: ConsoleUser = Reader) -> Response:
     """Set the status (with a reason), the severity or the owner, or add a note; the cases room records the
     change in the incident's trail and the audit log gets a console entry."""
-    if change not in ("status", "severity", "owner", "note"):
+    if change not in CHANGES:
         raise HTTPException(404, detail="unknown incident change")
     form = await checked_form(request, user, "analyst")
-    _, workflow = _cases()
     value = str(form.get("value", "")).strip()[:20_000]
     reason = str(form.get("reason", "")).strip()[:2000] or None
     try:
@@ -146,32 +198,3 @@ async def change_incident(request: Request, incident_id: int, change: str,
     publish(request, "incident.updated", user.name, incident=incident,
             changes={change: value if change != "note" else "added"})
     return RedirectResponse(f"/console/incidents/{incident_id}?done={change}", 303)
-
-
-@router.get("/incidents/{incident_id}/report", summary="Download the incident report")
-async def report(request: Request, incident_id: int, lang: str = "ja", format: str = "pdf",
-                 user: ConsoleUser = Reader) -> Response:
-    """The incident report (HTML or PDF, Japanese or English) built by ``mamori.report``."""
-    try:
-        from mamori import report as reports
-    except ImportError as exc:
-        raise HTTPException(404, detail="reports are not available in this installation") from exc
-    lang = lang if lang in ("ja", "en") else "ja"
-    service = service_of(request)
-
-    def build() -> tuple[bytes, str]:
-        with service.sessions() as session:
-            data = reports.build(session, service.lake, incident_id, lang, time_zone=user.time_zone)
-        if format == "html":
-            return reports.render_html(data, lang, user.time_zone).encode(), "text/html; charset=utf-8"
-        return reports.render_pdf(data, lang, user.time_zone), "application/pdf"
-
-    try:
-        body, media = await asyncio.to_thread(build)
-    except MamoriError as exc:
-        raise HTTPException(404, detail=exc.message) from exc
-    with service.sessions.begin() as session:
-        audit(session, user.name, "incident.report", f"incident {incident_id}", lang=lang, format=format)
-    extension = "html" if format == "html" else "pdf"
-    return Response(body, media_type=media, headers={
-        "Content-Disposition": f'attachment; filename="incident-{incident_id}-{lang}.{extension}"'})

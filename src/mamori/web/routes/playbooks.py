@@ -9,6 +9,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from mamori.api.deps import service_of
+from mamori.cases.playbooks import runner
+from mamori.cases.playbooks.records import ActionRun, PlaybookRun
 from mamori.errors import MamoriError
 from mamori.web.context import ConsoleUser, Reader, checked_form, render
 from mamori.web.routes.incidents import _approvals
@@ -20,10 +22,6 @@ PAGE = 100
 @router.get("/playbooks", response_class=HTMLResponse, summary="Playbook runs and approvals")
 def runs_page(request: Request, user: ConsoleUser = Reader) -> Response:
     """Pending approvals first, then the latest runs with their actions."""
-    try:
-        from mamori.cases.playbooks.records import ActionRun, PlaybookRun
-    except ImportError as exc:
-        raise HTTPException(404, detail="playbooks are not available in this installation") from exc
     with service_of(request).sessions() as session:
         approvals = _approvals(session, None)
         runs = session.scalars(select(PlaybookRun).order_by(PlaybookRun.id.desc()).limit(PAGE)).all()
@@ -43,10 +41,6 @@ async def decide(request: Request, action_run_id: int, decision: str,
     if decision not in ("approve", "reject"):
         raise HTTPException(404, detail="unknown decision")
     form = await checked_form(request, user, "analyst")
-    try:
-        from mamori.cases.playbooks import runner
-    except ImportError as exc:
-        raise HTTPException(404, detail="playbooks are not available in this installation") from exc
     reason = str(form.get("reason", "")).strip()[:2000]
     try:
         with service_of(request).sessions.begin() as session:
