@@ -29,6 +29,7 @@ LAZY_COMMANDS = {
     "demo": ("mamori.demo.cli", "demo"),
     "incidents": ("mamori.cases.cli", "incidents"),
     "report": ("mamori.report.cli", "report"),
+    "playbooks": ("mamori.cases.playbooks.cli", "playbooks"),
     "anomaly": ("mamori.detect.anomaly.cli", "anomaly"),
 }
 

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from mamori.config import Settings, load_settings
 from mamori.errors import MamoriError
+from mamori.web.cli import passwd
 
 
 def _run(action: Callable[[], int | None]) -> None:
@@ -129,6 +130,9 @@ def users_add(name: str, role: str, token: bool, config: Path | None, data_dir: 
         return 0
 
     _run(run)
+
+
+users.add_command(passwd)
 
 
 @users.command("list")

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATION_LOCATIONS: list[str] = [str(Path(__file__).parent / "migrations" / "versions"),
                                    str(Path(__file__).parents[1] / "cases" / "migrations" / "versions"),
-                                   str(Path(__file__).parents[1] / "cases" / "playbooks" / "migrations" / "versions")]
+                                   str(Path(__file__).parents[1] / "cases" / "playbooks" / "migrations" / "versions"),
+                                   str(Path(__file__).parents[1] / "web" / "migrations" / "versions")]
 
 
 def make_engine(url: str) -> Engine:
