@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -15,7 +17,19 @@ from mamori.web.timeparse import local_time
 
 router = APIRouter()
 PAGE = 50
-SHOWN = ("_time", "_source", "_host", "EventID", "Image", "CommandLine", "User", "SubjectUserName")
+BASE_COLUMNS = ("_time", "_source", "_host")
+PREFERRED = ("EventID", "Image", "CommandLine", "User", "SubjectUserName", "TargetUserName", "IpAddress",
+             "SourceIp", "DestinationIp", "eventName", "message", "msg", "program")
+MAX_COLUMNS = 9
+
+
+def columns_for(events: list[dict[str, Any]]) -> tuple[str, ...]:
+    """Which fields a page of events is shown with: time, source and host, then the well-known fields the
+    page has, then its most common other fields (the whole record is always one click away)."""
+    counts: Counter[str] = Counter(k for event in events for k in event if not k.startswith("_"))
+    chosen = [name for name in PREFERRED if counts[name]]
+    chosen += [name for name, _ in counts.most_common() if name not in chosen]
+    return BASE_COLUMNS + tuple(chosen[:MAX_COLUMNS - len(BASE_COLUMNS)])
 
 
 @router.get("/events", response_class=HTMLResponse, summary="Event search")
@@ -45,4 +59,5 @@ def events_page(request: Request, page: int = 1, user: ConsoleUser = Reader) -> 
             error = t("events.bad_time")
     kept = {k: v for k, v in params.items() if v}
     return render(request, "events.html", user, params=params, result=result, error=error, page=page,
-                  shown=SHOWN, query=urlencode({**kept, "run": "1"}), page_size=PAGE)
+                  shown=columns_for(result.events) if result else BASE_COLUMNS,
+                  query=urlencode({**kept, "run": "1"}), page_size=PAGE)
