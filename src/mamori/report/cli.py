@@ -25,11 +25,13 @@ def _run(action: Callable[[], int | None]) -> None:
 def write_report(incident_id: int, lang: str, output_format: str, output: Path, data_dir: Path | None,
                  config: Path | None, time_zone: str | None) -> Path:
     """Build the report of ``incident_id`` from the service's data folder and write it to ``output``."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from mamori.config import load_settings
     from mamori.report import build, render_html, render_pdf
     from mamori.report.locale import check_language
     from mamori.report.locale import time_zone as check_zone
-    from mamori.service.runtime import open_records
+    from mamori.store.db import make_engine, session_factory
     from mamori.store.lake import Lake
 
     check_language(lang)
@@ -38,11 +40,16 @@ def write_report(incident_id: int, lang: str, output_format: str, output: Path, 
     if not settings.database_url and not (settings.data_dir / "mamori.db").is_file():
         raise MamoriError(f"no Mamori database in {settings.data_dir}", where="--data-dir",
                           hint="give the data folder of `mamori serve` (default ./mamori-data)")
-    engine, sessions = open_records(settings)
+    # a report only reads: the database is the service's, already migrated by `mamori serve`
+    engine = make_engine(settings.db_url)
     try:
         lake = Lake(settings.data_dir / "lake") if (settings.data_dir / "lake").is_dir() else None
-        with sessions() as session:
+        with session_factory(engine)() as session:
             data = build(session, lake, incident_id, lang, time_zone)
+    except SQLAlchemyError as exc:
+        raise MamoriError(f"cannot read the records database: {exc.__class__.__name__}: {exc}",
+                          where=settings.db_url, hint="start `mamori serve` once on this data folder to bring its "
+                                                      "schema up to date") from exc
     finally:
         engine.dispose()
     if output_format == "pdf":
