@@ -7,6 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 from report_fixtures import HOSTILE_NOTE
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from mamori.cli import main
@@ -51,3 +52,14 @@ def test_report_command_errors_name_the_problem(report_db: Db, tmp_path: Path) -
     assert not empty.exists()
     done = runner.invoke(main, ["report", "1", "--tz", "Mars/Olympus", "--data-dir", str(tmp_path)])
     assert done.exit_code == 2 and "unknown time zone" in done.output
+
+
+def test_report_reads_a_database_carrying_revisions_of_rooms_it_does_not_load(report_db: Db, tmp_path: Path) -> None:
+    """A data folder migrated by `mamori serve` holds every room's revision; the report only reads it."""
+    sessions, incident_id = report_db
+    with sessions.begin() as session:
+        session.execute(text("INSERT INTO alembic_version (version_num) VALUES ('0001_a_room_not_loaded_here')"))
+    target = tmp_path / "report.html"
+    done = CliRunner().invoke(main, ["report", str(incident_id), "-o", str(target), "--data-dir", str(tmp_path)])
+    assert done.exit_code == 0, done.output
+    assert "Incident report" in target.read_text("utf-8")

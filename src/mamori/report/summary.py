@@ -54,7 +54,7 @@ def executive_summary(data: ReportData, words: Words) -> list[str]:
     incident = data.incident
     out = []
     if data.alerts:
-        top = max(data.alerts, key=lambda a: (level_rank(a.level), -a.id))
+        top = min(data.alerts, key=lambda a: (-level_rank(a.level), a.first_seen, a.id))  # earliest of the worst
         out.append(words("summary.what", first=words.time(incident.first_seen), last=words.time(incident.last_seen),
                          alerts=len(data.alerts), top_rule=top.rule_title))
     else:
