@@ -157,3 +157,16 @@ def test_alerts_on_a_parent_and_its_child_process_are_linked_through_the_lake(
         incident = session.get(Incident, link.incident_id)
         assert incident is not None
         assert len(incident.entities["process_tree"]) == 3
+
+
+def test_an_alert_that_cannot_be_grouped_is_passed_over_without_blocking_the_others(
+        case_sessions: sessionmaker[Session], add_alert: AddAlert, tmp_path: Path) -> None:
+    poisoned = add_alert(host="WS01")
+    with case_sessions.begin() as session:
+        session.execute(update(Alert).where(Alert.id == poisoned).values(tags=5))  # not a list: grouping fails
+    healthy = add_alert(host="WS02")
+    worker, seen = make_worker(case_sessions, tmp_path)
+    assert worker.run_once() == 2
+    assert (worker.failed, list(incidents_of(case_sessions).values())) == (1, [[healthy]])
+    assert [e.alert["id"] for e in seen if e.alert is not None] == [healthy]
+    assert worker.run_once() == 0

@@ -147,6 +147,7 @@ class GroupingWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.handled = 0
+        self.failed = 0
 
     def start(self) -> None:
         """Start polling in a background thread."""
@@ -215,7 +216,14 @@ class GroupingWorker:
                 return 0
             first_round = mark.time is None
             for item in pending:
-                published.extend(self._group(session, item, trees.get(item.alert_id, set()), mark, first_round))
+                try:
+                    with session.begin_nested():  # one bad alert is logged and passed over, never blocks the rest
+                        events = self._group(session, item, trees.get(item.alert_id, set()), mark, first_round)
+                except Exception:
+                    log.exception("cannot group alert %s; it is left out of incidents", item.alert_id)
+                    self.failed += 1
+                    continue
+                published.extend(events)
             mark.advance((p.alert_id, p.updated_at) for p in pending)
             save_watermark(session, mark)
         for event in published:
