@@ -152,14 +152,18 @@ def create_console_user(data_dir: Path) -> tuple[str, str, str]:
     password and an API token; return (user, password, token)."""
     from mamori.api.auth import create_user, issue_token
     from mamori.config import load_settings
-    from mamori.service.runtime import open_records
+    from mamori.store.db import make_engine, migrate, session_factory
 
     try:
         from mamori.web import accounts
     except ImportError:  # a build without the console: the token still works
         accounts = None  # type: ignore[assignment]
     password = secrets.token_urlsafe(12)
-    engine, sessions = open_records(load_settings(None, env={}, data_dir=data_dir))
+    # the tables this needs (users, tokens, console accounts); the service migrates the rest when it starts,
+    # and importing the whole service here would double the demo's start-up time
+    engine = make_engine(load_settings(None, env={}, data_dir=data_dir).db_url)
+    migrate(engine)
+    sessions = session_factory(engine)
     try:
         with sessions.begin() as session:
             create_user(session, DEMO_USER, "admin")
