@@ -131,7 +131,8 @@ def resolve_rules(given: Sequence[Path], lang: str, cwd: Path | None = None) -> 
     if store.is_dir() and any(store.rglob("*.yml")):
         return [store]
     shared = (cwd or Path.cwd()) / SHARED_RULES
-    hint = message(lang, "no_rules_hint_found", path=shared) if shared.is_dir() else message(lang, "no_rules_hint")
+    found = shared.is_dir()
+    hint = message(lang, "no_rules_hint_found", path=SHARED_RULES) if found else message(lang, "no_rules_hint")
     raise MamoriError(message(lang, "no_rules"), where="--rules", hint=hint)
 
 
