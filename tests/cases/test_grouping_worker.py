@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mamori.cases.events import CaseBus, CaseEvent
 from mamori.cases.grouping import load_rules
 from mamori.cases.records import Incident, IncidentAlert, IncidentChange
+from mamori.cases.timeline import change_summary
 from mamori.cases.worker import GroupingWorker
 from mamori.cases.workflow import set_status
 from mamori.store.lake import Lake
@@ -54,6 +55,10 @@ def test_alerts_sharing_a_host_become_one_incident_and_others_their_own(
     joined = next(e for e in seen if e.kind == "incident.updated")
     assert joined.incident is not None and joined.incident["alert_count"] == 2
     assert "host=ws01" in joined.changes["reason"]
+    with case_sessions() as session:
+        change = session.scalars(select(IncidentChange).where(IncidentChange.field == "alert")).one()
+        assert (change.actor, change.new_value, change.reason) == ("system", str(second), "shares host=ws01")
+        assert change_summary(change) == f"system: alert {second} joined (shares host=ws01)"
 
 
 def test_a_low_alert_alone_opens_nothing_but_is_still_published(

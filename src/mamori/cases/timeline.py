@@ -110,6 +110,8 @@ def change_summary(change: IncidentChange) -> str:
     """A change in words, e.g. ``alice: status new → investigating (reason)``."""
     if change.field == "created":
         text = f"{change.actor}: opened the incident with {change.new_value}"
+    elif change.field == "alert":
+        text = f"{change.actor}: alert {change.new_value} joined"
     elif change.old_value is None:
         text = f"{change.actor}: {change.field} {change.new_value}"
     else:

@@ -259,8 +259,7 @@ class GroupingWorker:
                 incident = workflow.get_incident(session, decision.incident_id)
                 before = workflow.incident_dict(incident)
                 workflow.link_alert(session, incident, alert.id, decision.reason)
-                workflow.record_change(session, incident, "system", "alert", None, f"alert {alert.id}",
-                                       decision.reason)
+                workflow.record_change(session, incident, "system", "alert", None, str(alert.id), decision.reason)
                 session.flush()
                 for other_id in decision.merge_ids:
                     other_before = workflow.incident_dict(workflow.get_incident(session, other_id))
