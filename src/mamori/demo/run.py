@@ -35,6 +35,7 @@ INGEST_SOURCE = "winlogbeat"
 BATCH_EVENTS = 1000
 MARKER = "mamori-demo.json"
 DEMO_USER = "demo-admin"
+QUIET_SECONDS = 2.5  # the grouping worker runs every second: this much quiet means it has caught up
 SHARED_RULES = Path("..") / "shared" / "data" / "sigmahq" / "rules"
 
 Say = Callable[[str], None]
@@ -242,11 +243,12 @@ def _settled(client: httpx.Client) -> tuple[bool, int, list[dict[str, Any]]]:
 
 def wait_for_incidents(client: httpx.Client, timeout: float, say: Say, lang: str,
                        log: Path) -> tuple[int, list[dict[str, Any]]]:
-    """Poll until the pipeline has taken every event and the alerts and incidents stop changing for a few
-    polls with at least one incident; return (alert count, incidents)."""
+    """Poll until the pipeline has taken every event and, with at least one incident, the alerts and
+    incidents have not changed for ``QUIET_SECONDS`` (longer than the grouping worker's round); return
+    (alert count, incidents)."""
     deadline = time.monotonic() + timeout
     last: tuple[Any, ...] | None = None
-    stable = 0
+    since = time.monotonic()
     shown: tuple[int, int] | None = None
     while time.monotonic() < deadline:
         drained, alerts, incidents = _settled(client)
@@ -254,11 +256,12 @@ def wait_for_incidents(client: httpx.Client, timeout: float, say: Say, lang: str
         if (alerts, len(incidents)) != shown:
             shown = (alerts, len(incidents))
             say(message(lang, "progress", alerts=alerts, incidents=len(incidents)))
-        stable = stable + 1 if (drained and incidents and state == last) else 0
-        if stable >= 3:
+        if not (drained and incidents and state == last):
+            since = time.monotonic()
+        elif time.monotonic() - since >= QUIET_SECONDS:
             return alerts, incidents
         last = state
-        time.sleep(0.5)
+        time.sleep(0.4)
     raise MamoriError(message(lang, "no_incident", seconds=timeout), where=str(log),
                       hint=message(lang, "no_incident_hint", log=log))
 
