@@ -175,3 +175,18 @@ def test_an_alert_that_cannot_be_grouped_is_passed_over_without_blocking_the_oth
     assert (worker.failed, list(incidents_of(case_sessions).values())) == (1, [[healthy]])
     assert [e.alert["id"] for e in seen if e.alert is not None] == [healthy]
     assert worker.run_once() == 0
+
+
+def test_a_new_alert_committed_with_an_old_timestamp_is_still_found(
+        case_sessions: sessionmaker[Session], add_alert: AddAlert, tmp_path: Path) -> None:
+    add_alert(host="WS01")
+    worker, seen = make_worker(case_sessions, tmp_path)
+    worker.run_once()
+    late = add_alert(host="WS01", minutes=1)
+    with case_sessions.begin() as session:  # as a pipeline batch whose time was taken long before its commit
+        stamp = utcnow() - timedelta(minutes=10)
+        session.execute(update(Alert).where(Alert.id == late).values(created_at=stamp, updated_at=stamp))
+    seen.clear()
+    assert worker.run_once() == 1
+    assert [e.kind for e in seen] == ["alert.created", "incident.updated"]
+    assert incidents_of(case_sessions) == {1: [1, late]}

@@ -3,14 +3,16 @@
 Every ``poll_seconds`` it reads the alerts created or updated since a watermark, decides with
 ``mamori.cases.grouping`` where each goes, writes the incidents, and commits the new watermark in the
 same transaction (``service_state`` row ``cases.grouping.watermark``): after a restart nothing is lost
-and nothing counted twice. Alert times written by the pipeline are taken before its commit, so each
-poll looks back ``OVERLAP`` and skips the (alert, updated_at) pairs it already handled. After the
+and nothing counted twice. New alerts are found by id (SQLite writers are serialised, so ids commit in
+order); updated ones by ``updated_at``, which the pipeline takes before its commit, so each poll looks
+back ``OVERLAP`` and skips the (alert, updated_at) pairs it already handled. After the
 commit it publishes ``alert.created``/``alert.updated`` and ``incident.created``/``incident.updated``
 on the case bus (a crash between the commit and the publication loses those notifications, not data).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -42,16 +44,18 @@ from mamori.store.records import Alert, ServiceState, utcnow
 log = logging.getLogger("mamori.cases")
 
 WATERMARK_KEY = "cases.grouping.watermark"
-OVERLAP = timedelta(seconds=10)
+OVERLAP = timedelta(seconds=30)
 UIDS_PER_ALERT = 50
 
 
 @dataclass
 class Watermark:
-    """How far the worker got: the latest ``updated_at`` handled and the (id -> updated_at) pairs near it."""
+    """How far the worker got: the highest alert id, the latest ``updated_at`` handled and the
+    (id -> updated_at) pairs near it."""
 
     time: datetime | None = None
     seen: dict[int, str] = field(default_factory=dict)
+    last_id: int = 0
 
     def fresh(self, alert_id: int, updated_at: datetime) -> bool:
         """True when this version of the alert has not been handled yet."""
@@ -61,6 +65,7 @@ class Watermark:
         """Note alerts as handled and forget the pairs too old to come back."""
         for alert_id, updated_at in handled:
             self.seen[alert_id] = updated_at.isoformat()
+            self.last_id = max(self.last_id, alert_id)
             if self.time is None or updated_at > self.time:
                 self.time = updated_at
         if self.time is not None:
@@ -75,13 +80,13 @@ def load_watermark(session: Session) -> Watermark:
         return Watermark()
     data = orjson.loads(row.value)
     time = datetime.fromisoformat(data["time"]) if data.get("time") else None
-    return Watermark(time, {int(k): str(v) for k, v in (data.get("seen") or {}).items()})
+    return Watermark(time, {int(k): str(v) for k, v in (data.get("seen") or {}).items()}, int(data.get("last_id", 0)))
 
 
 def save_watermark(session: Session, mark: Watermark) -> None:
     """Store the watermark in the caller's transaction."""
     value = orjson.dumps({"time": mark.time.isoformat() if mark.time else None,
-                          "seen": {str(k): v for k, v in mark.seen.items()}})
+                          "seen": {str(k): v for k, v in mark.seen.items()}, "last_id": mark.last_id})
     row = session.get(ServiceState, WATERMARK_KEY)
     if row is None:
         session.add(ServiceState(key=WATERMARK_KEY, value=value))
@@ -95,7 +100,6 @@ class Pending:
 
     alert_id: int
     updated_at: datetime
-    created_at: datetime
     first_seen: datetime
     last_seen: datetime
     host: str | None
@@ -175,17 +179,16 @@ class GroupingWorker:
     def _pending(self) -> tuple[Watermark, list[Pending]]:
         with self.sessions() as session:
             mark = load_watermark(session)
-            query = select(Alert.id, Alert.updated_at, Alert.created_at, Alert.first_seen, Alert.last_seen,
-                           Alert.host, Alert.event_uids)
-            if mark.time is not None:
-                query = query.where(Alert.updated_at >= mark.time - OVERLAP)
-            pending: list[Pending] = []
-            for row in session.execute(query.order_by(Alert.updated_at, Alert.id)):
-                if mark.fresh(row.id, row.updated_at):
-                    pending.append(Pending(row.id, row.updated_at, row.created_at, row.first_seen, row.last_seen,
-                                           row.host, tuple(row.event_uids or ())[:UIDS_PER_ALERT]))
-                    if len(pending) >= self.batch:
-                        break
+            columns = select(Alert.id, Alert.updated_at, Alert.first_seen, Alert.last_seen, Alert.host,
+                             Alert.event_uids)
+            rows = list(session.execute(columns.where(Alert.id > mark.last_id).order_by(Alert.id).limit(self.batch)))
+            if mark.time is not None and len(rows) < self.batch:
+                changed = columns.where(Alert.id <= mark.last_id, Alert.updated_at >= mark.time - OVERLAP)
+                fresh = (r for r in session.execute(changed.order_by(Alert.updated_at, Alert.id))
+                         if mark.fresh(r.id, r.updated_at))
+                rows += list(itertools.islice(fresh, self.batch - len(rows)))
+            pending = [Pending(r.id, r.updated_at, r.first_seen, r.last_seen, r.host,
+                               tuple(r.event_uids or ())[:UIDS_PER_ALERT]) for r in rows]
         return mark, pending
 
     def _process_trees(self, pending: Sequence[Pending]) -> dict[int, set[str]]:
@@ -212,13 +215,12 @@ class GroupingWorker:
         published: list[CaseEvent] = []
         with self.sessions.begin() as session:
             stored = load_watermark(session)
-            if stored.time != mark.time:  # another worker moved it: start over next round
+            if (stored.time, stored.last_id) != (mark.time, mark.last_id):  # moved by another: start over
                 return 0
-            first_round = mark.time is None
             for item in pending:
                 try:
                     with session.begin_nested():  # one bad alert is logged and passed over, never blocks the rest
-                        events = self._group(session, item, trees.get(item.alert_id, set()), mark, first_round)
+                        events = self._group(session, item, trees.get(item.alert_id, set()), mark)
                 except Exception:
                     log.exception("cannot group alert %s; it is left out of incidents", item.alert_id)
                     self.failed += 1
@@ -231,13 +233,11 @@ class GroupingWorker:
         self.handled += len(pending)
         return len(pending)
 
-    def _group(self, session: Session, item: Pending, tree: set[str], mark: Watermark,
-               first_round: bool) -> list[CaseEvent]:
+    def _group(self, session: Session, item: Pending, tree: set[str], mark: Watermark) -> list[CaseEvent]:
         alert = session.get(Alert, item.alert_id)
         if alert is None:
             return []
-        is_new = item.alert_id not in mark.seen and (first_round or mark.time is None
-                                                     or item.created_at >= mark.time - OVERLAP)
+        is_new = item.alert_id > mark.last_id
         from mamori.api.routes_alerts import alert_dict  # here: the api package imports the service, which imports us
         extra = {"process_tree": sorted(tree)} if tree else {}
         out: list[CaseEvent] = []
