@@ -29,6 +29,7 @@ router = APIRouter()
 PAGE = 50
 ENTITY_KINDS = ("host", "user", "ip", "process", "process_tree", "file_hash", "domain")
 CHANGES = ("status", "severity", "owner", "note")
+TIMELINE_SHOWN = 40  # timeline lines shown at once; the rest open on a click
 CHANGE_FIELDS = ("created", "alert", "status", "severity", "owner", "note", "evidence", "merged")
 
 
@@ -88,12 +89,13 @@ def incident_page(request: Request, incident_id: int, user: ConsoleUser = Reader
         sla = _sla(incident)
     entities = {kind: values for kind, values in (incident.entities or {}).items() if values}
     labels = {kind: t(f"entity.{kind}") for kind in entities}
-    graph = entity_graph(f"#{incident.id}", entities, labels, t("incident.graph"))
+    graph = entity_graph(f"#{incident.id}", entities, labels, t("incident.graph"),
+                         more=lambda n: t("incident.graph_more", n=n))
     tactic_names = {tactic.tag: tactic.ja if t.language == "ja" else tactic.en for tactic in tactics()}
     return render(request, "incident.html", user, incident=incident, alerts=alerts, notes=notes, changes=changes,
                   evidence=evidence, timeline=entries, approvals=approvals, sla=sla, graph=graph,
                   statuses=workflow.STATUSES, severities=workflow.SEVERITIES, tactic_names=tactic_names,
-                  change_fields=CHANGE_FIELDS,
+                  change_fields=CHANGE_FIELDS, timeline_shown=TIMELINE_SHOWN,
                   message=request.query_params.get("done", ""))
 
 
