@@ -59,11 +59,19 @@ def list_incidents(request: Request, status: str | None = None, severity: str | 
                    owner: str | None = None, since: str | None = None, until: str | None = None,
                    limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
                    principal: Principal = Viewer) -> dict[str, Any]:
-    """Incidents matching every filter given; ``since``/``until`` select incidents active in that range."""
+    """Incidents matching every filter given; ``status`` and ``severity`` take comma-separated values
+    (``status=open`` means every status but the closed ones); ``since``/``until`` select incidents active in
+    that range."""
     query = select(Incident)
-    for column, value in ((Incident.status, status), (Incident.severity, severity), (Incident.owner, owner)):
-        if value is not None:
-            query = query.where(column == value)
+    if status is not None:
+        wanted = {s.strip() for s in status.split(",") if s.strip()}
+        if "open" in wanted:
+            wanted = (wanted - {"open"}) | (set(workflow.STATUSES) - workflow.closed_statuses())
+        query = query.where(Incident.status.in_(wanted))
+    if severity is not None:
+        query = query.where(Incident.severity.in_({s.strip() for s in severity.split(",") if s.strip()}))
+    if owner is not None:
+        query = query.where(Incident.owner == owner)
     start, end = parse_time(since, "since"), parse_time(until, "until")
     if start:
         query = query.where(Incident.last_seen >= start)
