@@ -87,10 +87,11 @@ def test_the_demo_says_where_to_look_and_the_console_shows_the_incident(
     result = running.result
     assert result.console_url is not None and "/console/incidents/" in result.console_url
     incident_id = int(result.console_url.rsplit("/", 1)[1])
-    assert console_shows(result.api_url, result.user, result.password, incident_id) is True
+    top = _get(running, f"/api/v1/incidents/{incident_id}")
+    assert console_shows(result.api_url, result.user, result.password, incident_id, top["title"]) is True
+    assert console_shows(result.api_url, result.user, "wrong-password", incident_id, top["title"]) is False
     text = "\n".join(lines)
     assert "Incident visible in the console" in text
-    top = _get(running, f"/api/v1/incidents/{incident_id}")
     hosts = set(top["entities"].get("host", []))
     assert "ws-sato01.corp.example.jp" in hosts
     assert top["severity"] in ("high", "critical")

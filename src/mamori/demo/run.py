@@ -11,6 +11,7 @@ intrusion's alerts from the background's.
 from __future__ import annotations
 
 import functools
+import html
 import os
 import secrets
 import shutil
@@ -266,9 +267,9 @@ def wait_for_incidents(client: httpx.Client, timeout: float, say: Say, lang: str
                       hint=message(lang, "no_incident_hint", log=log))
 
 
-def console_shows(base_url: str, user: str, password: str, incident_id: int) -> bool | None:
-    """Log in to the console as a browser would and open the incident page: True when it shows, False when
-    it does not, None when this build has no console."""
+def console_shows(base_url: str, user: str, password: str, incident_id: int, title: str = "") -> bool | None:
+    """Log in to the console as a browser would and open the incident page: True when it shows (with the
+    incident's title), False when it does not, None when this build has no console."""
     with httpx.Client(base_url=base_url, timeout=30.0, follow_redirects=False) as browser:
         login = browser.post("/console/login", data={"username": user, "password": password,
                                                      "next": f"/console/incidents/{incident_id}"})
@@ -277,7 +278,7 @@ def console_shows(base_url: str, user: str, password: str, incident_id: int) -> 
         if login.status_code != 303:
             return False
         page = browser.get(f"/console/incidents/{incident_id}")
-        return page.status_code == 200 and f"{incident_id}" in page.text
+        return page.status_code == 200 and html.escape(title, quote=False) in page.text
 
 
 def _rank(incident: Mapping[str, Any]) -> tuple[int, int]:
@@ -353,7 +354,7 @@ def start_demo(options: DemoOptions, say: Say) -> RunningDemo:
             remaining = max(10.0, options.timeout - (time.monotonic() - began))
             alerts, incidents = wait_for_incidents(client, remaining, say, lang, service.log)
             top = max(incidents, key=_rank)
-            shows = console_shows(service.url, user, password, int(top["id"]))
+            shows = console_shows(service.url, user, password, int(top["id"]), str(top["title"]))
             if shows is False:
                 raise MamoriError(f"the console does not show incident {top['id']}", where=str(service.log))
             seconds = time.monotonic() - began
