@@ -101,8 +101,11 @@ def _heat(value: int, peak: int) -> str:
     return f"rgb({red},{green},{blue})"
 
 
-def attack_heat_map(columns: Sequence[HeatColumn], title: str, cell_w: int = 124, cell_h: int = 22) -> Markup:
-    """The ATT&CK matrix of what fired: one column per tactic, one cell per technique, shaded by alert count."""
+def attack_heat_map(columns: Sequence[HeatColumn], title: str, room: int = 1080, cell_h: int = 22) -> Markup:
+    """The ATT&CK matrix of what fired: one column per tactic, one cell per technique, shaded by alert count;
+    columns share ``room`` pixels (between 92 and 140 each)."""
+    cell_w = max(92, min(140, room // max(len(columns), 1) - 4))
+    label_chars = int(cell_w / 6.2)
     rows = max([len(c.cells) for c in columns] + [1])
     width = max(len(columns), 1) * (cell_w + 4)
     height = 34 + rows * (cell_h + 3)
@@ -111,7 +114,7 @@ def attack_heat_map(columns: Sequence[HeatColumn], title: str, cell_w: int = 124
     for index, column in enumerate(columns):
         x = index * (cell_w + 4)
         parts.append(f'<rect x="{x}" y="0" width="{cell_w}" height="30" fill="#24364b" rx="2"/>')
-        label = column.label if len(column.label) <= 18 else column.label[:17] + "…"
+        label = column.label if len(column.label) <= label_chars else column.label[:label_chars - 1] + "…"
         parts.append(_text(x + cell_w / 2, 13, label, 10, "middle", "#fff", "bold"))
         parts.append(_text(x + cell_w / 2, 26, str(column.total), 9, "middle", "#cfd8e3"))
         for row_index, (technique, count, name) in enumerate(column.cells):
