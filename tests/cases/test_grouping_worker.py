@@ -190,3 +190,24 @@ def test_a_new_alert_committed_with_an_old_timestamp_is_still_found(
     assert worker.run_once() == 1
     assert [e.kind for e in seen] == ["alert.created", "incident.updated"]
     assert incidents_of(case_sessions) == {1: [1, late]}
+
+
+def test_a_low_alert_seen_before_the_incident_is_pulled_in_when_one_opens_on_its_host(
+        case_sessions: sessionmaker[Session], add_alert: AddAlert, tmp_path: Path) -> None:
+    early = add_alert(level="low", host="WS01", user="SYSTEM", minutes=0)
+    too_early = add_alert(level="low", host="WS01", user="SYSTEM", minutes=-180)
+    common_user_only = add_alert(level="low", host="WS07", user="SYSTEM", minutes=1)
+    worker, seen = make_worker(case_sessions, tmp_path)
+    worker.run_once()
+    assert incidents_of(case_sessions) == {}
+    seen.clear()
+    opener = add_alert(level="high", host="ws01", user="SYSTEM", minutes=5)
+    worker.run_once()
+    assert incidents_of(case_sessions) == {1: [early, opener]}
+    assert [e.kind for e in seen] == ["alert.created", "incident.created", "alert.updated"]
+    created = seen[1].incident
+    assert created is not None and created["alert_count"] == 2
+    pulled = seen[2]
+    assert pulled.alert is not None and pulled.alert["id"] == early
+    assert pulled.changes == {"incident_id": 1, "reason": "shares host=ws01"}
+    assert too_early not in incidents_of(case_sessions)[1] and common_user_only not in incidents_of(case_sessions)[1]

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mamori.cases import workflow
@@ -34,7 +34,9 @@ from mamori.cases.grouping import (
     OpenCase,
     alert_entities,
     decide,
+    describe,
     process_tree_values,
+    shared_entities,
     union_entities,
 )
 from mamori.cases.records import Incident, IncidentAlert
@@ -137,6 +139,36 @@ def merge_into(session: Session, target: Incident, other_id: int, actor: str, re
     return other
 
 
+ENTITY_COLUMNS = {"host": Alert.host, "user": Alert.user, "ip": Alert.ip, "file_hash": Alert.file_hash}
+
+
+def earlier_alerts(session: Session, incident: Incident, rules: GroupingRules, up_to_id: int,
+                   limit: int = 1000) -> list[tuple[Alert, str]]:
+    """Alerts (id at most ``up_to_id``) in no incident that share one of the incident's host, user, IP or file
+    hash values within that entity's window, each with the shared entities in words."""
+    entities = incident.entities or {}
+    conditions = [func.lower(func.trim(column)).in_(entities[kind]) for kind, column in ENTITY_COLUMNS.items()
+                  if entities.get(kind) and rules.window(kind) is not None]
+    if not conditions:
+        return []
+    widest = max((link.window for link in rules.links), default=timedelta(0))
+    reach = widest + (rules.max_span or timedelta(days=1))
+    in_incident = select(IncidentAlert.id).where(IncidentAlert.alert_id == Alert.id).exists()
+    query = select(Alert).where(or_(*conditions), Alert.id <= up_to_id, ~in_incident,
+                                Alert.first_seen >= incident.first_seen - reach,
+                                Alert.first_seen <= incident.last_seen + widest).order_by(Alert.id).limit(limit)
+    case = OpenCase(incident.id, incident.first_seen, incident.last_seen,
+                    {k: frozenset(v) for k, v in entities.items()})
+    out: list[tuple[Alert, str]] = []
+    for alert in session.scalars(query):
+        facts = AlertFacts(alert.id, alert.level, alert.first_seen, alert.last_seen,
+                           alert_entities(workflow.alert_entity_values(alert), rules))
+        shared = shared_entities(facts, case, rules)
+        if shared:
+            out.append((alert, f"shares {describe(shared)}"))
+    return out
+
+
 class GroupingWorker:
     """Polls the alerts table and groups alerts into incidents (one thread, started with the service)."""
 
@@ -217,14 +249,17 @@ class GroupingWorker:
             stored = load_watermark(session)
             if (stored.time, stored.last_id) != (mark.time, mark.last_id):  # moved by another: start over
                 return 0
+            handled_max = mark.last_id  # new alerts come in id order: every id up to here was handled
             for item in pending:
                 try:
                     with session.begin_nested():  # one bad alert is logged and passed over, never blocks the rest
-                        events = self._group(session, item, trees.get(item.alert_id, set()), mark)
+                        events = self._group(session, item, trees.get(item.alert_id, set()), mark, handled_max)
                 except Exception:
                     log.exception("cannot group alert %s; it is left out of incidents", item.alert_id)
                     self.failed += 1
                     continue
+                finally:
+                    handled_max = max(handled_max, item.alert_id)
                 published.extend(events)
             mark.advance((p.alert_id, p.updated_at) for p in pending)
             save_watermark(session, mark)
@@ -233,7 +268,31 @@ class GroupingWorker:
         self.handled += len(pending)
         return len(pending)
 
-    def _group(self, session: Session, item: Pending, tree: set[str], mark: Watermark) -> list[CaseEvent]:
+    def _pull_earlier(self, session: Session, incident: Incident, handled_max: int) -> list[CaseEvent]:
+        """Bring into ``incident`` the alerts already handled and left alone (too low to open one, or seen
+        before the incident existed) that share its entities within the windows; return their events."""
+        from mamori.api.routes_alerts import alert_dict  # here: the api package imports the service, which imports us
+
+        found = earlier_alerts(session, incident, self.rules, handled_max)
+        if not found:
+            return []
+        try:
+            with session.begin_nested():  # a bad earlier alert must not stop the one being grouped
+                for alert, reason in found:
+                    workflow.link_alert(session, incident, alert.id, f"{reason} (found when the incident grew)")
+                    workflow.record_change(session, incident, "system", "alert", None, str(alert.id), reason)
+                session.flush()
+                workflow.refresh_summary(session, incident, self.rules, [a for a, _ in found])
+        except Exception:
+            log.exception("cannot bring earlier alerts into incident %s", incident.id)
+            return []
+        shown = workflow.incident_dict(incident)
+        return [CaseEvent("alert.updated", alert=alert_dict(a), incident=shown, changes={"incident_id": incident.id,
+                                                                                        "reason": reason})
+                for a, reason in found]
+
+    def _group(self, session: Session, item: Pending, tree: set[str], mark: Watermark,
+               handled_max: int) -> list[CaseEvent]:
         alert = session.get(Alert, item.alert_id)
         if alert is None:
             return []
@@ -266,12 +325,16 @@ class GroupingWorker:
                     other = merge_into(session, incident, other_id, "system", decision.reason)
                     out.extend(self._updated(other, other_before, f"merged into incident {incident.id}"))
                 workflow.refresh_summary(session, incident, self.rules, [alert], extra)
+                if incident.entities != before["entities"]:
+                    out.extend(self._pull_earlier(session, incident, handled_max))
                 out.extend(self._updated(incident, before, f"alert {alert.id} joined: {decision.reason}"))
             elif decision.action == "open":
                 incident = workflow.new_incident(session, [alert], "system", self.rules, reason=decision.reason,
                                                  extra_entities=extra)
+                pulled = self._pull_earlier(session, incident, handled_max)
                 out.append(CaseEvent("incident.created", incident=workflow.incident_dict(incident),
                                      changes={"reason": decision.reason, "alert_ids": [alert.id]}))
+                out.extend(pulled)
         alert_event = CaseEvent("alert.created" if is_new else "alert.updated", alert=alert_dict(alert),
                                 incident=workflow.incident_dict(incident) if incident is not None else None)
         return [alert_event, *out]
