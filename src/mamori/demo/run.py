@@ -104,6 +104,7 @@ class DemoResult:
     seconds_to_visible: float
     fed: FedEvents
     scenario: Scenario
+    service_log: Path
 
 
 @dataclass
@@ -302,6 +303,7 @@ def describe(result: DemoResult, lang: str, say: Say) -> None:
     else:
         say(message(lang, "console_missing", url=f"{result.api_url}/api/v1/incidents/{top['id']}"))
     say(message(lang, "api_token", token=result.token))
+    say(message(lang, "service_log", path=result.service_log.resolve()))
     for incident in incidents:
         entities = incident.get("entities") or {}
         say(message(lang, "incident", id=incident["id"], severity=incident["severity"], title=incident["title"]))
@@ -363,7 +365,7 @@ def start_demo(options: DemoOptions, say: Say) -> RunningDemo:
                 console_url=f"{service.url}/console/incidents/{top['id']}" if shows else None,
                 user=user, password=password, token=token, incidents=tuple(incidents), alerts_total=alerts,
                 loose_alerts=_loose_alerts(client, incidents, alerts), seconds_to_visible=seconds,
-                fed=expected_uids(scenario), scenario=scenario)
+                fed=expected_uids(scenario), scenario=scenario, service_log=service.log)
     except BaseException:
         service.stop()
         raise
