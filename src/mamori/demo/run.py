@@ -317,7 +317,7 @@ def describe(result: DemoResult, lang: str, say: Say) -> None:
         say(message(lang, "loose_alerts", count=result.loose_alerts))
 
 
-def _loose_alerts(client: httpx.Client, incidents: Sequence[Mapping[str, Any]], total: int) -> int:
+def _loose_alerts(incidents: Sequence[Mapping[str, Any]], total: int) -> int:
     linked = sum(int(i.get("alert_count") or 0) for i in incidents)
     return max(0, total - linked)
 
@@ -364,7 +364,7 @@ def start_demo(options: DemoOptions, say: Say) -> RunningDemo:
                 api_url=service.url,
                 console_url=f"{service.url}/console/incidents/{top['id']}" if shows else None,
                 user=user, password=password, token=token, incidents=tuple(incidents), alerts_total=alerts,
-                loose_alerts=_loose_alerts(client, incidents, alerts), seconds_to_visible=seconds,
+                loose_alerts=_loose_alerts(incidents, alerts), seconds_to_visible=seconds,
                 fed=expected_uids(scenario), scenario=scenario, service_log=service.log)
     except BaseException:
         service.stop()
