@@ -175,3 +175,17 @@ def walk(page: Any, scene: Scene, incident_id: int) -> None:
     text = "".join(p.extract_text() or "" for p in PdfReader(str(target)).pages)
     assert any(h in text.lower() for h in hosts)
     assert "インシデント" in text
+
+    page.click("nav.side button.link")  # log out
+    page.wait_for_url("**/console/login")
+    assert page.locator("button[type=submit]").inner_text() == "Log in"
+    japanese = page.context.browser.new_context(locale="ja-JP", viewport={"width": 1440, "height": 900},
+                                                extra_http_headers={"Accept-Language": "ja-JP,ja;q=0.9"})
+    try:  # before login, the page follows the browser's language
+        other = japanese.new_page()
+        other.goto(f"{url}/console/incidents/{incident_id}")
+        assert "/console/login" in other.url
+        assert other.locator("button[type=submit]").inner_text() == "ログイン"
+        other.screenshot(path=str(ARTIFACTS / f"{scene.name}-13-login-ja.png"), full_page=True)
+    finally:
+        japanese.close()
