@@ -107,14 +107,15 @@ def sla_status(incident: Incident, now: datetime, targets: Mapping[str, SlaTarge
         resolve_seconds_left=None if resolved else (resolve_due - now).total_seconds())
 
 
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
 def sla_dict(status: SlaStatus) -> dict[str, Any]:
     """An SLA status as JSON."""
-    def iso(value: datetime | None) -> str | None:
-        return None if value is None else value.isoformat()
-
-    return {"severity": status.severity, "acknowledge_due": iso(status.acknowledge_due),
-            "resolve_due": iso(status.resolve_due), "acknowledged_at": iso(status.acknowledged_at),
-            "resolved_at": iso(status.resolved_at), "acknowledge_breached": status.acknowledge_breached,
+    return {"severity": status.severity, "acknowledge_due": _iso(status.acknowledge_due),
+            "resolve_due": _iso(status.resolve_due), "acknowledged_at": _iso(status.acknowledged_at),
+            "resolved_at": _iso(status.resolved_at), "acknowledge_breached": status.acknowledge_breached,
             "resolve_breached": status.resolve_breached,
             "acknowledge_seconds_left": status.acknowledge_seconds_left,
             "resolve_seconds_left": status.resolve_seconds_left}
