@@ -73,3 +73,16 @@ def test_attaching_evidence_records_its_name_digest_size_and_uploader(
         "filename": "proc.dmp", "sha256": digest, "size": 4, "content_type": "application/x-dmp",
         "uploaded_by": "bob"}
     assert read_evidence(tmp_path / "evidence", digest) == b"dump"
+
+
+def test_an_upload_above_the_limit_is_refused_with_413_while_it_is_read() -> None:
+    import io
+
+    from fastapi import HTTPException, UploadFile
+
+    from mamori.api.routes_incidents import read_upload
+
+    assert read_upload(UploadFile(io.BytesIO(b"x" * 10), filename="a"), 10) == b"x" * 10
+    with pytest.raises(HTTPException) as caught:
+        read_upload(UploadFile(io.BytesIO(b"x" * 11), filename="a"), 10)
+    assert caught.value.status_code == 413

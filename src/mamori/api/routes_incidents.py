@@ -190,7 +190,8 @@ def post_note(request: Request, incident_id: int, body: NoteBody, principal: Pri
     return answer
 
 
-def _read_upload(upload: UploadFile, limit: int) -> bytes:
+def read_upload(upload: UploadFile, limit: int) -> bytes:
+    """The bytes of an upload, read in chunks; a 413 as soon as it passes ``limit``."""
     chunks: list[bytes] = []
     size = 0
     while chunk := upload.file.read(1024 * 1024):
@@ -206,7 +207,7 @@ def post_evidence(request: Request, incident_id: int, file: Annotated[UploadFile
                   principal: Principal = Analyst) -> dict[str, Any]:
     """Store the uploaded file under its SHA-256 and attach it to the incident (audited, published)."""
     service = service_of(request)
-    data = _read_upload(file, MAX_EVIDENCE_BYTES)
+    data = read_upload(file, MAX_EVIDENCE_BYTES)
     with service.sessions.begin() as session, _workflow_errors():
         row = workflow.add_evidence(session, incident_id, file.filename or "evidence.bin", data, principal.user,
                                     service.settings.data_dir / "evidence",
