@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from web_fixtures import APPROVAL_PLAYBOOK, PASSWORDS, WHOAMI_RULE, Console, wait_for, whoami_event
+from web_fixtures import APPROVAL_PLAYBOOK, EXTRA_USERS, PASSWORDS, WHOAMI_RULE, Console, wait_for, whoami_event
 
 from mamori.service.launch import ServiceProcess, seed_tokens
 
 
 def _set_passwords(data_dir: Any) -> None:
+    from mamori.api.auth import create_user
     from mamori.config import load_settings
     from mamori.service.runtime import open_records
     from mamori.web.accounts import set_password
@@ -21,6 +22,9 @@ def _set_passwords(data_dir: Any) -> None:
     with sessions.begin() as session:
         for role, password in PASSWORDS.items():
             set_password(session, f"{role}-user", password)
+        for name, password in EXTRA_USERS.items():
+            create_user(session, name, "viewer")
+            set_password(session, name, password)
     engine.dispose()
 
 

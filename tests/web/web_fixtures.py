@@ -48,6 +48,7 @@ actions:
 
 PASSWORDS = {"analyst": "analyst console pass 1", "viewer": "viewer console pass 1",
              "admin": "admin console pass 1"}
+EXTRA_USERS = {"lockout-user": "lockout console pass 1", "changer-user": "changer console pass 1"}  # viewers
 T = TypeVar("T")
 
 

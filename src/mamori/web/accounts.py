@@ -137,6 +137,13 @@ def current_user(session: Session, user_id: int, epoch: int) -> tuple[User, Cons
     return user, account
 
 
+def current_user_by_name(session: Session, user_name: str) -> tuple[int, int] | None:
+    """A console user's id and session epoch by name (None without a console account)."""
+    user = _user(session, user_name)
+    account = session.get(ConsoleAccount, user.id) if user is not None else None
+    return None if user is None or account is None else (user.id, account.session_epoch)
+
+
 def end_sessions(session: Session, user_id: int) -> None:
     """End every open console session of a user (logout)."""
     account = session.get(ConsoleAccount, user_id)

@@ -70,8 +70,12 @@ async def logout(request: Request, user: ConsoleUser = Reader) -> Response:
 @router.get("/preferences", response_class=HTMLResponse, summary="The reader's language and time zone")
 def preferences_page(request: Request, user: ConsoleUser = Reader) -> Response:
     """The preferences form."""
-    zones = sorted(z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/")))
-    return render(request, "preferences.html", user, zones=zones, languages=LANGUAGES)
+    return render(request, "preferences.html", user, zones=_zones(), languages=LANGUAGES,
+                  minimum=accounts.MIN_PASSWORD_LENGTH, done=request.query_params.get("done", ""))
+
+
+def _zones() -> list[str]:
+    return sorted(z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/")))
 
 
 @router.post("/preferences", summary="Change the reader's language or time zone")
@@ -86,3 +90,31 @@ async def preferences(request: Request, user: ConsoleUser = Reader) -> Response:
         accounts.set_preferences(session, user.id, language if language in LANGUAGES else None, zone)
         audit(session, user.name, "console.preferences", f"user {user.name}", language=language, time_zone=zone)
     return RedirectResponse(_safe_next(form.get("back")), 303)
+
+
+@router.post("/password", summary="Change one's own console password")
+async def change_password(request: Request, user: ConsoleUser = Reader) -> Response:
+    """Check the current password, set the new one (other sessions end), and keep this browser logged in."""
+    form: dict[str, Any] = await checked_form(request, user, "viewer")
+    current, new, again = (str(form.get(k, "")) for k in ("current", "new", "again"))
+    error = ""
+    with service_of(request).sessions.begin() as session:
+        if not accounts.authenticate(session, user.name, current).ok:
+            error = "password.wrong"
+        elif new != again:
+            error = "password.mismatch"
+        elif len(new) < accounts.MIN_PASSWORD_LENGTH:
+            error = "password.short"
+        else:
+            accounts.set_password(session, user.name, new)
+        audit(session, user.name, "console.password" if not error else "console.password_refused",
+              f"user {user.name}", **({"reason": error} if error else {}))
+    if error:
+        return render(request, "preferences.html", user, status_code=400, zones=_zones(), languages=LANGUAGES,
+                      password_error=error, minimum=accounts.MIN_PASSWORD_LENGTH)
+    with service_of(request).sessions() as session:
+        found = accounts.current_user_by_name(session, user.name)
+    response = RedirectResponse("/console/preferences?done=password", 303)
+    if found is not None:
+        codec(request).issue(response, request, found[0], found[1])
+    return response
