@@ -73,6 +73,9 @@ def pending_incident(scene: Scene, incident_id: int | None = None, timeout: floa
 def walk(page: Any, scene: Scene, incident_id: int) -> None:
     """The whole walk; asserts what a person would check on each page."""
     url = scene.url
+    errors: list[str] = []  # the browser's console errors (a refused script or style would show here)
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
 
     def shot(name: str) -> None:
         page.screenshot(path=str(ARTIFACTS / f"{scene.name}-{name}.png"), full_page=True)
@@ -189,3 +192,4 @@ def walk(page: Any, scene: Scene, incident_id: int) -> None:
         other.screenshot(path=str(ARTIFACTS / f"{scene.name}-13-login-ja.png"), full_page=True)
     finally:
         japanese.close()
+    assert not errors, errors

@@ -109,3 +109,21 @@ def _audited(console: Console, action: str, actor: str) -> int:
 
 def _audit_text(console: Console) -> str:
     return "\n".join(" ".join(row) for row in _audit_rows(console))
+
+
+def test_pages_forbid_framing_and_foreign_scripts(console: Console) -> None:
+    with console.login("viewer") as client:
+        headers = client.get("/console/").headers
+    assert headers["x-frame-options"] == "DENY"
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert headers["cache-control"] == "no-store"
+
+
+def test_an_alert_is_acknowledged_from_its_own_page(console: Console) -> None:
+    with console.login("analyst") as client:
+        token = csrf_of(client.get("/console/alerts/2").text)
+        answer = client.post("/console/alerts/bulk", data={"csrf": token, "ids": "2", "action": "acknowledge",
+                                                           "back": "/console/alerts/2"})
+        assert answer.headers["location"] == "/console/alerts/2?done=acknowledge"
+        page = client.get(answer.headers["location"]).text
+    assert "The selected alerts were acknowledged." in page and "st-acknowledged" in page

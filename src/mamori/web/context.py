@@ -22,6 +22,12 @@ from mamori.web.sessions import CSRF_FIELD, CSRF_HEADER, SessionCodec, csrf_matc
 
 ENVIRONMENT = Environment(loader=PackageLoader("mamori.web", "templates"), autoescape=select_autoescape(),
                           trim_blocks=True, lstrip_blocks=True)
+PAGE_HEADERS = {  # every console page: not cached, not framed, scripts and styles only from the console
+    "Cache-Control": "no-store", "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                               "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+}
 LOGIN_WINDOW_SECONDS = 300.0
 LOGIN_FAILURES_PER_ADDRESS = 20  # failed logins from one address within the window before it must wait
 
@@ -153,7 +159,7 @@ def render(request: Request, template: str, user: ConsoleUser | None, status_cod
     html = ENVIRONMENT.get_template(template).render(
         request=request, user=user, t=t, lang=t.language, csrf=user.csrf if user else "",
         path=request.url.path, **values)
-    return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
 
 
 Reader = Depends(page_user)  # route parameter default: the logged-in reader (or a redirect to log in)

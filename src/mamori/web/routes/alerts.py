@@ -61,7 +61,8 @@ def alert_page(request: Request, alert_id: int, user: ConsoleUser = Reader) -> R
         if alert is None:
             raise HTTPException(404, detail=f"no alert {alert_id}")
         incident_id = _incident_of(session, alert_id)
-    return render(request, "alert.html", user, alert=alert, incident_id=incident_id)
+    return render(request, "alert.html", user, alert=alert, incident_id=incident_id, actions=BULK_ACTIONS,
+                  message=request.query_params.get("done", ""))
 
 
 def _incident_of(session: Any, alert_id: int) -> int | None:
@@ -104,5 +105,8 @@ async def bulk(request: Request, user: ConsoleUser = Reader) -> Response:
             changed.append(alert_dict(alert))
     for shown_alert in changed:
         publish(request, "alert.updated", user.name, alert=shown_alert, changes=values)
+    page = str(form.get("back", ""))
+    if page.startswith("/console/alerts/") and page[len("/console/alerts/"):].isdigit():
+        return RedirectResponse(f"{page}?done={action}", 303)
     back = str(form.get("back_query", ""))
     return RedirectResponse(f"/console/alerts?{back}{'&' if back else ''}done={action}", 303)

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, Response
 
 router = APIRouter()
 STATIC = Path(__file__).resolve().parent.parent / "static"
-OWN_FILES = {"console.css": "text/css", "console.js": "text/javascript"}
+OWN_FILES = {"console.css": "text/css", "console.js": "text/javascript", "favicon.svg": "image/svg+xml"}
 HTMX_FILE = ("static", "django_htmx", "htmx-2.min.js")
 CACHE = {"Cache-Control": "public, max-age=3600"}
 
