@@ -140,6 +140,9 @@ def test_ingested_events_become_an_incident_whose_status_change_shows_in_the_tim
         assert figures["overall"]["acknowledged"] == 1
         assert figures["by_severity"]["high"]["mtta_seconds"] >= 0
         assert figures["overall"]["mttr_seconds"] is None
+        grouped = [line for line in viewer.get("/metrics").text.splitlines()
+                   if line.startswith("mamori_cases_alerts_grouped_total ")]
+        assert len(grouped) == 1 and float(grouped[0].split()[1]) >= 1
 
     engine = make_engine(load_settings(None, env={}, data_dir=child.data_dir).db_url)  # read only: no migration
     sessions = session_factory(engine)

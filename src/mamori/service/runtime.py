@@ -88,6 +88,10 @@ class Service:
         m.gauge("mamori_input_rejected_total", lambda: float(self.counters.rejected),
                 "framing or decoding rejections (quarantined)")
         m.gauge("mamori_rules_loaded", lambda: float(len(self.stage.rules())))
+        m.gauge("mamori_cases_alerts_grouped_total", lambda: float(self.cases_worker.handled),
+                "alert versions the grouping worker has handled")
+        m.gauge("mamori_cases_alerts_failed_total", lambda: float(self.cases_worker.failed),
+                "alerts the grouping worker could not group (logged)")
         m.gauge("mamori_playbooks_loaded", lambda: float(len(self.playbooks.library.playbooks)))
         m.gauge("mamori_playbook_events_queued", lambda: float(self.playbooks.queued),
                 "case events waiting for the playbook runner")
