@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -15,7 +16,7 @@ from mamori.cases.grouping import load_rules
 from mamori.cases.records import Incident, IncidentAlert, IncidentChange
 from mamori.cases.timeline import change_summary
 from mamori.cases.worker import GroupingWorker
-from mamori.cases.workflow import set_status
+from mamori.cases.workflow import TransitionRefused, set_status
 from mamori.store.lake import Lake
 from mamori.store.records import Alert, utcnow
 
@@ -133,6 +134,8 @@ def test_an_alert_bridging_two_new_incidents_merges_them(
         target = session.get(Incident, 1)
         assert target is not None and target.entities["host"] == ["ws01", "ws02"]
         assert target.entities["user"] == ["alice", "bob"]
+    with pytest.raises(TransitionRefused, match="merged into incident 1"), case_sessions.begin() as session:
+        set_status(session, 2, "investigating", "alice")
 
 
 def test_alerts_on_a_parent_and_its_child_process_are_linked_through_the_lake(

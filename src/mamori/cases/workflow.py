@@ -117,6 +117,9 @@ def set_status(session: Session, incident_id: int, status: str, actor: str, reas
         raise MamoriError(f"unknown status {status!r}", where="status", hint=f"statuses: {', '.join(STATUSES)}")
     incident = get_incident(session, incident_id)
     current = incident.status
+    if incident.merged_into is not None:
+        raise TransitionRefused(f"incident {incident_id} was merged into incident {incident.merged_into}",
+                                where="status", hint=f"work on incident {incident.merged_into}")
     if status == current:
         raise TransitionRefused(f"incident {incident_id} is already {status}", where="status")
     allowed = rules.transitions.get(current, ())
