@@ -46,11 +46,13 @@ def alerts_page(request: Request, page: int = 1, user: ConsoleUser = Reader) -> 
         query = _query(filters)
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = session.scalars(query.order_by(Alert.id.desc()).limit(PAGE).offset((page - 1) * PAGE)).all()
+        incident_of = dict(session.execute(select(IncidentAlert.alert_id, IncidentAlert.incident_id)
+                                           .where(IncidentAlert.alert_id.in_([a.id for a in rows]))).tuples())
     kept = {k: v for k, v in filters.items() if v}
     template = "alerts_table.html" if request.headers.get("hx-target") == "alert-table" else "alerts.html"
     return render(request, template, user, alerts=rows, total=total, page=page, pages=max((total - 1) // PAGE + 1, 1),
                   filters=filters, query=urlencode(kept), levels=LEVELS, statuses=ALERT_STATUSES,
-                  actions=BULK_ACTIONS, message=request.query_params.get("done", ""))
+                  actions=BULK_ACTIONS, message=request.query_params.get("done", ""), incident_of=incident_of)
 
 
 @router.get("/alerts/{alert_id}", response_class=HTMLResponse, summary="One alert")
