@@ -7,15 +7,33 @@ and column names are checked against the files before they are selected.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 
 from mamori.events import schema
-from mamori.store.lake import Lake
-from mamori.store.query import _clean, _quote, _relation
+from mamori.store.lake import DAY, SRC, Lake
 
 Event = dict[str, object]
+
+
+def _relation(paths: Sequence[str]) -> str:
+    quoted = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)  # paths come from the lake itself
+    return f"read_parquet([{quoted}], union_by_name=true, hive_partitioning=true)"
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _clean(row: dict[str, object]) -> Event:
+    """Drop empty fields and the partition columns; times as ISO 8601 UTC text (JSON-ready)."""
+    out: Event = {}
+    for key, value in row.items():
+        if value is None or key in (DAY, SRC):
+            continue
+        out[key] = value.astimezone(UTC).isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
+    return out
 
 
 def events_by_uid(lake: Lake, uids: Sequence[str], since: datetime | None = None, until: datetime | None = None,
