@@ -46,8 +46,9 @@ def alerts_page(request: Request, page: int = 1, user: ConsoleUser = Reader) -> 
         query = _query(filters)
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = session.scalars(query.order_by(Alert.id.desc()).limit(PAGE).offset((page - 1) * PAGE)).all()
-        incident_of = dict(session.execute(select(IncidentAlert.alert_id, IncidentAlert.incident_id)
-                                           .where(IncidentAlert.alert_id.in_([a.id for a in rows]))).tuples())
+        links = session.execute(select(IncidentAlert.alert_id, IncidentAlert.incident_id)
+                                .where(IncidentAlert.alert_id.in_([a.id for a in rows])))
+        incident_of = {int(alert_id): int(incident_id) for alert_id, incident_id in links}
     kept = {k: v for k, v in filters.items() if v}
     template = "alerts_table.html" if request.headers.get("hx-target") == "alert-table" else "alerts.html"
     return render(request, template, user, alerts=rows, total=total, page=page, pages=max((total - 1) // PAGE + 1, 1),
