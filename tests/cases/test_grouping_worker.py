@@ -3,6 +3,7 @@ restart without losing or double-counting alerts, and every change is published 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -214,3 +215,21 @@ def test_a_low_alert_seen_before_the_incident_is_pulled_in_when_one_opens_on_its
     assert pulled.alert is not None and pulled.alert["id"] == early
     assert pulled.changes == {"incident_id": 1, "reason": "shares host=ws01"}
     assert too_early not in incidents_of(case_sessions)[1] and common_user_only not in incidents_of(case_sessions)[1]
+
+
+def test_alerts_older_than_the_first_start_are_grouped_without_being_published(
+        case_sessions: sessionmaker[Session], add_alert: AddAlert, tmp_path: Path) -> None:
+    old = add_alert(host="WS01")
+    worker, seen = make_worker(case_sessions, tmp_path)
+    worker.start()
+    try:
+        fresh = add_alert(host="WS01", minutes=1)
+        deadline = time.monotonic() + 30
+        while worker.handled < 2:
+            assert time.monotonic() < deadline, "the worker did not handle both alerts"
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+    assert incidents_of(case_sessions) == {1: [old, fresh]}
+    assert [(e.kind, e.alert["id"] if e.alert else None) for e in seen] == [("alert.created", fresh),
+                                                                         ("incident.updated", None)]

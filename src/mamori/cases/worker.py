@@ -102,6 +102,7 @@ class Pending:
 
     alert_id: int
     updated_at: datetime
+    created_at: datetime
     first_seen: datetime
     last_seen: datetime
     host: str | None
@@ -184,9 +185,15 @@ class GroupingWorker:
         self._thread: threading.Thread | None = None
         self.handled = 0
         self.failed = 0
+        self.history_before: datetime | None = None
 
     def start(self) -> None:
-        """Start polling in a background thread."""
+        """Start polling in a background thread. On the very first start (no watermark yet) the alerts
+        created before it are history: they are grouped, but nothing is published for them, so playbooks
+        do not act on old alerts when the cases room is added to a running SOC."""
+        with self.sessions() as session:
+            if session.get(ServiceState, WATERMARK_KEY) is None:
+                self.history_before = utcnow()
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="cases-grouping", daemon=True)
         self._thread.start()
@@ -211,15 +218,15 @@ class GroupingWorker:
     def _pending(self) -> tuple[Watermark, list[Pending]]:
         with self.sessions() as session:
             mark = load_watermark(session)
-            columns = select(Alert.id, Alert.updated_at, Alert.first_seen, Alert.last_seen, Alert.host,
-                             Alert.event_uids)
+            columns = select(Alert.id, Alert.updated_at, Alert.created_at, Alert.first_seen, Alert.last_seen,
+                             Alert.host, Alert.event_uids)
             rows = list(session.execute(columns.where(Alert.id > mark.last_id).order_by(Alert.id).limit(self.batch)))
             if mark.time is not None and len(rows) < self.batch:
                 changed = columns.where(Alert.id <= mark.last_id, Alert.updated_at >= mark.time - OVERLAP)
                 fresh = (r for r in session.execute(changed.order_by(Alert.updated_at, Alert.id))
                          if mark.fresh(r.id, r.updated_at))
                 rows += list(itertools.islice(fresh, self.batch - len(rows)))
-            pending = [Pending(r.id, r.updated_at, r.first_seen, r.last_seen, r.host,
+            pending = [Pending(r.id, r.updated_at, r.created_at, r.first_seen, r.last_seen, r.host,
                                tuple(r.event_uids or ())[:UIDS_PER_ALERT]) for r in rows]
         return mark, pending
 
@@ -260,7 +267,8 @@ class GroupingWorker:
                     continue
                 finally:
                     handled_max = max(handled_max, item.alert_id)
-                published.extend(events)
+                if self.history_before is None or item.created_at >= self.history_before:
+                    published.extend(events)
             mark.advance((p.alert_id, p.updated_at) for p in pending)
             save_watermark(session, mark)
         for event in published:
