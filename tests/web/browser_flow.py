@@ -144,7 +144,8 @@ def walk(page: Any, scene: Scene, incident_id: int) -> None:
     assert f"checking with the owner of {host}" in page.locator("article.note").last.inner_text()
 
     page.goto(f"{url}/console/playbooks")
-    assert page.locator("button[data-testid^=approve-]").count() >= 1
+    waiting = page.locator("button[data-testid^=approve-]").count()
+    assert waiting >= 1 and page.locator("[data-testid=pending-count]").inner_text() == str(waiting)
     shot("09-approvals-pending-en")
     page.goto(f"{url}/console/incidents/{incident_id}")
     page.locator("button[data-testid^=approve-]").first.click()

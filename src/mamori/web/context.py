@@ -13,9 +13,11 @@ from urllib.parse import quote
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
+from sqlalchemy import func, select
 
 from mamori.api.auth import RANK
 from mamori.api.deps import service_of
+from mamori.cases.playbooks.records import ActionRun
 from mamori.web import accounts
 from mamori.web.i18n import Translator, negotiate, translator
 from mamori.web.sessions import CSRF_FIELD, CSRF_HEADER, SessionCodec, csrf_matches, load_secret
@@ -152,13 +154,20 @@ def reader_translator(request: Request, user: ConsoleUser | None) -> Translator:
     return translator(negotiate(request.headers.get("accept-language")))
 
 
+def pending_approvals(request: Request) -> int:
+    """How many playbook actions wait for a person's decision (shown beside the navigation link)."""
+    with service_of(request).sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(ActionRun)
+                                  .where(ActionRun.approval == "pending")) or 0)
+
+
 def render(request: Request, template: str, user: ConsoleUser | None, status_code: int = 200,
            **values: Any) -> HTMLResponse:
     """Render a template with the reader, their translator (``t``), the CSRF token and the current path."""
     t = reader_translator(request, user)
     html = ENVIRONMENT.get_template(template).render(
         request=request, user=user, t=t, lang=t.language, csrf=user.csrf if user else "",
-        path=request.url.path, **values)
+        path=request.url.path, pending_approvals=pending_approvals(request) if user else 0, **values)
     return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
 
 
