@@ -13,6 +13,7 @@ from mamori.web.routes.alerts import BULK_ACTIONS
 from mamori.web.routes.incidents import CHANGE_FIELDS, CHANGES
 
 KEY_CALL = re.compile(r"""\bt\(\s*['"]([a-z0-9_.]+)['"]""")
+ERROR_KEY = re.compile(r"""(?:page_error\(\s*\d+,\s*|"key":\s*)['"]([a-z0-9_.]+)['"]""")
 PREFIX_CALL = re.compile(r"""\bt\(\s*['"]([a-z0-9_.]+\.)['"]\s*~""")
 
 
@@ -40,12 +41,12 @@ def test_every_key_a_template_or_route_names_exists_in_both_catalogues() -> None
     keys = set(catalogue("en"))
     used: set[str] = set()
     for text in [*_templates().values(), *_python_sources().values()]:
-        used |= set(KEY_CALL.findall(text))
+        used |= set(KEY_CALL.findall(text)) | set(ERROR_KEY.findall(text))
     literal_errors = {"login.failed", "login.locked", "login.throttled", "password.wrong", "password.mismatch",
                       "password.short"}
     missing = sorted(k for k in used | literal_errors if k not in keys and not k.endswith("."))
     assert not missing
-    assert len(used) > 120
+    assert len(used) > 120 and {"error.csrf", "error.no_incident", "error.not_found"} <= used
 
 
 def test_every_dynamic_key_family_covers_every_value() -> None:

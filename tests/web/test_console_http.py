@@ -127,3 +127,14 @@ def test_an_alert_is_acknowledged_from_its_own_page(console: Console) -> None:
         assert answer.headers["location"] == "/console/alerts/2?done=acknowledge"
         page = client.get(answer.headers["location"]).text
     assert "The selected alerts were acknowledged." in page and "st-acknowledged" in page
+
+
+def test_error_pages_speak_the_readers_language(console: Console) -> None:
+    with console.login("viewer", language="ja") as client:
+        missing = client.get("/console/incidents/999999")
+        nowhere = client.get("/console/no-such-page")
+        token = csrf_of(client.get("/console/").text)
+        refused = client.post("/console/alerts/bulk", data={"csrf": token, "ids": "1", "action": "close"})
+    assert missing.status_code == 404 and "インシデント #999999 はありません。" in missing.text
+    assert nowhere.status_code == 404 and "このページはありません。" in nowhere.text
+    assert refused.status_code == 403 and "アナリスト ロールが必要です（現在: 閲覧者）" in refused.text

@@ -95,6 +95,12 @@ def throttle(request: Request) -> LoginThrottle:
     return found
 
 
+def page_error(status: int, key: str, **values: Any) -> HTTPException:
+    """An HTTP error whose page says ``key`` of the catalogues (with ``values``) in the reader's language; a
+    value written ``@other.key`` is itself translated."""
+    return HTTPException(status, detail={"key": key, "values": values})
+
+
 def _to_login(request: Request) -> HTTPException:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     location = f"/console/login?next={quote(target)}"
@@ -128,7 +134,7 @@ def page_user(request: Request) -> ConsoleUser:
 def need_role(user: ConsoleUser, role: str) -> None:
     """Refuse (403) a reader whose role is below ``role``."""
     if not user.may(role):
-        raise HTTPException(403, detail=f"this action needs the {role} role; you have {user.role}")
+        raise page_error(403, "error.role", needed=f"@role.{role}", role=f"@role.{user.role}")
 
 
 async def checked_form(request: Request, user: ConsoleUser, role: str) -> dict[str, Any]:
@@ -139,7 +145,7 @@ async def checked_form(request: Request, user: ConsoleUser, role: str) -> dict[s
     sent = request.headers.get(CSRF_HEADER) or form.get(CSRF_FIELD)
     session = codec(request).read(request)
     if session is None or not csrf_matches(session, str(sent) if sent else None):
-        raise HTTPException(403, detail="the form's security token is missing or stale; reload the page")
+        raise page_error(403, "error.csrf")
     out: dict[str, Any] = {}
     for key in form:
         values = list(form.getlist(key))  # text fields are str, uploaded files stay UploadFile

@@ -18,7 +18,7 @@ from mamori.detect.attack import LEVELS
 from mamori.errors import MamoriError
 from mamori.store.records import ALERT_STATUSES, Alert, utcnow
 from mamori.web.casebus import publish
-from mamori.web.context import ConsoleUser, Reader, checked_form, render
+from mamori.web.context import ConsoleUser, Reader, checked_form, page_error, render
 
 router = APIRouter()
 PAGE = 50
@@ -62,7 +62,7 @@ def alert_page(request: Request, alert_id: int, user: ConsoleUser = Reader) -> R
     with service_of(request).sessions() as session:
         alert = session.get(Alert, alert_id)
         if alert is None:
-            raise HTTPException(404, detail=f"no alert {alert_id}")
+            raise page_error(404, "error.no_alert", id=alert_id)
         incident_id = _incident_of(session, alert_id)
     return render(request, "alert.html", user, alert=alert, incident_id=incident_id, actions=BULK_ACTIONS,
                   message=request.query_params.get("done", ""))

@@ -22,7 +22,7 @@ from mamori.detect.attack import tactics
 from mamori.errors import MamoriError
 from mamori.store.records import Alert, utcnow
 from mamori.web.casebus import publish
-from mamori.web.context import ConsoleUser, Reader, checked_form, reader_translator, render
+from mamori.web.context import ConsoleUser, Reader, checked_form, page_error, reader_translator, render
 from mamori.web.graph import entity_graph
 
 router = APIRouter()
@@ -73,7 +73,7 @@ def incident_page(request: Request, incident_id: int, user: ConsoleUser = Reader
     with service.sessions() as session:
         incident = session.get(records.Incident, incident_id)
         if incident is None:
-            raise HTTPException(404, detail=f"no incident {incident_id}")
+            raise page_error(404, "error.no_incident", id=incident_id)
         alerts = session.scalars(select(Alert).join(records.IncidentAlert, records.IncidentAlert.alert_id == Alert.id)
                                  .where(records.IncidentAlert.incident_id == incident_id)
                                  .order_by(Alert.first_seen)).all()
@@ -105,10 +105,10 @@ async def upload_evidence(request: Request, incident_id: int, user: ConsoleUser 
     form = await checked_form(request, user, "analyst")
     upload = form.get("file")
     if not isinstance(upload, UploadFile) or not upload.filename:
-        raise HTTPException(400, detail="choose a file to attach")
+        raise page_error(400, "error.no_file")
     data = await upload.read(MAX_EVIDENCE_BYTES + 1)
     if len(data) > MAX_EVIDENCE_BYTES:
-        raise HTTPException(413, detail=f"the evidence file is larger than {MAX_EVIDENCE_BYTES} bytes")
+        raise page_error(413, "error.too_large", n=MAX_EVIDENCE_BYTES)
     service = service_of(request)
     try:
         with service.sessions.begin() as session:
@@ -132,7 +132,7 @@ def download_evidence(request: Request, incident_id: int, evidence_id: int, user
     with service.sessions() as session:
         row = session.get(records.IncidentEvidence, evidence_id)
         if row is None or row.incident_id != incident_id:
-            raise HTTPException(404, detail=f"no evidence {evidence_id} on incident {incident_id}")
+            raise page_error(404, "error.no_evidence", id=evidence_id, incident=incident_id)
         filename, sha256 = row.filename, row.sha256
     try:
         data = read_evidence(service.settings.data_dir / "evidence", sha256)
@@ -178,7 +178,7 @@ async def change_incident(request: Request, incident_id: int, change: str,
     """Set the status (with a reason), the severity or the owner, or add a note; the cases room records the
     change in the incident's trail and the audit log gets a console entry."""
     if change not in CHANGES:
-        raise HTTPException(404, detail="unknown incident change")
+        raise page_error(404, "error.not_found")
     form = await checked_form(request, user, "analyst")
     value = str(form.get("value", "")).strip()[:20_000]
     reason = str(form.get("reason", "")).strip()[:2000] or None

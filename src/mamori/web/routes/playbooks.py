@@ -12,7 +12,7 @@ from mamori.api.deps import service_of
 from mamori.cases.playbooks import runner
 from mamori.cases.playbooks.records import ActionRun, PlaybookRun
 from mamori.errors import MamoriError
-from mamori.web.context import ConsoleUser, Reader, checked_form, render
+from mamori.web.context import ConsoleUser, Reader, checked_form, page_error, render
 from mamori.web.routes.incidents import _approvals
 
 router = APIRouter()
@@ -39,7 +39,7 @@ async def decide(request: Request, action_run_id: int, decision: str,
                  user: ConsoleUser = Reader) -> Response:
     """Record the decision through the playbook runner, which audits it and then runs or skips the action."""
     if decision not in ("approve", "reject"):
-        raise HTTPException(404, detail="unknown decision")
+        raise page_error(404, "error.not_found")
     form = await checked_form(request, user, "analyst")
     reason = str(form.get("reason", "")).strip()[:2000]
     try:

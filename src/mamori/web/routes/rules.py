@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from mamori.api.auth import audit
@@ -13,7 +13,7 @@ from mamori.api.deps import service_of
 from mamori.service.detection import SigmaStage
 from mamori.service.retrohunt import hunt_lake, subset
 from mamori.store.records import RuleSetting, utcnow
-from mamori.web.context import ConsoleUser, Reader, checked_form, reader_translator, render
+from mamori.web.context import ConsoleUser, Reader, checked_form, page_error, reader_translator, render
 from mamori.web.timeparse import local_time
 
 router = APIRouter()
@@ -39,7 +39,7 @@ async def _switch(request: Request, rule_id: str, enabled: bool, user: ConsoleUs
     form = await checked_form(request, user, "admin")
     service = service_of(request)
     if rule_id not in {r.id for r in service.stage.rules()}:
-        raise HTTPException(404, detail=f"no loaded rule {rule_id}")
+        raise page_error(404, "error.no_rule", id=rule_id)
     with service.sessions.begin() as session:
         setting = session.get(RuleSetting, rule_id)
         if setting is None:
@@ -70,7 +70,7 @@ async def test_rule(request: Request, rule_id: str, user: ConsoleUser = Reader) 
     service = service_of(request)
     stage = getattr(service.stage, "inner", service.stage)
     if not isinstance(stage, SigmaStage) or rule_id not in {r.id for r in stage.rules()}:
-        raise HTTPException(404, detail=f"no loaded rule {rule_id}")
+        raise page_error(404, "error.no_rule", id=rule_id)
     t = reader_translator(request, user)
     try:
         since = local_time(str(form.get("since", "")), t.time_zone)

@@ -40,5 +40,5 @@ def htmx() -> Response:
 def static(name: str) -> Response:
     """One of the console's own static files (a fixed list: no path from the request reaches the disk)."""
     if name not in OWN_FILES:
-        raise HTTPException(404, detail="no such file")
+        raise HTTPException(404, detail={"key": "error.not_found", "values": {}})
     return FileResponse(STATIC / name, media_type=OWN_FILES[name], headers=CACHE)
