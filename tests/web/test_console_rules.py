@@ -27,3 +27,11 @@ def test_an_admin_disables_and_enables_a_rule_and_both_are_audited(console: Cons
     assert RULE_ID in disabled and RULE_ID in enabled
     with console.api("admin") as api:
         assert api.get("/api/v1/rules").json()["rules"][0]["enabled"] is True
+
+
+def test_rule_test_without_javascript_answers_a_whole_page(console: Console) -> None:
+    with console.login("analyst") as client:
+        token = csrf_of(client.get("/console/rules").text)
+        answer = client.post(f"/console/rules/{RULE_ID}/test", data={"csrf": token, "since": "", "until": ""})
+    assert answer.status_code == 200 and "<nav class=\"side\">" in answer.text
+    assert "4 matching events among 4 scanned" in answer.text

@@ -76,10 +76,13 @@ async def test_rule(request: Request, rule_id: str, user: ConsoleUser = Reader) 
         since = local_time(str(form.get("since", "")), t.time_zone)
         until = local_time(str(form.get("until", "")), t.time_zone)
     except ValueError:
-        return render(request, "rule_test.html", user, error=t("events.bad_time"), hits=[], total=0, scanned=0)
+        template = "rule_test.html" if request.headers.get("hx-request") else "rule_test_page.html"
+        return render(request, template, user, error=t("events.bad_time"), hits=[], total=0, scanned=0,
+                      rule_id=rule_id)
     hits, total, scanned = await asyncio.to_thread(hunt_lake, service.lake, subset(stage.ruleset, [rule_id]),
                                                    since, until, 50)
     with service.sessions.begin() as session:
         audit(session, user.name, "rule.test", f"rule {rule_id}", hits=total, via="console")
-    return render(request, "rule_test.html", user, error="", hits=[h.__dict__ for h in hits], total=total,
+    template = "rule_test.html" if request.headers.get("hx-request") else "rule_test_page.html"  # no JS: a page
+    return render(request, template, user, error="", hits=[h.__dict__ for h in hits], total=total,
                   scanned=scanned, rule_id=rule_id)
