@@ -20,6 +20,7 @@ from mamori.api import (
     routes_playbooks,
     routes_reports,
     routes_rules,
+    routes_share,
     routes_system,
 )
 from mamori.api.auth import TokenCheck
@@ -58,7 +59,7 @@ def create_app(settings: Settings, service: Service | None = None,
         return JSONResponse({"detail": exc.message, "where": exc.where, "hint": exc.hint}, status_code=400)
 
     for module in (routes_ingest, routes_events, routes_alerts, routes_rules, routes_system, routes_playbooks,
-                   routes_incidents, routes_reports):
+                   routes_incidents, routes_reports, routes_share):
         app.include_router(module.router)
     mount_taxii(app, running.settings, app.state.tokens)
     mount_console(app)

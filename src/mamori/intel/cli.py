@@ -274,6 +274,9 @@ def _print_draft(share_id: str, store: IntelStore) -> None:
 
 @share.command(name="prepare")
 @click.option("--incident", "incident_file", type=click.Path(exists=True, dir_okay=False), help="incident JSON")
+@click.option("--incident-id", type=int, help="a stored incident of `mamori serve` (instead of --incident/--alerts)")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="with --incident-id: the data folder of `mamori serve` (default ./mamori-data)")
 @click.option("--alerts", "alerts_file", type=click.Path(exists=True, dir_okay=False), help="alerts JSON list")
 @click.option("--tlp", default="green", show_default=True)
 @click.option("--to", "audience", multiple=True, help="partner token names (required for AMBER)")
@@ -284,6 +287,8 @@ def _print_draft(share_id: str, store: IntelStore) -> None:
 @_friendly
 def share_prepare(
     incident_file: str | None,
+    incident_id: int | None,
+    data_dir: Path | None,
     alerts_file: str | None,
     tlp: str,
     audience: tuple[str, ...],
@@ -292,10 +297,26 @@ def share_prepare(
     organisation: str,
     db: Path,
 ) -> None:
-    """Build a redacted draft from an incident and/or alerts and print it for review."""
+    """Build a redacted draft from an incident (a stored one, or JSON) and/or alerts and print it for review."""
     from mamori.intel.policy import load_policy
     from mamori.intel.share import prepare_share
 
+    if incident_id is not None:
+        if incident_file or alerts_file:
+            raise MamoriError("give one source of incident", where="--incident-id",
+                              hint="--incident-id reads the incident and its alerts; drop --incident/--alerts")
+        from mamori.intel.share_incident import prepare_from_records
+
+        source = click.get_current_context().get_parameter_source("db")
+        draft_id, store, location = prepare_from_records(
+            incident_id, data_dir, None if source is click.core.ParameterSource.DEFAULT else db,
+            tlp=parse_tlp(tlp, where="--tlp"), audience=audience, collection=collection,
+            policy=load_policy(policy), organisation=organisation)
+        _print_draft(draft_id, store)
+        click.echo(f"review, then: mamori intel share publish {draft_id} --db {location}")
+        return
+    if data_dir is not None:
+        raise MamoriError("--data-dir goes with --incident-id", where="--data-dir")
     store = _open(db)
     store.create_collection("Outgoing", alias=collection, outgoing=True, description="shared with partners")
     incident = _load_json(incident_file)
