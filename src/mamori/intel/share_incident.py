@@ -101,7 +101,7 @@ def describe(incident: Incident, alerts: Sequence[Alert]) -> str:
     """A plain-text summary of an incident for partners: status, severity, when, hosts, ATT&CK, and
     what each alert saw (the redactor removes the personal data this may carry)."""
     entities: Mapping[str, Any] = incident.entities or {}
-    hosts = _names(entities.get("host") or [a.host for a in alerts])
+    hosts = _names(a.host for a in alerts) or _names(entities.get("host") or [])
     lines = [
         f"Incident {incident.id}: status {incident.status}, severity {incident.severity}.",
         f"Seen from {incident.first_seen.isoformat()} to {incident.last_seen.isoformat()} "
