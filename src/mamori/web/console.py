@@ -9,10 +9,10 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mamori.web.context import optional_user, reader_translator, render
-from mamori.web.routes import alerts, auth, dashboard, events, incidents, playbooks, rules, static
+from mamori.web.routes import alerts, auth, dashboard, events, incidents, playbooks, rules, share, static
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-for _module in (auth, dashboard, alerts, events, rules, incidents, playbooks, static):
+for _module in (auth, dashboard, alerts, events, rules, incidents, playbooks, share, static):
     router.include_router(_module.router)
 
 
