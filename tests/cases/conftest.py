@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from cases_testing import T0
 from sqlalchemy.orm import Session, sessionmaker
 
 from mamori.store.db import make_engine, migrate, session_factory
 from mamori.store.records import Alert
-
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture

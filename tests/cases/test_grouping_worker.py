@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from cases_testing import T0
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -142,8 +143,6 @@ def test_an_alert_bridging_two_new_incidents_merges_them(
 def test_alerts_on_a_parent_and_its_child_process_are_linked_through_the_lake(
         case_sessions: sessionmaker[Session], add_alert: AddAlert, tmp_path: Path) -> None:
     import polars as pl
-
-    from conftest import T0
 
     lake = Lake(tmp_path / "lake", fsync=False)
     later = T0 + timedelta(hours=3)  # beyond the host window (2 h), within the process-tree window (4 h)
