@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Iterator
 
 import pytest
-from api_fixtures import WHOAMI_RULE, Running
-
-from mamori.service.launch import ServiceProcess, seed_tokens
+from api_fixtures import WHOAMI_RULE_ID
+from service_testing import Running, running_service, whoami_rule
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    root = tmp_path_factory.mktemp("api")
-    rules = root / "rules"
-    rules.mkdir()
-    (rules / "whoami.yml").write_text(textwrap.dedent(WHOAMI_RULE), encoding="utf-8")
-    data = root / "data"
-    tokens = seed_tokens(data)
-    process = ServiceProcess(data, rules=[rules], extra={"MAMORI_BATCH_SECONDS": "0.1"})
-    process.start()
-    try:
-        yield Running(process, tokens, data)
-    finally:
-        process.stop()
+    """The child with the Whoami rule loaded, one per test module."""
+    with running_service(tmp_path_factory.mktemp("api"), {"whoami.yml": whoami_rule(WHOAMI_RULE_ID)}) as running:
+        yield running

@@ -4,32 +4,17 @@ search, alerts, rules, retro-hunt, health and metrics."""
 from __future__ import annotations
 
 import gzip
-import time
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import orjson
-from api_fixtures import WHOAMI_RULE, Running
-
-RULE_ID = "0c1a0000-0000-4000-8000-000000000001"
+from api_fixtures import WHOAMI_RULE_ID as RULE_ID
+from service_testing import Running, process_event, wait_for, whoami_rule
 
 
 def _event(seq: int, command: str = "cmd /c whoami", host: str = "WS1") -> dict[str, Any]:
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return {"EventTime": now, "Hostname": host, "EventID": 4688, "Channel": "Security",
-            "SourceName": "Microsoft-Windows-Security-Auditing", "NewProcessName": "C:\\Windows\\System32\\cmd.exe",
-            "CommandLine": command, "SubjectUserName": "alice", "seq": str(seq)}
-
-
-def _wait(predicate: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
+    """A process-creation event by alice; by default a whoami on WS1."""
+    return process_event(seq, command, host, "alice")
 
 
 def test_every_api_route_refuses_a_request_without_a_valid_token(service: Running) -> None:
@@ -68,14 +53,14 @@ def test_ingested_events_are_searchable_and_raise_a_deduplicated_alert(service: 
         answer = client.post("/api/v1/ingest", content=gzip.compress(ndjson),
                              headers={"Content-Type": "application/x-ndjson", "Content-Encoding": "gzip"})
         assert answer.status_code == 202
-        alerts = _wait(lambda: client.get("/api/v1/alerts", params={"rule_id": RULE_ID}).json()["alerts"])
+        alerts = wait_for(lambda: client.get("/api/v1/alerts", params={"rule_id": RULE_ID}).json()["alerts"])
         assert len(alerts) == 1
         alert = alerts[0]
         assert alert["count"] == 3
         assert alert["entities"]["host"] == "WS1"
         assert alert["entities"]["user"] == "alice"
         assert "CommandLine" in alert["explanation"]
-        found = _wait(lambda: client.get("/api/v1/events", params={"field": "Computer=WS2"}).json()["total"] == 2)
+        found = wait_for(lambda: client.get("/api/v1/events", params={"field": "Computer=WS2"}).json()["total"] == 2)
         assert found
         page = client.get("/api/v1/events", params={"q": "WHOAMI", "limit": 2}).json()
         assert page["total"] == 3
@@ -91,7 +76,7 @@ def test_ingested_events_are_searchable_and_raise_a_deduplicated_alert(service: 
 def test_an_alert_can_be_acknowledged_and_assigned_and_the_change_is_kept(service: Running) -> None:
     with httpx.Client(base_url=service.url, headers=service.headers("analyst")) as client:
         client.post("/api/v1/ingest", json=[_event(100, "whoami /all", "WS9")])
-        alert = _wait(lambda: client.get("/api/v1/alerts", params={"host": "WS9"}).json()["alerts"])[0]
+        alert = wait_for(lambda: client.get("/api/v1/alerts", params={"host": "WS9"}).json()["alerts"])[0]
         assert client.post(f"/api/v1/alerts/{alert['id']}/acknowledge").json()["status"] == "acknowledged"
         assigned = client.post(f"/api/v1/alerts/{alert['id']}/assign", json={"assignee": "hanako"}).json()
         assert assigned["assignee"] == "hanako"
@@ -108,19 +93,18 @@ def test_a_disabled_rule_stops_alerting_without_restart_and_can_be_enabled_again
         rules = client.get("/api/v1/rules").json()["rules"]
         assert [r["enabled"] for r in rules if r["id"] == RULE_ID] == [False]
         client.post("/api/v1/ingest", json=[_event(200, "whoami", "WS-OFF")])
-        _wait(lambda: client.get("/api/v1/events", params={"field": "Computer=WS-OFF"}).json()["total"] == 1)
+        wait_for(lambda: client.get("/api/v1/events", params={"field": "Computer=WS-OFF"}).json()["total"] == 1)
         assert client.get("/api/v1/alerts", params={"host": "WS-OFF"}).json()["total"] == 0
         client.post(f"/api/v1/rules/{RULE_ID}/enable")
         client.post("/api/v1/ingest", json=[_event(201, "whoami", "WS-OFF")])
-        assert _wait(lambda: client.get("/api/v1/alerts", params={"host": "WS-OFF"}).json()["total"] == 1)
+        assert wait_for(lambda: client.get("/api/v1/alerts", params={"host": "WS-OFF"}).json()["total"] == 1)
 
 
 def test_a_new_rule_can_be_hunted_over_stored_events_and_a_loaded_rule_tested(service: Running) -> None:
     with httpx.Client(base_url=service.url, headers=service.headers("analyst")) as client:
         client.post("/api/v1/ingest", json=[_event(300, "powershell -enc AAAA", "WS-HUNT")])
-        _wait(lambda: client.get("/api/v1/events", params={"field": "Computer=WS-HUNT"}).json()["total"] == 1)
-        rule = WHOAMI_RULE.replace("whoami", "-enc").replace("0c1a0000-0000-4000-8000-000000000001",
-                                                              "0c1a0000-0000-4000-8000-0000000000ff")
+        wait_for(lambda: client.get("/api/v1/events", params={"field": "Computer=WS-HUNT"}).json()["total"] == 1)
+        rule = whoami_rule("0c1a0000-0000-4000-8000-0000000000ff").replace("whoami", "-enc")
         hunted = client.post("/api/v1/hunt", json={"rule": rule}, timeout=60).json()
         assert [h["host"] for h in hunted["hits"]] == ["WS-HUNT"]
         assert hunted["events_scanned"] >= 1

@@ -5,40 +5,22 @@ prepares a redacted share of it, reviews the redactions, publishes, and a partne
 from __future__ import annotations
 
 import json
-import textwrap
-import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from api_fixtures import Running
+from service_testing import Running, process_event, running_service, wait_for, whoami_rule
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from mamori.service.launch import ServiceProcess, seed_tokens
 from mamori.store.records import AuditEntry
 
 taxii = pytest.importorskip("taxii2client.v21", reason="taxii2-client is a test dependency")
 TokenAuth = pytest.importorskip("taxii2client.common").TokenAuth
 
 MEDIA = "application/taxii+json;version=2.1"
-WHOAMI_RULE = """
-title: Whoami Execution
-id: 0c1a0000-0000-4000-8000-0000000000a6
-status: test
-level: high
-author: Mamori tests
-tags: [attack.discovery, attack.t1033]
-logsource:
-  product: windows
-  category: process_creation
-detection:
-  selection:
-    CommandLine|contains: whoami
-  condition: selection
-"""
+RULE_ID = "0c1a0000-0000-4000-8000-0000000000a6"
 EMAIL = "taro.yamada@example.co.jp"
 PHONE = "03-1234-5678"
 PERSONAL = (EMAIL, PHONE, "taro.yamada", "tanaka")
@@ -47,39 +29,15 @@ PERSONAL = (EMAIL, PHONE, "taro.yamada", "tanaka")
 @pytest.fixture(scope="module")
 def sharing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """A service whose TLP partners are viewer-user and admin-user (analyst-user is no partner)."""
-    root = tmp_path_factory.mktemp("share")
-    rules = root / "rules"
-    rules.mkdir()
-    (rules / "whoami.yml").write_text(textwrap.dedent(WHOAMI_RULE), encoding="utf-8")
-    data = root / "data"
-    tokens = seed_tokens(data)
-    process = ServiceProcess(data, rules=[rules], extra={"MAMORI_BATCH_SECONDS": "0.1",
-                                                         "MAMORI_TAXII_PARTNERS": "viewer-user,admin-user"})
-    process.start()
-    try:
-        yield Running(process, tokens, data)
-    finally:
-        process.stop()
-
-
-def _wait(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("condition not reached in time")
+    with running_service(tmp_path_factory.mktemp("share"), {"whoami.yml": whoami_rule(RULE_ID)},
+                         extra={"MAMORI_TAXII_PARTNERS": "viewer-user,admin-user"}) as running:
+        yield running
 
 
 def _incident_on(service: Running, host: str, user: str) -> dict[str, Any]:
     """Ingest a whoami event on ``host`` by ``user`` whose command line carries personal data; the incident it
     becomes (hosts and users differ between tests, so each test has an incident of its own)."""
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    event = {"EventTime": now, "Hostname": host, "EventID": 4688, "Channel": "Security",
-             "SourceName": "Microsoft-Windows-Security-Auditing", "NewProcessName": "C:\\Windows\\System32\\cmd.exe",
-             "CommandLine": f"cmd /c whoami /all & net user {user} & echo {EMAIL} {PHONE}",
-             "SubjectUserName": user}
+    event = process_event(None, f"cmd /c whoami /all & net user {user} & echo {EMAIL} {PHONE}", host, user)
     with httpx.Client(base_url=service.url, headers=service.headers("analyst")) as client:
         assert client.post("/api/v1/ingest", json=[event]).status_code == 202
 
@@ -90,7 +48,7 @@ def _incident_on(service: Running, host: str, user: str) -> dict[str, Any]:
                     return dict(incident)
             return None
 
-        incident: dict[str, Any] = _wait(found)
+        incident: dict[str, Any] = wait_for(found, timeout=60.0, interval=0.2)
     return incident
 
 

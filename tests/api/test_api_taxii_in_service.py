@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from api_fixtures import Running
+from service_testing import Running
 
 taxii = pytest.importorskip("taxii2client.v21", reason="taxii2-client is a test dependency")
 TokenAuth = pytest.importorskip("taxii2client.common").TokenAuth

@@ -5,84 +5,33 @@ timeline beside the alert and the stored events, in the audit log and in the MTT
 from __future__ import annotations
 
 import hashlib
-import textwrap
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from service_testing import Running, process_event, running_service, wait_for, whoami_rule
 from sqlalchemy import select
 
 from mamori.config import load_settings
-from mamori.service.launch import ServiceProcess, seed_tokens
 from mamori.store.db import make_engine, session_factory
 from mamori.store.records import AuditEntry
 
-WHOAMI_RULE = """
-title: Whoami Execution
-id: 0c1a0000-0000-4000-8000-0000000000c1
-status: test
-level: high
-author: Mamori tests
-tags: [attack.discovery, attack.t1033]
-logsource:
-  product: windows
-  category: process_creation
-detection:
-  selection:
-    CommandLine|contains: whoami
-  condition: selection
-"""
-
-
-class Child:
-    """The running service, its tokens and its data folder."""
-
-    def __init__(self, process: ServiceProcess, tokens: dict[str, str], data_dir: Path) -> None:
-        self.process, self.tokens, self.data_dir = process, tokens, data_dir
-
-    def client(self, role: str) -> httpx.Client:
-        return httpx.Client(base_url=self.process.url, headers={"Authorization": f"Bearer {self.tokens[role]}"},
-                            timeout=30)
+RULE_ID = "0c1a0000-0000-4000-8000-0000000000c1"
 
 
 @pytest.fixture(scope="module")
-def child(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Child]:
-    root = tmp_path_factory.mktemp("cases-service")
-    rules = root / "rules"
-    rules.mkdir()
-    (rules / "whoami.yml").write_text(textwrap.dedent(WHOAMI_RULE), encoding="utf-8")
-    data = root / "data"
-    tokens = seed_tokens(data)
-    process = ServiceProcess(data, rules=[rules], extra={"MAMORI_BATCH_SECONDS": "0.1"})
-    process.start()
-    try:
-        yield Child(process, tokens, data)
-    finally:
-        process.stop()
+def child(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """The child with the Whoami rule loaded, shared by this module."""
+    with running_service(tmp_path_factory.mktemp("cases-service"), {"whoami.yml": whoami_rule(RULE_ID)}) as running:
+        yield running
 
 
 def event(seq: int, command: str, host: str) -> dict[str, Any]:
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return {"EventTime": now, "Hostname": host, "EventID": 4688, "Channel": "Security",
-            "SourceName": "Microsoft-Windows-Security-Auditing", "NewProcessName": "C:\\Windows\\System32\\cmd.exe",
-            "CommandLine": command, "SubjectUserName": "hanako", "seq": str(seq)}
+    """A process-creation event by hanako."""
+    return process_event(seq, command, host, "hanako")
 
 
-def wait_for(predicate: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
-
-
-def test_ingested_events_become_an_incident_whose_status_change_shows_in_the_timeline(child: Child) -> None:
+def test_ingested_events_become_an_incident_whose_status_change_shows_in_the_timeline(child: Running) -> None:
     with child.client("analyst") as client, child.client("viewer") as viewer:
         accepted = client.post("/api/v1/ingest", json=[event(1, "cmd /c whoami", "WS-CASE1"),
                                                       event(2, "whoami /groups", "WS-CASE1")])

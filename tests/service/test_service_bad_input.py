@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import orjson
 from service_fixtures import syslog_line, windows_event
+from service_testing import wait_for
 
 from mamori.service.launch import ServiceProcess, seed_tokens
 
@@ -29,15 +30,6 @@ def _good(prefix: str, count: int) -> bytes:
     return b"".join(syslog_line(windows_event(f"{prefix}{n}", "GOOD", False)) for n in range(count))
 
 
-def _wait(predicate: object, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
-
-
 def test_a_thousand_bad_inputs_are_each_refused_or_quarantined_and_nothing_stored_is_harmed(
         tmp_path: Path) -> None:
     data = tmp_path / "data"
@@ -50,7 +42,7 @@ def test_a_thousand_bad_inputs_are_each_refused_or_quarantined_and_nothing_store
         tcp, udp = int(process.info["syslog_tcp"]), int(process.info["syslog_udp"])
         client = httpx.Client(base_url=process.url, headers=headers, timeout=20)
         _tcp(tcp, _good("before", 100))
-        _wait(lambda: client.get("/api/v1/stats").json()["stored_total"] == 100)
+        wait_for(lambda: client.get("/api/v1/stats").json()["stored_total"] == 100, timeout=60.0)
 
         bad_syslog = 0
         invalid_utf8 = b"".join(b"<13>Oct 11 22:14:15 host app: caf\xe9 \xff\xfe broken " + str(n).encode() + b"\n"
@@ -103,7 +95,7 @@ def test_a_thousand_bad_inputs_are_each_refused_or_quarantined_and_nothing_store
             quarantined = client.get("/api/v1/quarantine", params={"limit": 1}).json()["total"]
             return bool(quarantined == bad_syslog)
 
-        _wait(settled)
+        wait_for(settled, timeout=60.0)
         records = client.get("/api/v1/quarantine", params={"limit": 1000}).json()["records"]
         reasons = " ".join(r["reason"] for r in records)
         assert "not UTF-8" in reasons
@@ -111,7 +103,7 @@ def test_a_thousand_bad_inputs_are_each_refused_or_quarantined_and_nothing_store
         assert f"longer than the {MAX_LINE}-byte limit" in reasons
         assert "over the" in reasons
         assert all(r["input"].startswith("syslog+") for r in records)
-        _wait(lambda: client.get("/api/v1/stats").json()["stored_total"] == 200)
+        wait_for(lambda: client.get("/api/v1/stats").json()["stored_total"] == 200, timeout=60.0)
         stored = client.get("/api/v1/events", params={"field": "Computer=GOOD", "limit": 1000}).json()
         markers = sorted(e["marker"] for e in stored["events"])
         expected = sorted([f"before{n}" for n in range(100)] + [f"mid{n}" for n in range(50)]
