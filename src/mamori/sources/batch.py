@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 import polars as pl
+import pyarrow as pa
 
 from mamori.events import schema
 from mamori.sources.base import ReadOptions, ReadProblem, ReadResult, Sniffer, SourceSpec
@@ -178,11 +179,19 @@ def columns_frame(rows: Sequence[dict[str, str | None]]) -> pl.DataFrame:
     return pl.DataFrame([pl.Series(k, v, dtype=pl.Utf8) for k, v in columns.items()])
 
 
-def json_fields(texts: pl.Series, accept: Callable[[dict[str, Any]], str | None] | None = None) -> pl.DataFrame:
+def json_fields(texts: pl.Series, accept: Callable[[dict[str, Any]], str | None] | None = None,
+                accept_any: Sequence[str] | None = None) -> pl.DataFrame:
     """Decode JSON record texts and flatten them straight into columns; bad records get an ``_error``.
 
-    ``accept`` returns None for an object the source reads, or why it refuses it.
+    ``accept`` returns None for an object the source reads, or why it refuses it. ``accept_any``, when
+    given, names top-level keys of which ``accept`` takes any object holding one: a batch where every
+    object holds one of them with a value may take the vectorised path (see ``_fast_json_fields``).
+    A batch the vectorised path cannot read exactly as the per-record path does goes record by record.
     """
+    if accept is None or accept_any:
+        fast = _fast_json_fields(texts, accept_any if accept is not None else None)
+        if fast is not None:
+            return fast
     values = texts.to_list()
     n = len(values)
     columns: dict[str, list[str | None]] = {}
@@ -203,6 +212,114 @@ def json_fields(texts: pl.Series, accept: Callable[[dict[str, Any]], str | None]
     if not columns:
         return pl.DataFrame()
     return pl.DataFrame([pl.Series(k, v, dtype=pl.Utf8) for k, v in columns.items()])
+
+
+_FAST_LEAVES = (pl.String, pl.Int64, pl.Boolean, pl.Null)
+_FAST_ORDER_ROWS = 256  # rows flattened one by one, at most, to learn the column order
+_FAST_SAMPLE_ROWS = 1000  # rows Arrow infers the types on before reading the batch
+
+
+def _arrow_json(data: bytes, schema: Any = None) -> Any:
+    """Read JSON Lines bytes with Arrow's strict reader on this thread (one block for the batch)."""
+    import pyarrow.json as pa_json
+
+    return pa_json.read_json(
+        pa.BufferReader(data),
+        read_options=pa_json.ReadOptions(use_threads=False, block_size=max(len(data), 1 << 20)),
+        parse_options=pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer"),
+    )
+
+
+def _arrow_types(schema: Any) -> Iterator[Any]:
+    """Every type in an Arrow schema, nested ones too."""
+    stack = [f.type for f in schema]
+    while stack:
+        kind = stack.pop()
+        yield kind
+        if pa.types.is_struct(kind):
+            stack.extend(f.type for f in kind)
+
+
+def _text_schema(schema: Any) -> Any:
+    """The Arrow schema with every inferred timestamp read back as text (the original is kept as is)."""
+    def fix(kind: Any) -> Any:
+        if pa.types.is_timestamp(kind):
+            return pa.string()
+        if pa.types.is_struct(kind):
+            return pa.struct([pa.field(f.name, fix(f.type)) for f in kind if not pa.types.is_null(f.type)])
+        return kind
+
+    return pa.schema([pa.field(f.name, fix(f.type)) for f in schema if not pa.types.is_null(f.type)])
+
+
+def _fast_json_fields(texts: pl.Series, accept_any: Sequence[str] | None = None) -> pl.DataFrame | None:
+    """``json_fields`` for a whole batch at once with Arrow's JSON reader, or None when the batch holds
+    anything this path might render differently from the per-record path: invalid JSON, a value that
+    is not an object, a name given twice, a name whose values change type (Arrow refuses all of these),
+    floats, lists, empty or null objects, integers beyond 64 bits, one column name reached two ways,
+    records ``accept_any`` would not take, or columns first met late in the batch. Otherwise the
+    columns, their order and every value are the same as the per-record path's."""
+    n = len(texts)
+    if n == 0 or texts.null_count() or texts.str.contains("\n", literal=True).any():
+        return None
+    data = "\n".join(texts.to_list()).encode() + b"\n"
+    try:  # types learnt on the first records (times kept as text; never-set names left to infer)
+        sample = data if n <= _FAST_SAMPLE_ROWS else "\n".join(texts.slice(0, _FAST_SAMPLE_ROWS).to_list()).encode()
+        table = _arrow_json(data, _text_schema(_arrow_json(sample).schema))
+        fixed = _text_schema(table.schema)
+        if any(pa.types.is_timestamp(t) for t in _arrow_types(table.schema)):  # names first met later
+            table = _arrow_json(data, fixed)
+    except (pa.ArrowException, ValueError):
+        return None
+    if table.num_rows != n or table.num_columns == 0:
+        return None
+    frame = pl.from_arrow(table)
+    if not isinstance(frame, pl.DataFrame):
+        return None
+    decoded = frame.to_struct("r")
+    leaves: dict[str, pl.Series] = {}
+    if not _fast_leaves(decoded, "", leaves):
+        return None
+    if accept_any is not None:
+        held = [leaves[k].is_not_null() for k in accept_any if k in leaves]
+        if not held or not pl.select(pl.any_horizontal(held)).to_series().all():
+            return None
+    order = _fast_order(texts, leaves)
+    if order is None:
+        return None
+    return pl.DataFrame([leaves[name] for name in order])
+
+
+def _fast_leaves(struct: pl.Series, prefix: str, out: dict[str, pl.Series]) -> bool:
+    """Flatten a decoded struct column into Utf8 leaf columns named like ``flatten``'s; False when a
+    value would render differently from the per-record path (see ``_fast_json_fields``)."""
+    fields = struct.struct.fields
+    if not fields:
+        return False
+    children = struct.struct.unnest()
+    if pl.select(pl.all_horizontal([c.is_null() for c in children.get_columns()])).to_series().any():
+        return False  # ``{}``, ``{"k": null}`` and (at the top) ``null`` look alike here
+    for child in children.get_columns():
+        name = prefix + child.name
+        if isinstance(child.dtype, pl.Struct):
+            if child.null_count() or not _fast_leaves(child, name + ".", out):
+                return False  # a null object keeps its own column in the per-record path
+            continue
+        if child.dtype not in _FAST_LEAVES or name in out:
+            return False
+        out[name] = child.cast(pl.Utf8).alias(name)
+    return True
+
+
+def _fast_order(texts: pl.Series, leaves: dict[str, pl.Series]) -> list[str] | None:
+    """The per-record path's column order (first met, record by record), learnt by flattening records
+    until every column has been met; None when that takes more than ``_FAST_ORDER_ROWS`` records."""
+    seen: dict[str, list[str | None]] = {}
+    for text in texts.slice(0, _FAST_ORDER_ROWS).to_list():
+        _flatten_columns(orjson.loads(text), "", seen, 0, 1)
+        if len(seen) >= len(leaves):
+            break
+    return list(seen) if seen.keys() == leaves.keys() else None
 
 
 def _put(columns: dict[str, list[str | None]], name: str, row: int, n: int, value: str | None) -> None:
@@ -254,6 +371,22 @@ def iter_json_values(path: Path, options: ReadOptions) -> Iterator[tuple[int, st
     JSON Lines, one document, an array, pretty-printed values one after another, and
     ``{"Records": [...]}`` / ``{"records": [...]}`` / ``{"value": [...]}`` envelopes (CloudTrail, Azure,
     Graph). Good values come as ``(line, text, text)``; bad ones as ``(line, None, reason + raw)``."""
+    for part in _json_parts(path, options):
+        if len(part) == 3:
+            yield part
+        else:
+            first, texts = part
+            for i, text in enumerate(texts):
+                yield first + i, text, text
+
+
+JsonPart = tuple[int, str | None, str] | tuple[int, list[str]]
+_ENVELOPE_KEYS = ('"Records"', '"records"', '"value"')
+
+
+def _json_parts(path: Path, options: ReadOptions) -> Iterator[JsonPart]:
+    """``iter_json_values``'s values, with runs of lines that each hold one plain object (JSON Lines'
+    usual case, told apart in bulk) given as ``(first line, texts)``."""
     with open_binary(path) as handle:
         head = handle.read(1 << 20)
     stripped = decode(head[:4096], options.encoding).lstrip("\ufeff \t\r\n")
@@ -262,10 +395,21 @@ def iter_json_values(path: Path, options: ReadOptions) -> Iterator[tuple[int, st
             text = decode(handle.read(), options.encoding)
         yield from _values_from_text(text)
         return
+    envelope = "|".join(_ENVELOPE_KEYS)
     for first, lines in iter_line_chunks(path, options.encoding):
-        for i, line in enumerate(lines):
+        column = pl.Series("t", lines, dtype=pl.Utf8)
+        # The lines ``_expand`` passes on as they are, when they start with ``{`` itself.
+        plain = column.str.starts_with("{") & ~column.str.slice(0, 40).str.contains(envelope)
+        start = 0
+        for other in (~plain).arg_true().to_list():
+            if other > start:
+                yield first + start, lines[start:other]
+            line = lines[other]
             if line.strip():
-                yield from _expand(first + i, line)
+                yield from _expand(first + other, line)
+            start = other + 1
+        if start < len(lines):
+            yield first + start, lines[start:] if start else lines
 
 
 def _looks_like_json_lines(head: bytes) -> bool:
@@ -339,7 +483,32 @@ def read_json(path: Path, options: ReadOptions, parser: Parser, *, source: str) 
     lines: list[int] = []
     problems: list[ReadProblem] = []
     last = 0
-    for line, text, other in iter_json_values(path, options):
+    size = options.batch_rows
+
+    def flush(count: int) -> ReadResult:
+        result = parse_records(texts[:count], parser, source=source, origin=origin, offsets=numbers[:count],
+                               options=options, lines=lines[:count])
+        result.problems[:0] = problems
+        del texts[:count], numbers[:count], lines[:count], problems[:]
+        return result
+
+    for part in _json_parts(path, options):
+        if len(part) == 2:  # a run of lines holding one object each
+            first, run = part
+            count = len(run)
+            texts.extend(run)
+            lines.extend(range(first, first + count))
+            if first > last:  # offsets are the line numbers
+                numbers.extend(range(first, first + count))
+                last = first + count - 1
+            else:  # after a line that held several records
+                for line in range(first, first + count):
+                    last = line if line > last else last + 1
+                    numbers.append(last)
+            while len(texts) >= size:
+                yield flush(size)
+            continue
+        line, text, other = part
         if text is None:
             reason, _, raw = other.partition("\x00")
             problems.append(ReadProblem(f"{origin}:{line}", reason, raw[:MAX_RAW_PROBLEM]))
@@ -348,17 +517,10 @@ def read_json(path: Path, options: ReadOptions, parser: Parser, *, source: str) 
         last = line if line > last else last + 1  # unique offsets when one line holds several records
         numbers.append(last)
         lines.append(line)
-        if len(texts) >= options.batch_rows:
-            result = parse_records(texts, parser, source=source, origin=origin, offsets=numbers, options=options,
-                                   lines=lines)
-            result.problems[:0] = problems
-            yield result
-            texts, numbers, lines, problems = [], [], [], []
+        if len(texts) >= size:
+            yield flush(size)
     if texts or problems:
-        result = parse_records(texts, parser, source=source, origin=origin, offsets=numbers, options=options,
-                               lines=lines)
-        result.problems[:0] = problems
-        yield result
+        yield flush(len(texts))
 
 
 # ---------------------------------------------------------------- source specs
@@ -390,14 +552,14 @@ def json_source(name: str, description: str, parser: Parser, sniff: Sniffer, pri
 def json_parser(time_fields: Sequence[str], host_fields: Sequence[str] = (),
                 accept: Callable[[dict[str, Any]], str | None] | None = None,
                 extra: Callable[[pl.DataFrame, ReadOptions], pl.DataFrame] | None = None,
-                zone: str | None = "UTC") -> Parser:
+                zone: str | None = "UTC", accept_any: Sequence[str] | None = None) -> Parser:
     """A parser for JSON records: flatten each object, take the time from the first of ``time_fields``
     present (ISO 8601 or epoch) and the host from ``host_fields``; ``extra`` may add columns. Times
     without a zone are read in ``zone`` (cloud services write UTC), or the options' default zone
-    when ``zone`` is None."""
+    when ``zone`` is None. ``accept_any``: see ``json_fields``."""
 
     def parse(texts: pl.Series, options: ReadOptions) -> pl.DataFrame:
-        frame = json_fields(texts, accept)
+        frame = json_fields(texts, accept, accept_any)
         return finish_json(frame, options, time_fields, host_fields, extra, zone)
 
     return parse

@@ -15,13 +15,16 @@ from mamori.sources.batch import json_head_has, json_parser, json_source
 SOURCE = "cloudtrail"
 
 
+EVENT_KEYS = ("eventName", "eventSource", "eventVersion")
+
+
 def _is_event(value: dict[str, Any]) -> str | None:
-    if "eventName" in value or "eventSource" in value or "eventVersion" in value:
+    if any(key in value for key in EVENT_KEYS):
         return None
     return "not a CloudTrail event (no eventVersion / eventName / eventSource)"
 
 
-parse_cloudtrail = json_parser(("eventTime",), ("recipientAccountId",), accept=_is_event)
+parse_cloudtrail = json_parser(("eventTime",), ("recipientAccountId",), accept=_is_event, accept_any=EVENT_KEYS)
 
 
 def sniff_cloudtrail(head: bytes, name: str) -> bool:
