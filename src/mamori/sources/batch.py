@@ -305,10 +305,46 @@ def _fast_leaves(struct: pl.Series, prefix: str, out: dict[str, pl.Series]) -> b
             if child.null_count() or not _fast_leaves(child, name + ".", out):
                 return False  # a null object keeps its own column in the per-record path
             continue
-        if child.dtype not in _FAST_LEAVES or name in out:
+        text = _fast_text(child)
+        if text is None or name in out:
             return False
-        out[name] = child.cast(pl.Utf8).alias(name)
+        out[name] = text.alias(name)
     return True
+
+
+def _fast_text(values: pl.Series) -> pl.Series | None:
+    """A decoded leaf column as the per-record path writes it (``str(int)``, ``true``/``false``,
+    ``repr`` of a float, ``orjson.dumps`` of a list), or None where that cannot be told apart or
+    reproduced: a float with no fraction (``5`` and ``5.0`` decode alike) or below 1e-4 (written with
+    an exponent), a list holding anything but strings without escapes, integers or booleans."""
+    kind = values.dtype
+    if kind in _FAST_LEAVES:
+        return values.cast(pl.Utf8)
+    if kind == pl.Float64:
+        size = values.abs()
+        if ((values.floor() == values) | (size < 1e-4)).any():
+            return None
+        return values.cast(pl.Utf8)
+    if not isinstance(kind, pl.List):
+        return None
+    inner = kind.inner
+    frame = pl.DataFrame({"v": values})
+    if inner == pl.Null:
+        return None if (values.list.len() > 0).any() else frame.select(
+            pl.when(pl.col("v").is_not_null()).then(pl.lit("[]"))).to_series()
+    if inner not in (pl.String, pl.Int64, pl.Boolean):
+        return None
+    if frame.select(pl.col("v").list.eval(pl.element().is_null()).list.any()).to_series().any():
+        return None
+    if inner == pl.String:
+        if frame.select(pl.col("v").list.eval(pl.element().str.contains(r'["\\\x00-\x1f]')).list.any()
+                        ).to_series().any():
+            return None  # orjson's escapes are not reproduced here
+        element = pl.lit('"') + pl.element() + pl.lit('"')
+    else:
+        element = pl.element().cast(pl.Utf8)
+    joined = pl.col("v").list.eval(element).list.join(",")
+    return frame.select(pl.when(pl.col("v").is_not_null()).then(pl.lit("[") + joined + pl.lit("]"))).to_series()
 
 
 def _fast_order(texts: pl.Series, leaves: dict[str, pl.Series]) -> list[str] | None:
