@@ -217,6 +217,9 @@ def json_fields(texts: pl.Series, accept: Callable[[dict[str, Any]], str | None]
 _FAST_LEAVES = (pl.String, pl.Int64, pl.Boolean, pl.Null)
 _FAST_ORDER_ROWS = 256  # rows flattened one by one, at most, to learn the column order
 _FAST_SAMPLE_ROWS = 1000  # rows Arrow infers the types on before reading the batch
+# Arrow reads the batch as one block: within a block it refuses a name whose values change kind;
+# across blocks it converts them silently (and has crashed doing so), so a batch is never split.
+_FAST_MAX_BYTES = 1 << 30
 
 
 def _arrow_json(data: bytes, schema: Any = None) -> Any:
@@ -225,7 +228,7 @@ def _arrow_json(data: bytes, schema: Any = None) -> Any:
 
     return pa_json.read_json(
         pa.BufferReader(data),
-        read_options=pa_json.ReadOptions(use_threads=False, block_size=max(len(data), 1 << 20)),
+        read_options=pa_json.ReadOptions(use_threads=False, block_size=len(data) + 1),
         parse_options=pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer"),
     )
 
@@ -263,6 +266,8 @@ def _fast_json_fields(texts: pl.Series, accept_any: Sequence[str] | None = None)
     if n == 0 or texts.null_count() or texts.str.contains("\n", literal=True).any():
         return None
     data = "\n".join(texts.to_list()).encode() + b"\n"
+    if len(data) > _FAST_MAX_BYTES:
+        return None
     try:  # types learnt on the first records (times kept as text; never-set names left to infer)
         sample = data if n <= _FAST_SAMPLE_ROWS else "\n".join(texts.slice(0, _FAST_SAMPLE_ROWS).to_list()).encode()
         table = _arrow_json(data, _text_schema(_arrow_json(sample).schema))
