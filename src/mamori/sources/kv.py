@@ -63,10 +63,14 @@ def parse_cef_extension(extension: pl.Series) -> pl.DataFrame:
     marked = extension.cast(pl.Utf8).str.replace_all(r"(?:^|\s+)([A-Za-z_][\w.\-\[\]]*)=", SEPARATOR + "${1}=")
     lists = marked.str.split(SEPARATOR).list.eval(pl.element().filter(pl.element().str.contains("=")))
     frame = pairs_frame(lists, unquote=False)
+    if frame.width == 0:
+        return frame
+    escaped = frame.select(pl.all().str.contains("\\", literal=True).any()).row(0)
     return frame.select([
         pl.col(c).str.replace_all(r"\\=", "=").str.replace_all(r"\\n", "\n").str.replace_all(r"\\r", "\r")
         .str.replace_all(r"\\\\", "\\").str.strip_chars_end()
-        for c in frame.columns
+        if has_escape else pl.col(c).str.strip_chars_end()  # the escapes need a backslash: skip the columns without
+        for c, has_escape in zip(frame.columns, escaped, strict=True)
     ])
 
 
