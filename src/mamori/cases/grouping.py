@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import yaml
 
+from mamori.cases.messages import Message, label, message, render_message
 from mamori.detect.attack import LEVELS, level_rank
 from mamori.errors import MamoriError
 
@@ -191,6 +192,7 @@ class Decision:
     incident_id: int | None = None
     merge_ids: tuple[int, ...] = ()
     reason: str = ""
+    message: Message | None = None  # the reason as a message (``mamori.cases.messages``)
 
 
 def gap(alert: AlertFacts, case: OpenCase) -> timedelta:
@@ -220,6 +222,13 @@ def describe(shared: Sequence[tuple[str, str]]) -> str:
     return ", ".join(f"{kind}={value}" for kind, value in shared[:5]) + (" …" if len(shared) > 5 else "")
 
 
+def shares_message(shared: Sequence[tuple[str, str]]) -> Message:
+    """Why an alert joins: the shared entities as a message (``shares host=ws01`` in English)."""
+    return message("grouping.shares", more=message("grouping.more") if len(shared) > 5 else "",
+                   entities=[message("grouping.entity", kind=label("entity", kind), value=value)
+                             for kind, value in shared[:5]])
+
+
 def decide(alert: AlertFacts, cases: Sequence[OpenCase], rules: GroupingRules) -> Decision:
     """Where an alert goes: the oldest matching open incident (merging other untouched matches into it when
     ``merge_bridged``), else a new incident when its level is high enough, else nowhere."""
@@ -228,32 +237,39 @@ def decide(alert: AlertFacts, cases: Sequence[OpenCase], rules: GroupingRules) -
         matches.sort(key=lambda item: (item[0].first_seen, item[0].incident_id))
         target, shared = matches[0]
         merge = tuple(case.incident_id for case, _ in matches[1:] if case.untouched) if rules.merge_bridged else ()
-        return Decision("join", target.incident_id, merge, f"shares {describe(shared)}")
+        return Decision("join", target.incident_id, merge, f"shares {describe(shared)}", shares_message(shared))
     if level_rank(alert.level) >= level_rank(rules.min_level_to_open):
-        return Decision("open", reason=f"level {alert.level} opens an incident")
+        return Decision("open", reason=f"level {alert.level} opens an incident",
+                        message=message("grouping.opens", level=label("level", alert.level)))
     return Decision("skip", reason=f"level {alert.level} is below {rules.min_level_to_open} and shares no entity "
                                    "with an open incident")
 
 
-def derive_severity(levels: Iterable[str], hosts: int, tactics: int, rules: GroupingRules) -> tuple[str, str]:
-    """An incident's severity from its alerts, and why: the highest alert level, one step higher when it
-    spans ``raise_hosts`` hosts or ``raise_tactics`` ATT&CK tactics."""
+def severity_message(levels: Iterable[str], hosts: int, tactics: int, rules: GroupingRules) -> tuple[str, Message]:
+    """An incident's severity from its alerts, and why as a message: the highest alert level, one step
+    higher when it spans ``raise_hosts`` hosts or ``raise_tactics`` ATT&CK tactics."""
     ranks = [level_rank(level) for level in levels]
     base = max(ranks, default=level_rank("informational"))
-    basis = [f"highest alert level {LEVELS[base]}"]
-    raised = False
+    basis = message("severity.highest", level=label("level", LEVELS[base]))
+    reasons: list[Message] = []
     if rules.raise_hosts > 0 and hosts >= rules.raise_hosts:
-        basis.append(f"{hosts} hosts (≥ {rules.raise_hosts})")
-        raised = True
+        reasons.append(message("severity.hosts", count=hosts, min=rules.raise_hosts))
     if rules.raise_tactics > 0 and tactics >= rules.raise_tactics:
-        basis.append(f"{tactics} ATT&CK tactics (≥ {rules.raise_tactics})")
-        raised = True
-    rank = min(base + 1, len(LEVELS) - 1) if raised else base
-    text = basis[0] + (f"; raised to {LEVELS[rank]}: " + ", ".join(basis[1:]) if raised and rank > base else
-                       ("; " + ", ".join(basis[1:]) + ", already the highest" if raised else ""))
-    return LEVELS[rank], text
+        reasons.append(message("severity.tactics", count=tactics, min=rules.raise_tactics))
+    rank = min(base + 1, len(LEVELS) - 1) if reasons else base
+    if reasons and rank > base:
+        basis = message("severity.raised", base=basis, severity=label("severity", LEVELS[rank]), reasons=reasons)
+    elif reasons:
+        basis = message("severity.already_highest", base=basis, reasons=reasons)
+    return LEVELS[rank], basis
+
+
+def derive_severity(levels: Iterable[str], hosts: int, tactics: int, rules: GroupingRules) -> tuple[str, str]:
+    """An incident's severity from its alerts, and why in English words (see ``severity_message``)."""
+    severity, basis = severity_message(levels, hosts, tactics, rules)
+    return severity, render_message(basis, "en")
 
 
 __all__ = ["ENTITY_KINDS", "AlertFacts", "Decision", "GroupingRules", "LinkRule", "OpenCase", "alert_entities",
            "decide", "derive_severity", "describe", "gap", "load_rules", "normalise", "parse_rules",
-           "process_tree_values", "shared_entities", "union_entities"]
+           "process_tree_values", "severity_message", "shared_entities", "shares_message", "union_entities"]

@@ -48,6 +48,8 @@ class Incident(Base):
     alert_count: Mapped[int] = mapped_column(Integer, default=0)
     created_by: Mapped[str] = mapped_column(String(200), default="system")
     merged_into: Mapped[int | None] = mapped_column(Integer, default=None)
+    # the cases room's own texts as messages (``mamori.cases.messages``), by column: severity_basis, status_reason
+    messages: Mapped[dict[str, Any] | None] = mapped_column(default=None)
 
 
 class IncidentAlert(Base):
@@ -107,6 +109,8 @@ class IncidentChange(Base):
     old_value: Mapped[str | None] = mapped_column(Text, default=None)
     new_value: Mapped[str | None] = mapped_column(Text, default=None)
     reason: Mapped[str] = mapped_column(Text, default="")
+    # the cases room's own texts as messages (``mamori.cases.messages``), by column: reason, new_value
+    messages: Mapped[dict[str, Any] | None] = mapped_column(default=None)
 
 
 __all__ = ["Incident", "IncidentAlert", "IncidentChange", "IncidentEvidence", "IncidentNote"]

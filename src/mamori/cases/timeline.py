@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from mamori.cases import workflow
 from mamori.cases.event_lookup import events_by_uid
+from mamori.cases.messages import Message, label, message, render_message
 from mamori.cases.records import IncidentChange, IncidentNote
 from mamori.events import schema
 from mamori.store.lake import Lake
@@ -36,6 +37,7 @@ class TimelineEntry:
     kind: EntryKind
     summary: str
     detail: dict[str, Any]
+    message: Message | None = None  # the summary as a message, when the cases room words it (alerts, changes)
 
 
 def _short(text: object, limit: int = 200) -> str:
@@ -71,14 +73,15 @@ def alert_entries(alerts: list[Alert]) -> list[TimelineEntry]:
     out = []
     for alert in alerts:
         where = alert.host or alert.user or alert.ip
-        summary = f"[{alert.level}] {alert.rule_title}" + (f" on {where}" if where else "")
+        said = message("timeline.alert_on", level=label("level", alert.level), title=alert.rule_title, where=where) \
+            if where else message("timeline.alert", level=label("level", alert.level), title=alert.rule_title)
         if alert.count > 1:
-            summary += f" ({alert.count} detections)"
+            said = message("timeline.detections", text=said, count=alert.count)
         detail = {"alert_id": alert.id, "rule_id": alert.rule_id, "level": alert.level, "tags": alert.tags,
                   "count": alert.count, "last_seen": alert.last_seen.isoformat(), "explanation": alert.explanation,
                   "entities": {"host": alert.host, "user": alert.user, "ip": alert.ip, "process": alert.process,
                                "file_hash": alert.file_hash}}
-        out.append(TimelineEntry(alert.first_seen, "alert", _short(summary), detail))
+        out.append(TimelineEntry(alert.first_seen, "alert", _short(render_message(said, "en")), detail, said))
     return out
 
 
@@ -106,17 +109,35 @@ def event_entries(lake: Lake, alerts: list[Alert]) -> list[TimelineEntry]:
     return out
 
 
-def change_summary(change: IncidentChange) -> str:
-    """A change in words, e.g. ``alice: status new → investigating (reason)``."""
+def _value(change: IncidentChange, column: str, value: str | None) -> object:
+    stored = (change.messages or {}).get(column)
+    if stored:
+        return stored
+    if change.field in {"status", "severity"} and value:
+        return label(change.field, value)
+    return value
+
+
+def change_message(change: IncidentChange) -> Message:
+    """A change as a message, e.g. ``alice: status new → investigating (reason)`` in English."""
+    new = _value(change, "new_value", change.new_value)
     if change.field == "created":
-        text = f"{change.actor}: opened the incident with {change.new_value}"
+        said = message("timeline.created", actor=change.actor, new=new)
     elif change.field == "alert":
-        text = f"{change.actor}: alert {change.new_value} joined"
+        said = message("timeline.alert_joined", actor=change.actor, new=new)
     elif change.old_value is None:
-        text = f"{change.actor}: {change.field} {change.new_value}"
+        said = message("timeline.set", actor=change.actor, field=label("field", change.field), new=new)
     else:
-        text = f"{change.actor}: {change.field} {change.old_value} → {change.new_value}"
-    return _short(text + (f" ({change.reason})" if change.reason else ""))
+        said = message("timeline.changed", actor=change.actor, field=label("field", change.field),
+                       old=_value(change, "old_value", change.old_value), new=new)
+    if change.reason:
+        said = message("timeline.with_reason", text=said, reason=_value(change, "reason", change.reason))
+    return said
+
+
+def change_summary(change: IncidentChange) -> str:
+    """A change in English words, e.g. ``alice: status new → investigating (reason)``."""
+    return _short(render_message(change_message(change), "en"))
 
 
 def timeline(session: Session, lake: Lake, incident_id: int, with_events: bool = True) -> list[TimelineEntry]:
@@ -130,7 +151,8 @@ def timeline(session: Session, lake: Lake, incident_id: int, with_events: bool =
     for change in session.scalars(select(IncidentChange).where(IncidentChange.incident_id == incident_id)):
         if change.field == "note":  # the note itself is an entry
             continue
-        entries.append(TimelineEntry(change.time, "change", change_summary(change), workflow.change_dict(change)))
+        entries.append(TimelineEntry(change.time, "change", change_summary(change), workflow.change_dict(change),
+                                     change_message(change)))
     for note in session.scalars(select(IncidentNote).where(IncidentNote.incident_id == incident_id)):
         entries.append(TimelineEntry(note.time, "note", _short(f"{note.author}: {note.text}"),
                                      workflow.note_dict(note)))

@@ -34,11 +34,12 @@ from mamori.cases.grouping import (
     OpenCase,
     alert_entities,
     decide,
-    describe,
     process_tree_values,
     shared_entities,
+    shares_message,
     union_entities,
 )
+from mamori.cases.messages import Message, message, render_message
 from mamori.cases.records import Incident, IncidentAlert
 from mamori.store.lake import Lake
 from mamori.store.records import Alert, ServiceState, utcnow
@@ -119,20 +120,25 @@ def _open_cases(session: Session, facts: AlertFacts, rules: GroupingRules) -> li
                      untouched=i.status == "new" and i.owner is None) for i in rows]
 
 
-def merge_into(session: Session, target: Incident, other_id: int, actor: str, reason: str) -> Incident:
-    """Move every alert of incident ``other_id`` into ``target`` and close ``other_id`` as merged."""
+def merge_into(session: Session, target: Incident, other_id: int, actor: str, reason: str | Message) -> Incident:
+    """Move every alert of incident ``other_id`` into ``target`` and close ``other_id`` as merged (the reason
+    may be a message of ``mamori.cases.messages``; the trail keeps it for the reader's language)."""
     other = workflow.get_incident(session, other_id)
+    why = message("workflow.merged_into_because", id=target.id, reason=reason)
+    merged = message("workflow.merged_into", id=target.id)
+    reason_text = reason if isinstance(reason, str) else render_message(reason, "en")
     for link in session.scalars(select(IncidentAlert).where(IncidentAlert.incident_id == other_id)):
         link.incident_id = target.id
-        link.link_reason = f"merged from incident {other_id}: {reason}"[:2000]
+        link.link_reason = f"merged from incident {other_id}: {reason_text}"[:2000]
     now = utcnow()
     old_status = other.status
     other.status, other.status_reason, other.merged_into, other.resolved_at = (
-        "resolved", f"merged into incident {target.id}", target.id, now)
+        "resolved", render_message(merged, "en"), target.id, now)
+    workflow.set_message(other, "status_reason", merged)
     other.alert_count = 0
-    workflow.record_change(session, other, actor, "status", old_status, "resolved",
-                           f"merged into incident {target.id} ({reason})", now)
-    workflow.record_change(session, target, actor, "merged", None, f"incident {other_id}", reason, now)
+    workflow.record_change(session, other, actor, "status", old_status, "resolved", why, now)
+    workflow.record_change(session, target, actor, "merged", None, None, reason, now,
+                           new_message=message("workflow.incident_ref", id=other_id))
     target.entities = union_entities(target.entities or {}, other.entities or {})
     target.tactics, target.techniques = workflow.alert_tactics((), [*target.tactics, *other.tactics],
                                                                [*target.techniques, *other.techniques])
@@ -144,9 +150,9 @@ ENTITY_COLUMNS = {"host": Alert.host, "user": Alert.user, "ip": Alert.ip, "file_
 
 
 def earlier_alerts(session: Session, incident: Incident, rules: GroupingRules, up_to_id: int,
-                   limit: int = 1000) -> list[tuple[Alert, str]]:
+                   limit: int = 1000) -> list[tuple[Alert, Message]]:
     """Alerts (id at most ``up_to_id``) in no incident that share one of the incident's host, user, IP or file
-    hash values within that entity's window, each with the shared entities in words."""
+    hash values within that entity's window, each with the shared entities as a message."""
     entities = incident.entities or {}
     conditions = [func.lower(func.trim(column)).in_(entities[kind]) for kind, column in ENTITY_COLUMNS.items()
                   if entities.get(kind) and rules.window(kind) is not None]
@@ -160,13 +166,13 @@ def earlier_alerts(session: Session, incident: Incident, rules: GroupingRules, u
                                 Alert.first_seen <= incident.last_seen + widest).order_by(Alert.id).limit(limit)
     case = OpenCase(incident.id, incident.first_seen, incident.last_seen,
                     {k: frozenset(v) for k, v in entities.items()})
-    out: list[tuple[Alert, str]] = []
+    out: list[tuple[Alert, Message]] = []
     for alert in session.scalars(query):
         facts = AlertFacts(alert.id, alert.level, alert.first_seen, alert.last_seen,
                            alert_entities(workflow.alert_entity_values(alert), rules))
         shared = shared_entities(facts, case, rules)
         if shared:
-            out.append((alert, f"shares {describe(shared)}"))
+            out.append((alert, shares_message(shared)))
     return out
 
 
@@ -287,7 +293,8 @@ class GroupingWorker:
         try:
             with session.begin_nested():  # a bad earlier alert must not stop the one being grouped
                 for alert, reason in found:
-                    workflow.link_alert(session, incident, alert.id, f"{reason} (found when the incident grew)")
+                    text = render_message(reason, "en")
+                    workflow.link_alert(session, incident, alert.id, f"{text} (found when the incident grew)")
                     workflow.record_change(session, incident, "system", "alert", None, str(alert.id), reason)
                 session.flush()
                 workflow.refresh_summary(session, incident, self.rules, [a for a, _ in found])
@@ -295,8 +302,8 @@ class GroupingWorker:
             log.exception("cannot bring earlier alerts into incident %s", incident.id)
             return []
         shown = workflow.incident_dict(incident)
-        return [CaseEvent("alert.updated", alert=alert_dict(a), incident=shown, changes={"incident_id": incident.id,
-                                                                                        "reason": reason})
+        return [CaseEvent("alert.updated", alert=alert_dict(a), incident=shown,
+                          changes={"incident_id": incident.id, "reason": render_message(reason, "en")})
                 for a, reason in found]
 
     def _group(self, session: Session, item: Pending, tree: set[str], mark: Watermark,
@@ -326,18 +333,20 @@ class GroupingWorker:
                 incident = workflow.get_incident(session, decision.incident_id)
                 before = workflow.incident_dict(incident)
                 workflow.link_alert(session, incident, alert.id, decision.reason)
-                workflow.record_change(session, incident, "system", "alert", None, str(alert.id), decision.reason)
+                workflow.record_change(session, incident, "system", "alert", None, str(alert.id),
+                                       decision.message or decision.reason)
                 session.flush()
                 for other_id in decision.merge_ids:
                     other_before = workflow.incident_dict(workflow.get_incident(session, other_id))
-                    other = merge_into(session, incident, other_id, "system", decision.reason)
+                    other = merge_into(session, incident, other_id, "system", decision.message or decision.reason)
                     out.extend(self._updated(other, other_before, f"merged into incident {incident.id}"))
                 workflow.refresh_summary(session, incident, self.rules, [alert], extra)
                 if incident.entities != before["entities"]:
                     out.extend(self._pull_earlier(session, incident, handled_max))
                 out.extend(self._updated(incident, before, f"alert {alert.id} joined: {decision.reason}"))
             elif decision.action == "open":
-                incident = workflow.new_incident(session, [alert], "system", self.rules, reason=decision.reason,
+                incident = workflow.new_incident(session, [alert], "system", self.rules,
+                                                 reason=decision.message or decision.reason,
                                                  extra_entities=extra)
                 pulled = self._pull_earlier(session, incident, handled_max)
                 out.append(CaseEvent("incident.created", incident=workflow.incident_dict(incident),

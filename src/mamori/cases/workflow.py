@@ -21,7 +21,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mamori.cases.evidence import MAX_EVIDENCE_BYTES, clean_filename, store_evidence
-from mamori.cases.grouping import GroupingRules, alert_entities, derive_severity, load_rules, union_entities
+from mamori.cases.grouping import GroupingRules, alert_entities, load_rules, severity_message, union_entities
+from mamori.cases.messages import Message, label, message, render_message
 from mamori.cases.records import Incident, IncidentAlert, IncidentChange, IncidentEvidence, IncidentNote
 from mamori.detect.attack import LEVELS, level_rank, tactics_of, techniques_of
 from mamori.detect.attack import tactics as all_tactics
@@ -38,7 +39,12 @@ class IncidentNotFound(MamoriError):
 
 
 class TransitionRefused(MamoriError):
-    """The workflow does not allow this status move (or it lacks its mandatory reason)."""
+    """The workflow does not allow this status move (or it lacks its mandatory reason); ``refusal`` is the
+    message (``mamori.cases.messages``) a console shows in its reader's language."""
+
+    def __init__(self, refusal: Message, *, where: str | None = None, hint: str | None = None) -> None:
+        self.refusal = refusal
+        super().__init__(render_message(refusal, "en"), where=where, hint=hint)
 
 
 class UnknownAlert(MamoriError):
@@ -91,14 +97,31 @@ def _text(value: object) -> str | None:
 
 
 def record_change(session: Session, incident: Incident, actor: str, field: str, old: object, new: object,
-                  reason: str = "", when: datetime | None = None) -> IncidentChange:
-    """Write one line of the incident's audit trail and touch its ``updated_at``."""
+                  reason: str | Message = "", when: datetime | None = None,
+                  new_message: Message | None = None) -> IncidentChange:
+    """Write one line of the incident's audit trail and touch its ``updated_at``; a reason (or new value) the
+    cases room words itself is a message, kept beside its English text for the reader's language."""
     stamp = when or utcnow()
+    messages: dict[str, Any] = {}
+    if isinstance(reason, dict):
+        messages["reason"], reason = reason, render_message(reason, "en")
+    if new_message is not None:
+        messages["new_value"], new = new_message, render_message(new_message, "en")
     change = IncidentChange(incident_id=incident.id, time=stamp, actor=actor, field=field, old_value=_text(old),
-                            new_value=_text(new), reason=reason)
+                            new_value=_text(new), reason=reason, messages=messages or None)
     session.add(change)
     incident.updated_at = stamp
     return change
+
+
+def set_message(row: Incident, column: str, value: Message | None) -> None:
+    """Keep (or, with None, drop) the message behind an incident's text column, e.g. ``severity_basis``."""
+    messages = dict(row.messages or {})
+    if value is None:
+        messages.pop(column, None)
+    else:
+        messages[column] = value
+    row.messages = messages or None
 
 
 def _acknowledge(incident: Incident, when: datetime) -> None:
@@ -118,21 +141,24 @@ def set_status(session: Session, incident_id: int, status: str, actor: str, reas
     incident = get_incident(session, incident_id)
     current = incident.status
     if incident.merged_into is not None:
-        raise TransitionRefused(f"incident {incident_id} was merged into incident {incident.merged_into}",
+        raise TransitionRefused(message("refused.merged", id=incident_id, target=incident.merged_into),
                                 where="status", hint=f"work on incident {incident.merged_into}")
     if status == current:
-        raise TransitionRefused(f"incident {incident_id} is already {status}", where="status")
+        raise TransitionRefused(message("refused.same", id=incident_id, status=label("status", status)),
+                                where="status")
     allowed = rules.transitions.get(current, ())
     if status not in allowed:
-        raise TransitionRefused(f"incident {incident_id} cannot go from {current} to {status}", where="status",
-                          hint=f"from {current} it may go to: {', '.join(allowed) or 'nothing'}")
+        raise TransitionRefused(message("refused.move", id=incident_id, old=label("status", current),
+                                        new=label("status", status)), where="status",
+                                hint=f"from {current} it may go to: {', '.join(allowed) or 'nothing'}")
     text = (reason or "").strip()
     if status in rules.reason_required and not text:
-        raise TransitionRefused(f"moving incident {incident_id} to {status} needs a reason", where="reason",
-                          hint="say why, e.g. 'admin script run by the IT team'")
+        raise TransitionRefused(message("refused.reason_needed", id=incident_id, status=label("status", status)),
+                                where="reason", hint="say why, e.g. 'admin script run by the IT team'")
     now = utcnow()
     incident.status = status
     incident.status_reason = text
+    set_message(incident, "status_reason", None)
     if current == "new":
         _acknowledge(incident, now)
     if status in rules.closed:
@@ -154,7 +180,10 @@ def set_severity(session: Session, incident_id: int, severity: str, actor: str, 
     incident.severity_pinned = True
     if old != severity:
         incident.severity = severity
-        incident.severity_basis = f"set by {actor}" + (f": {reason}" if reason else "")
+        basis = message("severity.set_by_reason", actor=actor, reason=reason) if reason else message(
+            "severity.set_by", actor=actor)
+        incident.severity_basis = render_message(basis, "en")
+        set_message(incident, "severity_basis", basis)
         record_change(session, incident, actor, "severity", old, severity, reason)
     session.flush()
     return incident
@@ -189,7 +218,8 @@ def add_note(session: Session, incident_id: int, text: str, actor: str) -> Incid
     note = IncidentNote(incident_id=incident.id, time=now, author=actor, text=body)
     session.add(note)
     session.flush()
-    record_change(session, incident, actor, "note", None, f"note {note.id}", when=now)
+    record_change(session, incident, actor, "note", None, None, when=now,
+                  new_message=message("workflow.note_ref", id=note.id))
     session.flush()
     return note
 
@@ -260,10 +290,11 @@ def refresh_summary(session: Session, incident: Incident, rules: GroupingRules, 
         incident.first_seen, incident.last_seen = first, last
     incident.tactics, incident.techniques = alert_tactics(alerts, incident.tactics or [], incident.techniques or [])
     if not incident.severity_pinned:
-        severity, basis = derive_severity(levels, len(entities.get("host", [])), len(incident.tactics), rules)
+        severity, basis = severity_message(levels, len(entities.get("host", [])), len(incident.tactics), rules)
         if severity != incident.severity and incident.severity:
             record_change(session, incident, actor, "severity", incident.severity, severity, basis)
-        incident.severity, incident.severity_basis = severity, basis
+        incident.severity, incident.severity_basis = severity, render_message(basis, "en")
+        set_message(incident, "severity_basis", basis)
     session.flush()
     return incident
 
@@ -281,7 +312,7 @@ def link_alert(session: Session, incident: Incident, alert_id: int, reason: str)
 
 
 def new_incident(session: Session, alerts: Sequence[Alert], actor: str, rules: GroupingRules,
-                 title: str | None = None, reason: str = "",
+                 title: str | None = None, reason: str | Message = "",
                  extra_entities: Mapping[str, Iterable[str]] | None = None) -> Incident:
     """Create an incident holding ``alerts`` (none of them in another incident), with its summary and a
     'created' line in its trail."""
@@ -293,10 +324,11 @@ def new_incident(session: Session, alerts: Sequence[Alert], actor: str, rules: G
     session.add(incident)
     session.flush()
     for alert in alerts:
-        link_alert(session, incident, alert.id, reason)
+        link_alert(session, incident, alert.id, reason if isinstance(reason, str) else render_message(reason, "en"))
     session.flush()
     refresh_summary(session, incident, rules, alerts, extra_entities, actor)
-    record_change(session, incident, actor, "created", None, f"{len(alerts)} alert(s)", reason, now)
+    record_change(session, incident, actor, "created", None, None, reason, now,
+                  new_message=message("workflow.alert_count", count=len(alerts)))
     session.flush()
     return incident
 
@@ -316,7 +348,8 @@ def open_incident(session: Session, alert_ids: Sequence[int], actor: str, title:
     if taken:
         listed = ", ".join(f"alert {r.alert_id} is in incident {r.incident_id}" for r in taken)
         raise AlertTaken(listed, where="alert_ids", hint="an alert belongs to one incident")
-    return new_incident(session, alerts, actor, rules or load_rules(), title, reason=f"opened by {actor}")
+    return new_incident(session, alerts, actor, rules or load_rules(), title,
+                        reason=message("workflow.opened_by", actor=actor))
 
 
 def alert_ids_of(session: Session, incident_id: int) -> list[int]:

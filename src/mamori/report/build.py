@@ -77,7 +77,8 @@ def incident_facts(incident: Incident) -> IncidentFacts:
         created_at=_must_utc(incident.created_at), updated_at=_must_utc(incident.updated_at),
         acknowledged_at=_utc(incident.acknowledged_at), resolved_at=_utc(incident.resolved_at),
         first_seen=_must_utc(incident.first_seen), last_seen=_must_utc(incident.last_seen),
-        alert_count=incident.alert_count, severity_basis=incident.severity_basis or "")
+        alert_count=incident.alert_count, severity_basis=incident.severity_basis or "",
+        messages=dict(incident.messages) if incident.messages else None)
 
 
 def alert_facts(alert: Alert) -> AlertFacts:
@@ -200,11 +201,11 @@ def build(session: Session, lake: Lake | None, incident_id: int, lang: str = "en
 
     items = alert_lines(alerts)
     items += [TimelineItem(time=_must_utc(c.time), kind="change", text="", actor=c.actor, change_field=c.field,
-                           old=c.old_value, new=c.new_value, reason=c.reason or "") for c in changes
-              if c.field not in _SHOWN_ELSEWHERE]
+                           old=c.old_value, new=c.new_value, reason=c.reason or "", messages=c.messages)
+              for c in changes if c.field not in _SHOWN_ELSEWHERE]
     items += [TimelineItem(time=_must_utc(n.time), kind="note", text=n.text, actor=n.author) for n in notes]
     actions = [ActionTaken(time=_must_utc(c.time), kind="change", actor=c.actor, change_field=c.field,
-                           old=c.old_value, new=c.new_value, reason=c.reason or "")
+                           old=c.old_value, new=c.new_value, reason=c.reason or "", messages=c.messages)
                for c in changes if c.field not in _NOT_ACTIONS]
     playbook_actions = _playbook_actions(session, incident_id, [a.id for a in alerts])
     actions += playbook_actions

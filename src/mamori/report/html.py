@@ -13,6 +13,7 @@ from typing import Any
 
 import jinja2
 
+from mamori.cases.messages import LabelHook, render_message
 from mamori.report.locale import Words, words
 from mamori.report.model import ActionTaken, ReportData, TimelineItem
 from mamori.report.summary import executive_summary, tactic_name
@@ -34,8 +35,27 @@ def stylesheet() -> str:
     return (resources.files("mamori.report") / "templates" / "report.css").read_text("utf-8")
 
 
-def change_text(t: Words, field: str, old: str | None, new: str | None) -> str:
-    """A change of the trail in words, with status and severity values translated."""
+def case_labels(t: Words) -> LabelHook:
+    """Levels, severities and statuses in the cases room's messages worded with the report's own names."""
+    groups = {"level": "severity", "severity": "severity", "status": "status"}
+
+    def labelled(kind: str, value: str) -> str | None:
+        group = groups.get(kind)
+        return t.word(group, value) if group and value else None
+
+    return labelled
+
+
+def said(t: Words, messages: dict[str, Any] | None, column: str, fallback: str) -> str:
+    """A column's text in the reader's language: the cases room's message for it, else the stored text."""
+    return render_message((messages or {}).get(column), t.language, fallback, case_labels(t))
+
+
+def change_text(t: Words, field: str, old: str | None, new: str | None,
+                messages: dict[str, Any] | None = None) -> str:
+    """A change of the trail in words, with status and severity values (and the cases room's own words,
+    e.g. ``incident 4`` of a merge) translated."""
+    new = said(t, messages, "new_value", new or "") or None
     group = {"status": "status", "severity": "severity"}.get(field)
     if field == "owner":
         old_text = old or t("fields.unassigned")
@@ -52,9 +72,10 @@ def change_text(t: Words, field: str, old: str | None, new: str | None) -> str:
 def timeline_text(t: Words, item: TimelineItem) -> str:
     """The 'what happened' cell of a timeline line."""
     if item.kind == "change":
-        text = change_text(t, item.change_field, item.old, item.new)
-        return text + ("　" if t.language == "ja" else " — ") + t("change.reason", reason=item.reason) \
-            if item.reason else text
+        text = change_text(t, item.change_field, item.old, item.new, item.messages)
+        reason = said(t, item.messages, "reason", item.reason)
+        return text + ("　" if t.language == "ja" else " — ") + t("change.reason", reason=reason) \
+            if reason else text
     if item.kind == "action":
         return f"{item.text}: {t.word('action.status', item.new)}"
     if item.kind == "alert" and item.level:
@@ -74,9 +95,10 @@ def action_row(t: Words, action: ActionTaken) -> dict[str, str]:
         if action.detail:
             result += f": {action.detail}"
         return {"time": t.time(action.time), "what": what, "who": action.actor, "result": result}
-    what = change_text(t, action.change_field, action.old, action.new)
+    what = change_text(t, action.change_field, action.old, action.new, action.messages)
+    reason = said(t, action.messages, "reason", action.reason)
     return {"time": t.time(action.time), "what": what, "who": action.actor,
-            "result": t("change.reason", reason=action.reason) if action.reason else ""}
+            "result": t("change.reason", reason=reason) if reason else ""}
 
 
 def personal_kinds(data: ReportData) -> list[str]:
@@ -101,9 +123,11 @@ def view(data: ReportData, lang: str, time_zone: str | None = None) -> dict[str,
         (t("fields.resolved"), t.time(incident.resolved_at), ""),
     ]
     if incident.status_reason:
-        overview.insert(2, (t("fields.status_reason"), incident.status_reason, ""))
+        overview.insert(2, (t("fields.status_reason"),
+                            said(t, incident.messages, "status_reason", incident.status_reason), ""))
     if incident.severity_basis:
-        overview.append((t("fields.severity_basis"), incident.severity_basis, ""))
+        overview.append((t("fields.severity_basis"),
+                         said(t, incident.messages, "severity_basis", incident.severity_basis), ""))
     timeline = [{"time": t.short_time(item.time), "kind": t.word("timeline_kind", item.kind), "kind_code": item.kind,
                  "what": timeline_text(t, item), "who": item.actor} for item in data.timeline]
     attack = [{"tactic": tactic_name(t, m), "tactic_id": m.tactic_id,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 TimelineKind = Literal["alert", "event", "change", "note", "action"]
 
@@ -33,6 +33,8 @@ class IncidentFacts:
     last_seen: datetime
     alert_count: int
     severity_basis: str = ""
+    # the cases room's messages behind severity_basis and status_reason (``mamori.cases.messages``)
+    messages: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class TimelineItem:
     new: str | None = None
     reason: str = ""
     level: str = ""
+    messages: dict[str, Any] | None = None  # a change's reason/new_value as messages of the cases room
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,7 @@ class ActionTaken:
     approval: str = ""
     decided_by: str | None = None
     detail: str = ""
+    messages: dict[str, Any] | None = None  # a change's reason/new_value as messages of the cases room
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ pending approvals and report downloads; status, severity, owner and notes change
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -15,6 +16,7 @@ from mamori.api.auth import audit
 from mamori.api.deps import service_of
 from mamori.cases import records, workflow
 from mamori.cases.evidence import MAX_EVIDENCE_BYTES, read_evidence
+from mamori.cases.messages import render_message
 from mamori.cases.playbooks.records import ActionRun, PlaybookRun
 from mamori.cases.sla import SlaStatus, sla_status
 from mamori.cases.timeline import TimelineEntry, timeline
@@ -24,6 +26,7 @@ from mamori.store.records import Alert, utcnow
 from mamori.web.casebus import publish
 from mamori.web.context import ConsoleUser, Reader, checked_form, page_error, reader_translator, render
 from mamori.web.graph import entity_graph
+from mamori.web.i18n import Translator
 
 router = APIRouter()
 PAGE = 50
@@ -54,6 +57,24 @@ def incidents_page(request: Request, status: str = "", severity: str = "", owner
 
 def _sla(incident: records.Incident) -> SlaStatus:
     return sla_status(incident, utcnow())
+
+
+LABEL_GROUPS = {"level": "level", "severity": "severity", "status": "incident_status"}
+
+
+def case_words(t: Translator) -> Callable[[dict[str, Any] | None, str], str]:
+    """``say(message, fallback)`` for templates: a message the cases room stored (severity basis, trail
+    reasons, timeline lines) in the reader's language with the console's own level and status names, or
+    ``fallback`` (a person's own words, or rows older than messages) when there is none."""
+
+    def labelled(kind: str, value: str) -> str | None:
+        group = LABEL_GROUPS.get(kind)
+        return t(f"{group}.{value}") if group and value else None
+
+    def say(stored: dict[str, Any] | None, fallback: str = "") -> str:
+        return render_message(stored, t.language, fallback, labelled)
+
+    return say
 
 
 def _approvals(session: Any, incident_id: int | None) -> list[dict[str, Any]]:
@@ -95,7 +116,7 @@ def incident_page(request: Request, incident_id: int, user: ConsoleUser = Reader
     return render(request, "incident.html", user, incident=incident, alerts=alerts, notes=notes, changes=changes,
                   evidence=evidence, timeline=entries, approvals=approvals, sla=sla, graph=graph,
                   statuses=workflow.STATUSES, severities=workflow.SEVERITIES, tactic_names=tactic_names,
-                  change_fields=CHANGE_FIELDS, timeline_shown=TIMELINE_SHOWN,
+                  change_fields=CHANGE_FIELDS, timeline_shown=TIMELINE_SHOWN, say=case_words(t),
                   message=request.query_params.get("done", ""))
 
 
@@ -195,6 +216,9 @@ async def change_incident(request: Request, incident_id: int, change: str,
             audit(session, user.name, f"incident.{change}", f"incident {incident_id}", via="console",
                   value=value if change != "note" else f"{len(value)} characters", reason=reason or "")
             incident = workflow.incident_dict(workflow.get_incident(session, incident_id))
+    except workflow.TransitionRefused as exc:  # the cases room's refusal, in the reader's language
+        raise HTTPException(400, detail=case_words(reader_translator(request, user))(exc.refusal, exc.message)
+                            ) from exc
     except MamoriError as exc:
         raise HTTPException(400, detail=exc.message) from exc
     publish(request, "incident.updated", user.name, incident=incident,
