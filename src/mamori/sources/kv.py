@@ -23,16 +23,14 @@ def pairs_frame(pairs: pl.Series, *, unquote: bool = True) -> pl.DataFrame:
     split = exploded["kv"].str.splitn("=", 2)
     key = split.struct.field("field_0")
     value = split.struct.field("field_1")
-    if unquote:
-        quoted = value.str.starts_with('"') & value.str.ends_with('"') & (value.str.len_bytes() >= 2)
-        if quoted.any():
-            inner = value.str.slice(1, value.str.len_chars() - 2)
-            escaped = inner.str.contains("\\", literal=True)
-            if escaped.any():
-                inner = pl.select(pl.when(escaped).then(
-                    inner.str.replace_all('\\"', '"', literal=True).str.replace_all("\\\\", "\\", literal=True)
-                ).otherwise(inner)).to_series()
-            value = pl.select(pl.when(quoted).then(inner).otherwise(value)).to_series()
+    if unquote:  # one pass: ``"..."`` (two bytes at least) loses its quotes, then ``\"`` and ``\\`` their escape
+        v = pl.col("v")
+        inner = v.str.strip_prefix('"').str.strip_suffix('"')
+        unescaped = pl.when(inner.str.contains("\\", literal=True)).then(
+            inner.str.replace_all('\\"', '"', literal=True).str.replace_all("\\\\", "\\", literal=True)
+        ).otherwise(inner)
+        quoted = v.str.starts_with('"') & v.str.ends_with('"') & (v.str.len_bytes() >= 2)
+        value = pl.DataFrame({"v": value}).select(pl.when(quoted).then(unescaped).otherwise(v)).to_series()
     long = pl.DataFrame({"_r": exploded["_r"], "key": key, "value": value}).filter(
         pl.col("value").is_not_null() & (pl.col("key") != ""))
     if long.height == 0:
