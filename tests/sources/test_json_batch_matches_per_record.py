@@ -216,3 +216,16 @@ def test_batches_longer_than_the_type_sample(
     path = _write(tmp_path, source, BIG_CASES[case])
     fast, slow, _ = _read_both(source, path, monkeypatch, 50_000)
     _assert_same(fast, slow)
+
+
+@pytest.mark.parametrize("key", ["_raw", "_source", "_uid", "_origin"])
+def test_a_record_field_named_like_a_core_column_is_kept_beside_it(
+    key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A field that happens to carry a core column's name is kept as ``<name>_field``, on both paths."""
+    path = _write(tmp_path, "okta", [_rec(**{key: "from the record"}), _rec()])
+    fast, slow, _ = _read_both("okta", path, monkeypatch, 50_000)
+    _assert_same(fast, slow)
+    frame = fast[0].frame
+    assert frame[f"{key}_field"].to_list() == ["from the record", None]
+    assert frame[key].to_list() != ["from the record", None]

@@ -70,7 +70,8 @@ def finish(parsed: pl.DataFrame, raws: pl.Series, offsets: Sequence[int], *, sou
         schema.HOST, [None] * n, dtype=pl.Utf8)
     fields = frame.drop([c for c in (schema.TIME, schema.HOST) if c in frame.columns])
     clashes = {c: f"{c}_field" for c in fields.columns if schema.is_core_column(c)}
-    fields = fields.rename(clashes).select([pl.col(c).cast(pl.Utf8) for c in fields.columns])
+    # cast as a whole frame: a field may be named "*" or "^...$", which pl.col() would read as a pattern
+    fields = fields.rename(clashes).cast(pl.Utf8)
     core = pl.DataFrame([
         times.alias(schema.TIME),
         pl.Series(schema.SOURCE, [source] * n, dtype=pl.Utf8),
