@@ -10,34 +10,19 @@ terms), another message, or a list of those joined the way the language lists th
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
-from importlib import resources
 from typing import Any
 
-import yaml
+from mamori.locales import LANGUAGES, read_catalogue
 
-LANGUAGES = ("ja", "en")
 Message = dict[str, Any]
 LabelHook = Callable[[str, str], "str | None"]
 
 
-def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
-    else:
-        out[prefix] = str(value)
-
-
-@functools.cache
 def catalogue(language: str) -> dict[str, str]:
     """Every message of one language (``ja`` or ``en``, others read as English), by dotted code."""
     language = language if language in LANGUAGES else "en"
-    text = (resources.files("mamori.cases") / "locales" / f"{language}.yaml").read_text("utf-8")
-    out: dict[str, str] = {}
-    _flatten("", yaml.safe_load(text) or {}, out)
-    return out
+    return read_catalogue("mamori.cases", language)
 
 
 def message(code: str, **params: Any) -> Message:

@@ -7,38 +7,21 @@ keys of both files are kept in step by a test.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-
 from mamori.errors import MamoriError
+from mamori.locales import DEFAULT_TIME_ZONES, LANGUAGES, read_catalogue
 
-LANGUAGES = ("ja", "en")
-DEFAULT_TIME_ZONES = {"ja": "Asia/Tokyo", "en": "UTC"}
 _ZONE_ABBREVIATIONS = {"Asia/Tokyo": "JST"}
 
 
-def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
-    else:
-        out[prefix] = str(value)
-
-
-@functools.cache
 def catalogue(language: str) -> dict[str, str]:
     """Every report string of one language, by dotted key (``sections.timeline``)."""
     check_language(language)
-    text = (resources.files("mamori.report") / "locales" / f"{language}.yaml").read_text("utf-8")
-    out: dict[str, str] = {}
-    _flatten("", yaml.safe_load(text) or {}, out)
-    return out
+    return read_catalogue("mamori.report", language)
 
 
 def check_language(language: str) -> str:

@@ -18,6 +18,7 @@ from sqlalchemy import ForeignKey, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mamori.errors import MamoriError
+from mamori.locales import LANGUAGES
 from mamori.store import db
 from mamori.store.records import Base, User, utcnow
 
@@ -29,7 +30,6 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 MIN_PASSWORD_LENGTH = 10
 MAX_FAILURES = 5  # consecutive failed logins before the account locks
 LOCK_MINUTES = 15
-LANGUAGES = ("ja", "en")
 
 
 class ConsoleAccount(Base):

@@ -7,35 +7,19 @@ Catalogues are nested YAML read at run time and flattened to dotted keys (``nav.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from datetime import datetime
-from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
+from mamori.locales import DEFAULT_TIME_ZONES, LANGUAGES, read_catalogue
 
-LANGUAGES = ("ja", "en")
 DEFAULT_LANGUAGE = "en"
-DEFAULT_TIME_ZONES = {"ja": "Asia/Tokyo", "en": "UTC"}
 
 
-def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
-    else:
-        out[prefix] = str(value)
-
-
-@functools.cache
 def catalogue(language: str) -> dict[str, str]:
     """Every string of one language, by dotted key."""
-    text = (resources.files("mamori.web") / "locales" / f"{language}.yaml").read_text("utf-8")
-    out: dict[str, str] = {}
-    _flatten("", yaml.safe_load(text) or {}, out)
-    return out
+    return read_catalogue("mamori.web", language)
 
 
 def negotiate(accept_language: str | None) -> str:

@@ -11,9 +11,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from mamori.api.auth import audit
 from mamori.api.deps import service_of
+from mamori.locales import LANGUAGES
 from mamori.web import accounts
 from mamori.web.context import ConsoleUser, Reader, checked_form, codec, optional_user, render, throttle
-from mamori.web.i18n import LANGUAGES
 
 router = APIRouter()
 
