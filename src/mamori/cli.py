@@ -107,11 +107,11 @@ def hunt(paths: tuple[Path, ...], rule_paths: tuple[Path, ...], source: str | No
          quiet: bool) -> None:
     """Run the Sigma rules over log files or folders (.evtx, JSON/JSONL, and every source Mamori reads)."""
     if store_dir is not None:
-        _run(lambda: _hunt_store(store_dir, rule_paths, output_format, output, since, until))
+        run_command(lambda: _hunt_store(store_dir, rule_paths, output_format, output, since, until))
         return
     if not paths:
         raise click.UsageError("give log files or folders to hunt, or --store DATA_DIR")
-    _run(lambda: _hunt(paths, rule_paths, source, output_format, output, min_level, since, until, rule_ids, tags,
+    run_command(lambda: _hunt(paths, rule_paths, source, output_format, output, min_level, since, until, rule_ids, tags,
                        encoding, default_timezone, no_cache, workers, no_explain, quarantine, quiet))
 
 
@@ -202,7 +202,7 @@ def rules_update(source: str | None) -> None:
         click.echo(f"rule store {folder}: {count} rule files")
         return 0
 
-    _run(run)
+    run_command(run)
 
 
 @rules.command("list")
@@ -256,11 +256,12 @@ def rules_list(rule_paths: tuple[Path, ...], refused: bool, output_format: str) 
             console.print(f"[yellow]refused[/] {item.path}: {item.reason}", soft_wrap=True)
         return 0
 
-    _run(run)
+    run_command(run)
 
 
-def _run(action: Any) -> None:
-    """Run a command body; map errors to a message, a hint and an exit code (never a traceback)."""
+def run_command(action: Any) -> None:
+    """Run a command body; map errors to a message, a hint and an exit code (never a traceback); every
+    subcommand of every room goes through it so errors read the same everywhere."""
     try:
         code = action()
     except MamoriError as exc:

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import click
 
+from mamori.cli import run_command
 from mamori.errors import MamoriError
-
-
-def _run(action: Callable[[], int | None]) -> None:
-    try:
-        code = action()
-    except MamoriError as exc:
-        click.echo(f"mamori: error: {exc.where + ': ' if exc.where else ''}{exc.message}", err=True)
-        if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
-        sys.exit(exc.exit_code)
-    sys.exit(code or 0)
 
 
 def write_report(incident_id: int, lang: str, output_format: str, output: Path, data_dir: Path | None,
@@ -88,7 +76,7 @@ def report(incident_id: int, lang: str, output_format: str, output: Path | None,
         click.echo(f"report of incident {incident_id} ({lang}, {output_format}) written to {written}")
         return 0
 
-    _run(run)
+    run_command(run)
 
 
 __all__ = ["report", "write_report"]

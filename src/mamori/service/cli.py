@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import sys
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,20 +11,10 @@ from typing import Any
 import click
 from sqlalchemy import select
 
+from mamori.cli import run_command
 from mamori.config import Settings, load_settings
 from mamori.errors import MamoriError
 from mamori.web.cli import passwd
-
-
-def _run(action: Callable[[], int | None]) -> None:
-    try:
-        code = action()
-    except MamoriError as exc:
-        click.echo(f"mamori: error: {exc.where + ': ' if exc.where else ''}{exc.message}", err=True)
-        if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
-        sys.exit(exc.exit_code)
-    sys.exit(code or 0)
 
 
 def _settings(config: Path | None, **overrides: Any) -> Settings:
@@ -98,7 +87,7 @@ def serve(config: Path | None, data_dir: Path | None, host: str | None, port: in
         server.run(sockets=[listener])
         return 0
 
-    _run(run)
+    run_command(run)
 
 
 @click.group()
@@ -129,7 +118,7 @@ def users_add(name: str, role: str, token: bool, config: Path | None, data_dir: 
             click.echo(f"token (shown once): {secret}")
         return 0
 
-    _run(run)
+    run_command(run)
 
 
 users.add_command(passwd)
@@ -151,7 +140,7 @@ def users_list(config: Path | None, data_dir: Path | None) -> None:
                 click.echo(f"{user.name}\t{user.role}\t{'disabled' if user.disabled else 'active'}")
         return 0
 
-    _run(run)
+    run_command(run)
 
 
 @users.command("disable")
@@ -176,7 +165,7 @@ def users_disable(name: str, config: Path | None, data_dir: Path | None) -> None
         click.echo(f"user {name} disabled")
         return 0
 
-    _run(run)
+    run_command(run)
 
 
 @click.group()
@@ -203,7 +192,7 @@ def tokens_create(user_name: str, token_name: str, config: Path | None, data_dir
         click.echo(secret)
         return 0
 
-    _run(run)
+    run_command(run)
 
 
 @tokens.command("list")
@@ -224,7 +213,7 @@ def tokens_list(config: Path | None, data_dir: Path | None) -> None:
                 click.echo(f"{token.prefix}…\t{user.name}\t{token.name}\t{state}\t{token.created_at:%Y-%m-%d}")
         return 0
 
-    _run(run)
+    run_command(run)
 
 
 @tokens.command("revoke")
@@ -247,7 +236,7 @@ def tokens_revoke(prefix: str, config: Path | None, data_dir: Path | None) -> No
         click.echo(f"{count} token(s) revoked")
         return 0
 
-    _run(run)
+    run_command(run)
 
 
 def store_hunt(rule_paths: list[Path], data_dir: Path | None = None, config: Path | None = None,
