@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from mamori.detect.sigma.evaluate import BatchEvaluator
+from mamori.detect.sigma.evaluate import BatchEvaluator, LiteralBank
 from mamori.detect.sigma.model import Rule, RuleSet
 from mamori.detect.sigma.plan import (
     CONTAINS,
@@ -28,6 +28,7 @@ from mamori.detect.sigma.plan import (
     rule_plan,
     selection_plan,
 )
+from mamori.events import schema
 from mamori.events.logsources import LogSource, LogSourceTable, MappingEntry, builtin_table, entry_mask
 
 ROW = "_row"
@@ -69,6 +70,7 @@ class Detector:
         for rule in ruleset.rules:
             self._add(rule, literal_sets)
         self.literals = {key: sorted(values) for key, values in literal_sets.items()}
+        self.literal_bank = LiteralBank(self.literals)  # automata built once, used by every batch
 
     def _add(self, rule: Rule, literal_sets: dict[tuple[str | None, bool], set[str]]) -> None:
         group = self._groups.get(rule.logsource)
@@ -116,7 +118,7 @@ class Detector:
             return pl.DataFrame(schema=HITS_SCHEMA), frame
         masks = entry_masks(frame, self.table.entries)
         prepared = prepare(frame, self.table.entries, masks, self.fields)
-        evaluator = BatchEvaluator(prepared, None, self.literals)
+        evaluator = BatchEvaluator(prepared, None, self.literal_bank)
         rule_ids: list[str] = []
         rows: list[np.ndarray] = []
         held: list[list[str]] = []
@@ -162,11 +164,29 @@ class Detector:
 
 
 def entry_masks(frame: pl.DataFrame, entries: tuple[MappingEntry, ...]) -> np.ndarray:
-    """A (entries x rows) boolean matrix: which rows each mapping entry serves."""
+    """A (entries x rows) boolean matrix: which rows each mapping entry serves.
+
+    Routing reads a handful of columns (source, channel, event id, provider) whose combinations are
+    few, so the entries are tested once per distinct combination and the answers spread to rows."""
     if not entries:
         return np.zeros((0, frame.height), dtype=bool)
+    columns = {schema.SOURCE} if any(e.sources for e in entries) else set()
+    columns.update(name for e in entries for name, _ in e.when)
+    present = [c for c in frame.columns if c in columns]
+    if not present:
+        return _entry_table(frame, entries)
+    codes = frame.select(pl.struct(present).rank("dense").alias("k")).to_series().to_numpy().astype(np.int64) - 1
+    _, first = np.unique(codes, return_index=True)
+    distinct = frame.select(present)[first]
+    return _entry_table(distinct, entries)[:, codes]
+
+
+def _entry_table(frame: pl.DataFrame, entries: tuple[MappingEntry, ...]) -> np.ndarray:
     table = frame.select([entry_mask(e, frame).alias(f"e{i}") for i, e in enumerate(entries)])
-    return table.to_numpy().T.astype(bool, copy=False)
+    matrix = table.to_numpy().T.astype(bool, copy=False)
+    if matrix.shape[1] != frame.height:  # every entry a constant: one row to spread
+        matrix = np.repeat(matrix[:, :1], frame.height, axis=1)
+    return matrix
 
 
 def prepare(frame: pl.DataFrame, entries: tuple[MappingEntry, ...], masks: np.ndarray,

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
+import ahocorasick
 import numpy as np
 import orjson
 import polars as pl
@@ -52,14 +53,14 @@ class BatchEvaluator:
         self,
         frame: pl.DataFrame,
         keyword_columns: list[str] | None = None,
-        literals: dict[tuple[str | None, bool], list[str]] | None = None,
+        literals: LiteralBank | dict[tuple[str | None, bool], list[str]] | None = None,
         raw_prefilter: bool = True,
     ) -> None:
         self.frame = frame
         self.rows = frame.height
         self._encoded: dict[tuple[str, bool], tuple[np.ndarray, pa.Array]] = {}
         self._memo: dict[Test, Bits] = {}
-        self._literals = literals or {}
+        self._literals = literals if isinstance(literals, LiteralBank) else LiteralBank(literals or {})
         self._literal_index: dict[tuple[str, bool], LiteralIndex] = {}
         self._may_memo: dict[Test, bool] = {}
         self._keyword_columns = keyword_columns if keyword_columns is not None else [
@@ -175,8 +176,7 @@ class BatchEvaluator:
         key = (field, test.cased)
         index = self._literal_index.get(key)
         if index is None:
-            wanted = self._literals.get((test.field, test.cased), []) + self._literals.get((None, test.cased), [])
-            index = self._literal_index[key] = LiteralIndex(values, wanted)
+            index = self._literal_index[key] = LiteralIndex(values, self._literals.matcher(field, test.cased))
         return index
 
     def _keyword(self, test: Test) -> Bits:
@@ -214,20 +214,15 @@ class BatchEvaluator:
 
     def _keyword_rows(self) -> tuple[np.ndarray, BatchEvaluator]:
         if self._keyword_view is None:
-            needles: set[str] = set()
-            for (field, _), literals in self._literals.items():
-                if field is None:
-                    for literal in literals:
-                        needles.add(literal)
-                        needles.add(orjson.dumps(literal).decode()[1:-1])  # as JSON records spell it
+            needles = self._literals.keyword_needles()
             raw = self._frame().get_column("_raw")
             if needles and "" not in needles:
-                hit = raw.str.contains_any(sorted(needles), ascii_case_insensitive=True).fill_null(False)
+                hit = raw.str.contains_any(needles, ascii_case_insensitive=True).fill_null(False)
                 index = np.flatnonzero(hit.to_numpy())
             else:
                 index = np.arange(self.rows)
             raws = self._frame().select("_raw")[index]
-            view = BatchEvaluator(raws, [], {("_raw", False): sorted(needles)}, raw_prefilter=False)
+            view = BatchEvaluator(raws, [], self._literals.keyword_bank(), raw_prefilter=False)
             self._keyword_view = (index, view)
         return self._keyword_view
 
@@ -434,33 +429,91 @@ def _number_check(op: str, number: float) -> Callable[[str], bool]:
 _NO_ROWS = np.zeros(0, dtype=np.int64)
 
 
+class LiteralMatcher:
+    """Every literal the rules test on one field, in one Aho-Corasick automaton built once per rule set
+    (building it is what costs: thousands of command-line fragments), then reused by every batch."""
+
+    def __init__(self, literals: Iterable[str]) -> None:
+        self.literals = sorted({literal for literal in literals if literal})
+        self.announced = frozenset(self.literals)
+        self._automaton: Any = None
+
+    def _built(self) -> Any:
+        if self._automaton is None:
+            automaton = ahocorasick.Automaton()
+            for literal in self.literals:
+                automaton.add_word(literal, literal)
+            automaton.make_automaton()
+            self._automaton = automaton
+        return self._automaton
+
+    def occurrences(self, values: list[str | None]) -> dict[str, list[int]]:
+        """For each literal that occurs in some value, the positions of the values holding it."""
+        found: dict[str, list[int]] = {}
+        if not self.literals:
+            return found
+        scan = self._built().iter
+        for position, value in enumerate(values):
+            if not value:
+                continue
+            seen: set[str] = set()
+            for _, literal in scan(value):
+                if literal not in seen:
+                    seen.add(literal)
+                    found.setdefault(literal, []).append(position)
+        return found
+
+
+class LiteralBank:
+    """The literal matchers of a rule set, per (field, cased), made on first use and kept: a field's
+    matcher also holds the keyword (field-less) literals, which keyword tests look for in any field."""
+
+    def __init__(self, literals: dict[tuple[str | None, bool], list[str]]) -> None:
+        self._literals = literals
+        self._matchers: dict[tuple[str, bool], LiteralMatcher] = {}
+        self._needles: list[str] | None = None
+        self._keyword_bank: LiteralBank | None = None
+
+    def matcher(self, field: str, cased: bool) -> LiteralMatcher:
+        """The matcher for the literals tested on ``field`` (plus the keyword literals)."""
+        key = (field, cased)
+        found = self._matchers.get(key)
+        if found is None:
+            wanted = self._literals.get(key, []) + self._literals.get((None, cased), [])
+            found = self._matchers[key] = LiteralMatcher(wanted)
+        return found
+
+    def keyword_needles(self) -> list[str]:
+        """Every keyword literal, as written and as JSON spells it (records are searched raw)."""
+        if self._needles is None:
+            needles: set[str] = set()
+            for (field, _), literals in self._literals.items():
+                if field is None:
+                    for literal in literals:
+                        needles.add(literal)
+                        needles.add(orjson.dumps(literal).decode()[1:-1])
+            self._needles = sorted(needles)
+        return self._needles
+
+    def keyword_bank(self) -> LiteralBank:
+        """The bank keyword tests use on the raw records."""
+        if self._keyword_bank is None:
+            self._keyword_bank = LiteralBank({("_raw", False): self.keyword_needles()})
+        return self._keyword_bank
+
+
 class LiteralIndex:
     """Which of a field's distinct values contain which rule literals, from one multi-pattern pass
-    (Aho-Corasick over every literal the rules test on that field). Substring tests then read the
-    index; prefix, suffix and equality tests check only the values that contain the literal."""
+    (the field's prebuilt Aho-Corasick automaton). Substring tests then read the index; prefix,
+    suffix and equality tests check only the values that contain the literal."""
 
-    def __init__(self, values: pa.Array, literals: list[str]) -> None:
+    def __init__(self, values: pa.Array, matcher: LiteralMatcher) -> None:
         self.size = len(values)
         self._array = values
         self._values: list[str | None] | None = None
-        self._by_literal: dict[str, Any] = {}
         self._position: dict[str, int] | None = None
-        needles = [lit for lit in literals if lit]
-        self._announced = set(needles)
-        if needles and self.size:
-            series = pl.Series("v", values)
-            matches = series.str.extract_many(needles, overlapping=True)
-            grouped = (
-                pl.DataFrame({"i": np.arange(self.size), "l": matches})
-                .lazy()
-                .explode("l")
-                .drop_nulls("l")
-                .group_by("l")
-                .agg(pl.col("i").unique())
-                .collect()
-            )
-            self._by_literal = dict(zip(grouped.get_column("l").to_list(), grouped.get_column("i").to_list(),
-                                        strict=True))
+        self._announced = matcher.announced
+        self._by_literal: dict[str, Any] = matcher.occurrences(self.values) if self._announced and self.size else {}
 
     @property
     def values(self) -> list[str | None]:
