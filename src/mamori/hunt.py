@@ -209,7 +209,8 @@ def run_hunt(
     files, skipped = discover(paths, source)
     count = workers or max(1, min(os.cpu_count() or 1, 4))
     pending = list(_read_all(files, options, count, fresh_process))  # readers start before rules load
-    ruleset = load_ruleset(rule_sources, cache_dir=cache_dir, use_cache=use_cache, workers=1 if files else None)
+    ruleset = load_ruleset(rule_sources, cache_dir=cache_dir, use_cache=use_cache, workers=1 if files else None,
+                           background_cache_write=fresh_process)
     detector = Detector(ruleset)
     correlations = CorrelationEngine(ruleset.correlations, ruleset.rules)
     silenced = correlations.silenced_rules()

@@ -74,8 +74,13 @@ def load_ruleset(
     placeholders: Mapping[str, Sequence[str]] | None = None,
     workers: int | None = None,
     use_cache: bool = True,
+    background_cache_write: bool = False,
 ) -> RuleSet:
-    """Load every rule under ``sources`` (folders, files, zips) into one RuleSet with its refusals."""
+    """Load every rule under ``sources`` (folders, files, zips) into one RuleSet with its refusals.
+
+    ``background_cache_write``: write the cache from a forked child so a cold start does not wait for
+    it (half a second for the SigmaHQ set); only for callers that end soon after (the hunt command),
+    since the child is not reaped."""
     texts = [(path, data if isinstance(data, bytes) else data.encode()) for path, data in iter_rule_texts(sources)]
     digest = hashlib.blake2b(CACHE_VERSION.encode(), digest_size=20)
     digest.update(repr(sorted((placeholders or {}).items())).encode())
@@ -97,7 +102,10 @@ def load_ruleset(
         items, refused, plans = _parse_all(texts, placeholders, workers)
     ruleset = _assemble(items, refused, key, plans)
     if use_cache:
-        _write_cache(cache_file, ruleset)
+        if background_cache_write and hasattr(os, "fork"):
+            _write_cache_in_child(cache_file, ruleset)
+        else:
+            _write_cache(cache_file, ruleset)
     return ruleset
 
 
@@ -139,6 +147,20 @@ def _assemble(items: list[Rule | Correlation], refused: list[Refusal], key: str,
             ruleset.rules.append(item)
             ruleset.plans[item.id] = plans_by_path[item.path]
     return ruleset
+
+
+def _write_cache_in_child(cache_file: Path, ruleset: RuleSet) -> None:
+    """Write the cache from a forked copy of this process, which then exits at once."""
+    try:
+        pid = os.fork()
+    except OSError:
+        _write_cache(cache_file, ruleset)
+        return
+    if pid == 0:  # the child: write, then leave without running the parent's exit handlers
+        try:
+            _write_cache(cache_file, ruleset)
+        finally:
+            os._exit(0)
 
 
 def _write_cache(cache_file: Path, ruleset: RuleSet) -> None:
