@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 
+from mamori.detect.sigma.required_literal import required_literal
+
 Matcher = Callable[..., list[int]]
 
 
@@ -100,6 +102,27 @@ def test_re_is_case_sensitive_unless_i(match: Matcher) -> None:
                  events) == [0, 1]
     assert match(one("C|re|m: '^mimi$'"), events) == [2]
     assert match(one("C|re|s: 'line1.mimi'"), events) == [2]
+
+
+def test_re_runs_only_where_its_fixed_text_occurs_yet_keeps_case_rules(match: Matcher) -> None:
+    # the engine looks the expression's fixed text up first (lower-cased); the expression decides
+    events = [{"C": "C:\\Windows\\System32\\ntdll.dll+1a2b"}, {"C": "c:\\windows\\system32\\NTDLL.DLL+1a2b"},
+              {"C": "C:\\Windows\\System32\\ntdll.dll+zz"}, {"C": "other"}, {"C": "x"}]
+    assert match(one("C|re: '^C:\\\\Windows\\\\System32\\\\ntdll\\.dll\\+[a-z0-9]{4}$'"), events) == [0]
+    assert match(one("C|re|i: '^C:\\\\Windows\\\\System32\\\\ntdll\\.dll\\+[a-z0-9]{4}$'"), events) == [0, 1]
+    assert match(one("C: 'c:\\windows\\sys*\\ntdll.dll+*b'"), events) == [0, 1]
+    assert match(one("C|re: 'absent-text\\d'"), events) == []
+
+
+def test_required_text_of_an_expression_is_its_longest_mandatory_literal_run() -> None:
+    assert required_literal(r"^C:\\Windows\\ntdll\.dll\+[a-z]{4}") == "c:\\windows\\ntdll.dll+"
+    assert required_literal(r"https?://[0-9]+") == "http"
+    assert required_literal(r"(abc)def") == "abcdef"  # a plain group is part of the run
+    assert required_literal(r"(ab|cd)efg") == "efg"  # alternatives are not mandatory
+    assert required_literal(r"abc|defgh") is None  # nor is either side of a top-level alternative
+    assert required_literal(r"x(?:abcd)+y") is None  # repeated groups are skipped
+    assert required_literal(r"ab.c") is None  # runs shorter than three say nothing
+    assert required_literal(r"\Qabc\E") is None  # what Python cannot parse gets no filter
 
 
 def test_re_with_lookahead_falls_back_to_python(match: Matcher) -> None:

@@ -28,6 +28,7 @@ from mamori.detect.sigma.plan import (
     rule_plan,
     selection_plan,
 )
+from mamori.detect.sigma.required_literal import test_literal
 from mamori.events import schema
 from mamori.events.logsources import LogSource, LogSourceTable, MappingEntry, builtin_table, entry_mask
 
@@ -93,6 +94,10 @@ class Detector:
                     self.fields.add(str(test.arg[0]))
             if test.kind in {CONTAINS, STARTS, ENDS}:
                 literal_sets[(test.field, test.cased)].add(str(test.arg))
+            elif test.field is not None:
+                required = test_literal(test.kind, test.arg)
+                if required:  # an expression runs only on the values holding its fixed text
+                    literal_sets[(test.field, False)].add(required)
 
     @property
     def groups(self) -> list[RuleGroup]:

@@ -42,6 +42,7 @@ from mamori.detect.sigma.plan import (
     PTest,
     Test,
 )
+from mamori.detect.sigma.required_literal import test_literal
 
 Bits = np.ndarray | None  # None: false everywhere
 
@@ -59,6 +60,7 @@ class BatchEvaluator:
         self.frame = frame
         self.rows = frame.height
         self._encoded: dict[tuple[str, bool], tuple[np.ndarray, pa.Array]] = {}
+        self._lower_remap: dict[str, np.ndarray] = {}
         self._memo: dict[Test, Bits] = {}
         self._literals = literals if isinstance(literals, LiteralBank) else LiteralBank(literals or {})
         self._literal_index: dict[tuple[str, bool], LiteralIndex] = {}
@@ -127,6 +129,7 @@ class BatchEvaluator:
         relowered = pc.dictionary_encode(pc.utf8_lower(values))
         lowered_values = relowered.dictionary
         remap = np.append(relowered.indices.to_numpy(zero_copy_only=False), len(lowered_values))
+        self._lower_remap[field] = remap
         encoded = (remap[codes], lowered_values)
         self._encoded[key] = encoded
         return encoded
@@ -157,6 +160,8 @@ class BatchEvaluator:
         codes, values = encoded
         if test.kind in {EQ, CONTAINS, STARTS, ENDS}:
             on_values, on_null = self._literal_index_for(field, test, values).bits(test), False
+        elif test.kind in {REGEX, GLOB} and (required := test_literal(test.kind, test.arg)):
+            on_values, on_null = self._expression_bits(test, field, values, required), False
         else:
             on_values, on_null = self._on_values(test, values)
         if on_values is None and not on_null:
@@ -169,6 +174,38 @@ class BatchEvaluator:
             return None
         rows: np.ndarray = table[codes]
         return rows
+
+    def _expression_bits(self, test: Test, field: str, values: pa.Array, required: str) -> np.ndarray | None:
+        """A regular-expression or wildcard test run only on the distinct values holding its required
+        text (found in the lower-cased values' literal index)."""
+        candidates = self._required_candidates(field, required, values)
+        if not len(candidates):
+            return None
+        if len(candidates) == len(values):
+            return self._on_values(test, values)[0]
+        passed = self._on_values(test, values.take(pa.array(candidates)))[0]
+        if passed is None or not passed.any():
+            return None
+        out = np.zeros(len(values), dtype=bool)
+        out[candidates[passed]] = True
+        return out
+
+    def _required_candidates(self, field: str, required: str, values: pa.Array) -> np.ndarray:
+        """Positions in ``values`` (the field's original or lower-cased distinct values) of the values
+        whose lower-cased text holds ``required``."""
+        if self._parent is not None:
+            return self._parent._required_candidates(field, required, values)
+        lowered = self._encode(field, lower=True)
+        if lowered is None:
+            return _NO_ROWS
+        index = self._literal_index_for(field, Test(field, CONTAINS, required, False), lowered[1])
+        holding = index.positions(required)
+        if values is lowered[1] or not len(holding):
+            return holding
+        remap = self._lower_remap[field]  # original distinct value -> lower-cased distinct value
+        wanted = np.zeros(len(lowered[1]) + 1, dtype=bool)
+        wanted[holding] = True
+        return np.flatnonzero(wanted[remap[: len(values)]])
 
     def _literal_index_for(self, field: str, test: Test, values: pa.Array) -> LiteralIndex:
         if self._parent is not None:
@@ -301,6 +338,9 @@ class BatchEvaluator:
             else:
                 index = self._literal_index_for(field, test, encoded[1])
                 answer = index.may_hold(test)
+        elif test.kind in {REGEX, GLOB} and (required := test_literal(test.kind, test.arg)):
+            lowered = self._encode(test.field, lower=True)
+            answer = lowered is not None and len(self._required_candidates(test.field, required, lowered[1])) > 0
         self._may_memo[test] = answer
         return answer
 
@@ -447,21 +487,49 @@ class LiteralMatcher:
             self._automaton = automaton
         return self._automaton
 
-    def occurrences(self, values: list[str | None]) -> dict[str, list[int]]:
+    def occurrences(self, values: pa.Array) -> dict[str, Any]:
         """For each literal that occurs in some value, the positions of the values holding it."""
-        found: dict[str, list[int]] = {}
+        found: dict[str, Any] = {}
         if not self.literals:
             return found
+        if len(self.literals) <= FEW_LITERALS and _long_values(values):
+            return _occurrences_in_one_pass(values, self.literals)
         scan = self._built().iter
-        for position, value in enumerate(values):
+        for position, value in enumerate(values.to_pylist()):
             if not value:
                 continue
-            seen: set[str] = set()
             for _, literal in scan(value):
-                if literal not in seen:
-                    seen.add(literal)
-                    found.setdefault(literal, []).append(position)
+                held = found.get(literal)
+                if held is None:
+                    found[literal] = [position]
+                elif held[-1] != position:  # positions come in order: a repeat is the last one
+                    held.append(position)
         return found
+
+
+FEW_LITERALS = 300  # below this, building an automaton per batch costs less than Python-side scanning
+LONG_TEXT = 1_000_000  # characters: raw records hold many matches each, costly to walk in Python
+
+
+def _long_values(values: pa.Array) -> bool:
+    """Whether the values are long (then one Polars pass beats walking every match in Python)."""
+    return bool((pc.sum(pc.utf8_length(values)).as_py() or 0) > LONG_TEXT)
+
+
+def _occurrences_in_one_pass(values: pa.Array, literals: list[str]) -> dict[str, Any]:
+    """Occurrences of a few literals (the keyword searches over raw records: long values, many
+    repeats), found by Polars in one pass with an automaton built for this batch."""
+    matches = pl.Series("v", values).str.extract_many(literals, overlapping=True)
+    grouped = (
+        pl.DataFrame({"i": np.arange(len(values)), "l": matches})
+        .lazy()
+        .explode("l")
+        .drop_nulls("l")
+        .group_by("l")
+        .agg(pl.col("i").unique())
+        .collect()
+    )
+    return dict(zip(grouped.get_column("l").to_list(), grouped.get_column("i").to_list(), strict=True))
 
 
 class LiteralBank:
@@ -513,7 +581,7 @@ class LiteralIndex:
         self._values: list[str | None] | None = None
         self._position: dict[str, int] | None = None
         self._announced = matcher.announced
-        self._by_literal: dict[str, Any] = matcher.occurrences(self.values) if self._announced and self.size else {}
+        self._by_literal: dict[str, Any] = matcher.occurrences(values) if self._announced and self.size else {}
 
     @property
     def values(self) -> list[str | None]:
@@ -534,6 +602,10 @@ class LiteralIndex:
             return _NO_ROWS
         # a literal no rule announced (should not happen): fall back to a scan
         return np.array([i for i, v in enumerate(self.values) if v is not None and literal in v], dtype=np.int64)
+
+    def positions(self, literal: str) -> np.ndarray:
+        """Positions of the distinct values holding ``literal`` (one the rules announced)."""
+        return self._with(literal)
 
     def may_hold(self, test: Test) -> bool:
         """Whether some value could pass a literal test (its literal occurs somewhere)."""

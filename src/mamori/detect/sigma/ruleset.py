@@ -19,7 +19,7 @@ from mamori.detect.sigma.loader import iter_rule_texts, parse_rule_text
 from mamori.detect.sigma.model import Correlation, Refusal, Rule, RuleSet
 from mamori.detect.sigma.plan import Plan, rule_plan
 
-CACHE_VERSION = "mamori-sigma-2"  # bump when the model or plan classes change
+CACHE_VERSION = "mamori-sigma-3"  # bump when the model or plan classes change
 PARALLEL_THRESHOLD = 400  # files; below this a worker pool costs more than it saves
 
 
