@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from mamori.events import schema
 from mamori.sources.base import ReadOptions, ReadProblem, ReadResult, Sniffer, SourceSpec
-from mamori.sources.text import decode, iter_line_chunks, open_binary
+from mamori.sources.text import decode, iter_line_chunks, iter_line_columns, open_binary
 from mamori.sources.timeparse import parse_auto
 
 ERROR = "_error"
@@ -105,10 +105,9 @@ def parse_records(texts: Sequence[str] | pl.Series, parser: Parser, *, source: s
 def read_lines(path: Path, options: ReadOptions, parser: Parser, *, source: str) -> Iterator[ReadResult]:
     """Read a text log one line per record, in batches; blank lines are skipped."""
     origin = str(path)
-    for first, lines in iter_line_chunks(path, options.encoding):
-        column = pl.Series("t", lines, dtype=pl.Utf8)
-        numbers = pl.int_range(first, first + len(lines), eager=True)
-        blank = column.str.strip_chars().str.len_bytes() == 0
+    for first, column in iter_line_columns(path, options.encoding):
+        numbers = pl.int_range(first, first + len(column), eager=True)
+        blank = ~column.str.contains(r"\S")  # only white space (the same test as strip_chars, without copying)
         if blank.any():
             column, numbers = column.filter(~blank), numbers.filter(~blank)
         for start in range(0, len(column), options.batch_rows):

@@ -11,6 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
 CHUNK_BYTES = 8 * 1024 * 1024
 FALLBACK_ENCODINGS = ("utf-8", "cp932")
 
@@ -63,6 +67,29 @@ def iter_line_chunks(path: Path, encoding: str | None = None,
     Lines keep their text without the line break (``\\r\\n`` or ``\\n``); line numbers count from 1.
     """
     line_number = 1
+    for body, name in _blocks(path, encoding, chunk_bytes):
+        lines = _split(decode(body, name))
+        yield line_number, lines
+        line_number += len(lines)
+
+
+def iter_line_columns(path: Path, encoding: str | None = None,
+                      chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, pl.Series]]:
+    """``iter_line_chunks`` with each chunk's lines as one Utf8 Series: the same lines and numbers, but
+    a UTF-8 chunk is cut at its line breaks in bulk, without making a Python string per line (about
+    half the cost of reading a line)."""
+    line_number = 1
+    for body, name in _blocks(path, encoding, chunk_bytes):
+        column = _split_utf8(body) if name == "utf-8" else None
+        if column is None:
+            column = pl.Series("t", _split(decode(body, name)), dtype=pl.Utf8)
+        yield line_number, column
+        line_number += len(column)
+
+
+def _blocks(path: Path, encoding: str | None, chunk_bytes: int) -> Iterator[tuple[bytes, str]]:
+    """The bytes of a file in blocks that end at a line break (all but perhaps the last), each with
+    the encoding to read it in: ``encoding``, else the one detected on the first block."""
     carry = b""
     chosen = encoding
     with open_binary(path) as handle:
@@ -71,8 +98,7 @@ def iter_line_chunks(path: Path, encoding: str | None = None,
             data = carry + block
             if not block:
                 if data:
-                    lines = _split(decode(data, chosen or detect_encoding(data)))
-                    yield line_number, lines
+                    yield data, chosen or detect_encoding(data)
                 return
             cut = data.rfind(b"\n")
             if cut < 0:
@@ -82,9 +108,24 @@ def iter_line_chunks(path: Path, encoding: str | None = None,
             body = data[: cut + 1]
             if chosen is None:
                 chosen = detect_encoding(body)
-            lines = _split(decode(body, chosen))
-            yield line_number, lines
-            line_number += len(lines)
+            yield body, chosen
+
+
+def _split_utf8(body: bytes) -> pl.Series | None:
+    """``_split(decode(body, "utf-8"))`` as a Series, cut at the line breaks by Arrow offsets; None when
+    the block is not clean UTF-8 or starts with a byte-order mark (``decode`` has its own rules then)."""
+    if not body or body.startswith(b"\xef\xbb\xbf"):
+        return None
+    breaks = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == 0x0A)
+    ends = breaks + 1 if body.endswith(b"\n") else np.append(breaks + 1, len(body))
+    offsets = np.concatenate(([0], ends)).astype(np.int64)
+    values = pa.Array.from_buffers(pa.large_binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(body)])
+    try:
+        column = pl.Series("t", values).cast(pl.Utf8)
+    except pl.exceptions.ComputeError:  # bad bytes: ``decode`` writes U+FFFD for them
+        return None
+    column = column.str.strip_suffix("\n")
+    return column.str.strip_suffix("\r") if b"\r" in body else column
 
 
 def _split(text: str) -> list[str]:
