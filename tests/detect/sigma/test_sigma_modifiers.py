@@ -5,7 +5,12 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 
+import polars as pl
+from mamori_testing import ruleset_from
+
+from mamori.detect.sigma.engine import Detector
 from mamori.detect.sigma.required_literal import required_literal
+from mamori.sources.winjson import records_to_frame
 
 Matcher = Callable[..., list[int]]
 
@@ -174,6 +179,19 @@ def test_keywords_search_every_field(match: Matcher) -> None:
     r = rule("            keywords:\n                - 'mimikatz'\n                - 'sekurlsa::'\n"
              "            condition: keywords")
     assert match(r, events) == [0, 2]
+
+
+def test_keywords_with_wildcards_are_found_beside_plain_keywords_of_other_rules() -> None:
+    # every keyword rule's text pre-selects the raw records worth searching: a wildcard keyword
+    # must not be lost to the plain keywords of another rule
+    plain = rule("            keywords:\n                - 'sekurlsa::'\n            condition: keywords")
+    wild = rule("            keywords:\n                - 'mimi*katz'\n                - 'x?z'\n"
+                "            condition: keywords").replace("0001", "0002")
+    events = [{"Msg": "ran MIMI-the-KATZ"}, {"Msg": "sekurlsa::logonpasswords"}, {"Msg": "xaz"}, {"Msg": "none"}]
+    hits = Detector(ruleset_from(plain, wild)).detect(records_to_frame(events, "test"))
+    by_rule = {r: sorted(hits.filter(pl.col("rule_id") == r).get_column("_row").to_list())
+               for r in hits.get_column("rule_id").unique()}
+    assert by_rule == {"00000000-0000-0000-0000-000000000001": [1], "00000000-0000-0000-0000-000000000002": [0, 2]}
 
 
 def test_integer_values_compare_as_text(match: Matcher) -> None:

@@ -16,14 +16,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from mamori.detect.sigma.evaluate import BatchEvaluator, LiteralBank
+from mamori.detect.sigma.evaluate import BatchEvaluator, LiteralBank, keyword_needles
 from mamori.detect.sigma.model import Rule, RuleSet
 from mamori.detect.sigma.plan import (
     CONTAINS,
     ENDS,
+    EQ,
     FIELDREF,
     STARTS,
     Plan,
+    Test,
     plan_tests,
     rule_plan,
     selection_plan,
@@ -47,6 +49,8 @@ class RuleGroup:
     rules: list[Rule] = field(default_factory=list)
     plans: list[Plan] = field(default_factory=list)
     keyword_rules: set[str] = field(default_factory=set)  # rules searching the whole event text
+    keyword_literals: set[str] = field(default_factory=set)  # what those searches need ("" = cannot tell)
+    keyword_needles: list[str] | None = None
 
 
 class Detector:
@@ -70,6 +74,9 @@ class Detector:
         literal_sets: dict[tuple[str | None, bool], set[str]] = defaultdict(set)
         for rule in ruleset.rules:
             self._add(rule, literal_sets)
+        for group in self._groups.values():
+            if group.keyword_literals:
+                group.keyword_needles = keyword_needles(group.keyword_literals)
         self.literals = {key: sorted(values) for key, values in literal_sets.items()}
         self.literal_bank = LiteralBank(self.literals)  # automata built once, used by every batch
 
@@ -88,13 +95,16 @@ class Detector:
         for test in tests:
             if test.field is None:
                 group.keyword_rules.add(rule.id)
-            else:
-                self.fields.add(test.field)
-                if test.kind == FIELDREF:
-                    self.fields.add(str(test.arg[0]))
+                for literal in _keyword_literals(test):
+                    group.keyword_literals.add(literal)
+                    literal_sets[(None, test.cased)].add(literal)
+                continue
+            self.fields.add(test.field)
+            if test.kind == FIELDREF:
+                self.fields.add(str(test.arg[0]))
             if test.kind in {CONTAINS, STARTS, ENDS}:
                 literal_sets[(test.field, test.cased)].add(str(test.arg))
-            elif test.field is not None:
+            else:
                 required = test_literal(test.kind, test.arg)
                 if required:  # an expression runs only on the values holding its fixed text
                     literal_sets[(test.field, False)].add(required)
@@ -132,10 +142,12 @@ class Detector:
                 group_rows = np.flatnonzero(np.any(masks[group.entry_indexes], axis=0))
                 if not len(group_rows):
                     continue
-                view = evaluator if len(group_rows) == frame.height else evaluator.subset(group_rows)
+                whole = len(group_rows) == frame.height and group.keyword_needles is None
+                view = evaluator if whole else evaluator.subset(group_rows, group.keyword_needles)
             else:
                 group_rows = np.arange(frame.height)
-                view = evaluator
+                view = evaluator if group.keyword_needles is None else evaluator.subset(group_rows,
+                                                                                        group.keyword_needles)
             for rule, plan in zip(group.rules, group.plans, strict=True):
                 if rule.id in self.disabled:
                     continue
@@ -166,6 +178,15 @@ class Detector:
             bits = evaluator.evaluate(plan)
             columns.append((name, bits[matched] if bits is not None else np.zeros(len(matched), dtype=bool)))
         return [[name for name, bits in columns if bits[i]] for i in range(len(matched))]
+
+
+def _keyword_literals(test: Test) -> list[str]:
+    """Text a keyword test cannot hold without ("" when it names none: no pre-filter then)."""
+    if test.kind in {CONTAINS, STARTS, ENDS}:
+        return [str(test.arg)]
+    if test.kind == EQ:
+        return [str(v) for v in test.arg]
+    return [test_literal(test.kind, test.arg) or ""]
 
 
 def entry_masks(frame: pl.DataFrame, entries: tuple[MappingEntry, ...]) -> np.ndarray:

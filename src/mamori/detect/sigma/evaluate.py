@@ -69,13 +69,16 @@ class BatchEvaluator:
             c for c, t in frame.schema.items() if t == pl.Utf8 and not c.startswith("_")]
         self._raw_prefilter = raw_prefilter and "_raw" in frame.columns
         self._keyword_view: tuple[np.ndarray, BatchEvaluator] | None = None
+        self._keyword_needles: list[str] | None = None
         self._columns = set(frame.columns)
         self._parent: BatchEvaluator | None = None
         self._index: np.ndarray | None = None
 
-    def subset(self, index: np.ndarray) -> BatchEvaluator:
+    def subset(self, index: np.ndarray, keyword_needles: list[str] | None = None) -> BatchEvaluator:
         """An evaluator over some rows only (a rule group's), sharing this one's column encodings and
-        literal indexes: each test then costs what those rows cost, not the whole batch."""
+        literal indexes: each test then costs what those rows cost, not the whole batch.
+        ``keyword_needles``: the keyword literals of the group's rules, which alone pick the raw
+        records worth searching for its keyword tests (default: every rule's)."""
         child = BatchEvaluator.__new__(BatchEvaluator)
         child.__dict__.update(self.__dict__)
         child._parent = self
@@ -84,6 +87,7 @@ class BatchEvaluator:
         child._encoded = {}
         child._memo = {}
         child._keyword_view = None
+        child._keyword_needles = keyword_needles
         child.frame = None  # type: ignore[assignment]  # made on demand (field references only)
         return child
 
@@ -219,14 +223,7 @@ class BatchEvaluator:
     def _keyword(self, test: Test) -> Bits:
         """A keyword (field-less) test holds where the event's text holds it: the raw record (as written,
         or as JSON spells it), else any text field. The rows that can hold are first found with one
-        case-insensitive multi-pattern pass over the raw records for every keyword of every rule."""
-        if self._parent is not None:
-            assert self._index is not None
-            whole = self._parent.test(test)
-            if whole is None:
-                return None
-            part = whole[self._index]
-            return part if part.any() else None
+        case-insensitive multi-pattern pass over the raw records for every keyword of the rules."""
         if self._raw_prefilter:
             index, view = self._keyword_rows()
             if not len(index):
@@ -249,17 +246,24 @@ class BatchEvaluator:
                 result = bits if result is None else result | bits
         return result
 
+    def _raw(self) -> pl.Series:
+        """The raw records of this evaluator's rows."""
+        if self._parent is not None:
+            assert self._index is not None
+            return self._parent._raw().gather(self._index)
+        return self.frame.get_column("_raw")
+
     def _keyword_rows(self) -> tuple[np.ndarray, BatchEvaluator]:
         if self._keyword_view is None:
-            needles = self._literals.keyword_needles()
-            raw = self._frame().get_column("_raw")
+            needles = self._keyword_needles if self._keyword_needles is not None else self._literals.keyword_needles()
+            raw = self._raw()
             if needles and "" not in needles:
                 hit = raw.str.contains_any(needles, ascii_case_insensitive=True).fill_null(False)
                 index = np.flatnonzero(hit.to_numpy())
             else:
                 index = np.arange(self.rows)
-            raws = self._frame().select("_raw")[index]
-            view = BatchEvaluator(raws, [], self._literals.keyword_bank(), raw_prefilter=False)
+            raws = pl.DataFrame({"_raw": raw.gather(index)})
+            view = BatchEvaluator(raws, [], self._literals.keyword_bank(needles), raw_prefilter=False)
             self._keyword_view = (index, view)
         return self._keyword_view
 
@@ -540,7 +544,7 @@ class LiteralBank:
         self._literals = literals
         self._matchers: dict[tuple[str, bool], LiteralMatcher] = {}
         self._needles: list[str] | None = None
-        self._keyword_bank: LiteralBank | None = None
+        self._keyword_banks: dict[tuple[str, ...], LiteralBank] = {}
 
     def matcher(self, field: str, cased: bool) -> LiteralMatcher:
         """The matcher for the literals tested on ``field`` (plus the keyword literals)."""
@@ -552,22 +556,29 @@ class LiteralBank:
         return found
 
     def keyword_needles(self) -> list[str]:
-        """Every keyword literal, as written and as JSON spells it (records are searched raw)."""
+        """Every keyword literal of every rule (see ``keyword_needles``)."""
         if self._needles is None:
-            needles: set[str] = set()
-            for (field, _), literals in self._literals.items():
-                if field is None:
-                    for literal in literals:
-                        needles.add(literal)
-                        needles.add(orjson.dumps(literal).decode()[1:-1])
-            self._needles = sorted(needles)
+            self._needles = keyword_needles(
+                literal for (field, _), literals in self._literals.items() if field is None for literal in literals)
         return self._needles
 
-    def keyword_bank(self) -> LiteralBank:
-        """The bank keyword tests use on the raw records."""
-        if self._keyword_bank is None:
-            self._keyword_bank = LiteralBank({("_raw", False): self.keyword_needles()})
-        return self._keyword_bank
+    def keyword_bank(self, needles: list[str]) -> LiteralBank:
+        """The bank keyword tests with these needles use on the raw records."""
+        key = tuple(needles)
+        bank = self._keyword_banks.get(key)
+        if bank is None:
+            bank = self._keyword_banks[key] = LiteralBank({("_raw", False): list(needles)})
+        return bank
+
+
+def keyword_needles(literals: Iterable[str]) -> list[str]:
+    """Keyword literals as written and as JSON spells them (raw records are searched as stored);
+    an empty one means "no pre-filter": some keyword test names no fixed text."""
+    needles: set[str] = set()
+    for literal in literals:
+        needles.add(literal)
+        needles.add(orjson.dumps(literal).decode()[1:-1])
+    return sorted(needles)
 
 
 class LiteralIndex:
