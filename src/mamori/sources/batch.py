@@ -683,6 +683,11 @@ def groups(texts: pl.Series, pattern: str) -> pl.DataFrame:
     return pl.DataFrame({"t": texts}).select(pl.col("t").str.extract_groups(pattern).alias("g")).unnest("g")
 
 
+def nulls(n: int, name: str = "", dtype: pl.DataType | type[pl.DataType] = pl.Utf8) -> pl.Series:
+    """A column of ``n`` nulls (made at once: building one from a Python list costs a call per row)."""
+    return pl.repeat(None, n, dtype=dtype, eager=True).alias(name)
+
+
 def error_where(bad: pl.Series, reason: str) -> pl.Series:
     """An ``_error`` column: ``reason`` where ``bad`` is true (or null), null elsewhere."""
     return pl.select(pl.when(bad.fill_null(True)).then(pl.lit(reason)).otherwise(None)).to_series().alias(ERROR)

@@ -14,19 +14,21 @@ import polars as pl
 
 from mamori.events import schema
 from mamori.sources.base import ReadOptions
-from mamori.sources.batch import groups
+from mamori.sources.batch import UTC_NS, nulls
 from mamori.sources.timeparse import parse_iso, parse_yearless, with_formats
 
+# Each pattern matches a header; the message is the rest of the line. A regex's groups cost time over
+# every character they span, so the message is cut off by length rather than captured.
 RFC5424 = (
-    r"(?s)^(?:<(?P<pri>\d{1,3})>)1 (?P<ts>\S+) (?P<hostname>\S+) (?P<program>\S+) (?P<pid>\S+) "
-    r"(?P<msgid>\S+) (?P<sd>-|(?:\[(?:[^\]\\]|\\.)*\])+) ?(?P<message>.*)$"
+    r"(?s)^(?P<_head>(?:<(?P<pri>\d{1,3})>)1 (?P<ts>\S+) (?P<hostname>\S+) (?P<program>\S+) (?P<pid>\S+) "
+    r"(?P<msgid>\S+) (?P<sd>-|(?:\[(?:[^\]\\]|\\.)*\])+) ?)"
 )
 RFC3164 = (
-    r"(?s)^(?:<(?P<pri>\d{1,3})>)?(?:\d+ )?(?P<ts>[A-Z][a-z]{2} {1,2}\d{1,2}(?: \d{4})? \d\d:\d\d:\d\d(?:\.\d+)?"
-    r"|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)(?: [A-Z]{3})?:? "
-    r"(?:(?P<hostname>[\w.\-:%]*[\w.\-%]) )?(?:(?P<program>[^\s\[\]:]+)(?:\[(?P<pid>[^\]]*)\])?: ?)?(?P<message>.*)$"
+    r"(?s)^(?P<_head>(?:<(?P<pri>\d{1,3})>)?(?:\d+ )?(?P<ts>[A-Z][a-z]{2} {1,2}\d{1,2}(?: \d{4})? "
+    r"\d\d:\d\d:\d\d(?:\.\d+)?|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)(?: [A-Z]{3})?:? "
+    r"(?:(?P<hostname>[\w.\-:%]*[\w.\-%]) )?(?:(?P<program>[^\s\[\]:]+)(?:\[(?P<pid>[^\]]*)\])?: ?)?)"
 )
-BARE_TAG = r"(?s)^\s*(?P<program>[\w.\-/()]+)\[(?P<pid>\d+)\]: ?(?P<message>.*)$"
+BARE_TAG = r"(?s)^(?P<_head>\s*(?P<program>[\w.\-/()]+)\[(?P<pid>\d+)\]: ?)"
 SYSLOG_COLUMNS = ("syslog_pri", "timestamp", "hostname", "program", "pid", "msgid", "structured_data", "message")
 _MAY_5424 = r"^<\d{1,3}>1 "
 _MAY_3164 = r"^(?:<\d{1,3}>)?(?:\d+ )?(?:[A-Z][a-z]{2} [ \d]\d |\d{4}-\d\d-\d\d[T ]\d)"
@@ -34,13 +36,16 @@ _MAY_BARE = r"^\s*[\w.\-/()]+\[\d+\]: "
 
 
 def _subset(texts: pl.Series, mask: pl.Series, pattern: str, names: tuple[str, ...]) -> dict[str, pl.Series]:
-    """Run ``pattern`` on the rows of ``mask`` only; return full-height columns (null elsewhere)."""
+    """Run the header ``pattern`` on the rows of ``mask`` only; return full-height columns of its groups
+    and the ``message`` after the header (null where it does not match)."""
     n = len(texts)
-    out = {name: pl.Series(name, [None] * n, dtype=pl.Utf8) for name in names}
+    out = {name: nulls(n, name) for name in names}
     if not mask.any():
         return out
     index = mask.arg_true()
-    found = groups(texts.filter(mask), pattern)
+    found = pl.DataFrame({"t": texts.filter(mask)}).select(
+        pl.col("t"), pl.col("t").str.extract_groups(pattern).alias("g")).unnest("g")
+    found = found.with_columns(pl.col("t").str.slice(pl.col("_head").str.len_chars()).alias("message"))
     for name in names:
         if name in found.columns:
             out[name] = out[name].scatter(index, found[name])
@@ -61,14 +66,16 @@ def syslog_parts(texts: pl.Series, options: ReadOptions, now: dt.datetime | None
     bare = _subset(texts, headerless & texts.str.contains(_MAY_BARE), BARE_TAG, ("program", "pid", "message"))
 
     def pick(name: str, third: pl.Series | None = None) -> pl.Series:
-        other = third if third is not None else pl.Series([None] * len(texts), dtype=pl.Utf8)
+        other = third if third is not None else nulls(len(texts))
         return pl.select(pl.when(got5424).then(f5424[name]).when(got3164).then(f3164[name])
                          .otherwise(other)).to_series().alias(name)
 
     hostname = pick("hostname")
     program = pick("program", bare["program"])
     pid = pick("pid", bare["pid"])
-    message = pick("message", bare["message"]).fill_null(texts.str.strip_chars())
+    message = pick("message", bare["message"])
+    if message.null_count():
+        message = message.fill_null(texts.str.strip_chars())
     frame = pl.DataFrame([
         pick("pri").alias("syslog_pri"),
         pick("ts").alias("timestamp"),
@@ -91,7 +98,7 @@ def syslog_time(stamps: pl.Series, options: ReadOptions, now: dt.datetime | None
     """Parse syslog timestamps: ISO 8601 (RFC 5424), ``Jun 14 15:16:01`` (year and zone from the options,
     with rollover) and ``Jun 07 2025 17:31:57`` (Cisco); each form only on the rows that have it."""
     n = len(stamps)
-    result = pl.Series(schema.TIME, [None] * n, dtype=pl.Datetime("ns", "UTC"))
+    result = nulls(n, schema.TIME, UTC_NS)
     present = stamps.is_not_null()
     if not present.any():
         return result
