@@ -70,6 +70,7 @@ class BatchEvaluator:
         self._raw_prefilter = raw_prefilter and "_raw" in frame.columns
         self._keyword_view: tuple[np.ndarray, BatchEvaluator] | None = None
         self._keyword_needles: list[str] | None = None
+        self._raw_hits: dict[tuple[str, ...], np.ndarray] = {}
         self._columns = set(frame.columns)
         self._parent: BatchEvaluator | None = None
         self._index: np.ndarray | None = None
@@ -246,23 +247,39 @@ class BatchEvaluator:
                 result = bits if result is None else result | bits
         return result
 
-    def _raw(self) -> pl.Series:
-        """The raw records of this evaluator's rows."""
-        if self._parent is not None:
-            assert self._index is not None
-            return self._parent._raw().gather(self._index)
-        return self.frame.get_column("_raw")
+    def _root(self) -> BatchEvaluator:
+        return self if self._parent is None else self._parent._root()
+
+    def _rows_in_root(self) -> np.ndarray | None:
+        """This evaluator's rows as positions in the whole batch (None: it is the whole batch)."""
+        if self._parent is None:
+            return None
+        assert self._index is not None
+        above = self._parent._rows_in_root()
+        return self._index if above is None else above[self._index]
+
+    def _raw_holding(self, needles: tuple[str, ...]) -> np.ndarray:
+        """Over the whole batch: which raw records hold one of ``needles`` (any case); one pass per
+        distinct needle set, shared by every rule group asking for it."""
+        root = self._root()
+        known = root._raw_hits.get(needles)
+        if known is None:
+            raw = root.frame.get_column("_raw")
+            known = raw.str.contains_any(list(needles), ascii_case_insensitive=True).fill_null(False).to_numpy()
+            root._raw_hits[needles] = known
+        return known
 
     def _keyword_rows(self) -> tuple[np.ndarray, BatchEvaluator]:
         if self._keyword_view is None:
             needles = self._keyword_needles if self._keyword_needles is not None else self._literals.keyword_needles()
-            raw = self._raw()
+            rows = self._rows_in_root()
             if needles and "" not in needles:
-                hit = raw.str.contains_any(needles, ascii_case_insensitive=True).fill_null(False)
-                index = np.flatnonzero(hit.to_numpy())
+                holding = self._raw_holding(tuple(needles))
+                index = np.flatnonzero(holding if rows is None else holding[rows])
             else:
                 index = np.arange(self.rows)
-            raws = pl.DataFrame({"_raw": raw.gather(index)})
+            raw = self._root().frame.get_column("_raw")
+            raws = pl.DataFrame({"_raw": raw.gather(index if rows is None else rows[index])})
             view = BatchEvaluator(raws, [], self._literals.keyword_bank(needles), raw_prefilter=False)
             self._keyword_view = (index, view)
         return self._keyword_view
