@@ -4,6 +4,16 @@ The model learns, from normal traces only, how likely each call is after the cal
 (interpolated Witten-Bell smoothing from order 1 to ``order``). A trace scores its mean surprise
 (negative log-likelihood per call): code paths a program never takes in normal runs raise it.
 All counting and look-ups are vectorised over numpy arrays of n-gram codes.
+
+Measured on ADFA-LD (train on the 833 normal training traces, score 4,372 validation normals and 746
+attacks; benchmarks/anomaly.py adfa-ld): this model 0.842 AUC. Neural next-call language models
+trained the same way did not beat it: a GRU (128 units, 30 epochs, 6 min on one thread) 0.833 and an
+LSTM (200 units, 12 epochs) 0.834 AUC, though the GRU predicts 83 held-out training traces better
+(1.05 nats per call against 1.23-1.27 for orders 5-7); a rank average of GRU and n-gram scores
+0.838; median, clipped-mean, sum and sliding-window-maximum trace scores 0.60-0.84. The traces of
+normal programs absent from the training set, not a weak language model, cause most false alarms:
+190 of the 219 validation normals the GRU ranks in the top 5 % open with three calls that no
+training trace opens with.
 """
 
 from __future__ import annotations

@@ -3,6 +3,15 @@
 Numeric columns are log-scaled (``log1p`` of the non-negative value: counts and byte totals are
 heavy-tailed) and standardised on the normal rows; categorical columns are one-hot encoded. A row's
 score is its mean distance to its ``k`` nearest normal rows: far from everything normal is anomalous.
+
+Measured on NSL-KDD (train on the 13,449 normal rows of KDDTrain+_20Percent; AUC on KDDTest+ /
+KDDTest-21): this model with k=20 0.969 / 0.875. Not better: k=1 or 5, clipping at 5 or 10,
+quantile-transformed features (0.956 / 0.802), standardised or doubled one-hot columns, a scale floor
+for features constant in normal rows, whitened (Mahalanobis) kNN (0.969 / 0.876 at most: no real
+gain), LOF and kNN-distance ratios (0.90 / 0.71 at most), isolation forest (0.948 / 0.765), an ECOD-like per-feature
+tail score (0.957 / 0.796), PCA reconstruction error (0.950 / 0.828), Gaussian mixtures (0.966 / 0.831)
+and kNN + PCA score averages (0.965 / 0.855). In KDDTest-21, snmpgetattack and snmpguess rows look
+like normal SNMP traffic (AUC 0.31 / 0.43); mailbomb, smurf and guess_passwd rows are the next hardest.
 """
 
 from __future__ import annotations
