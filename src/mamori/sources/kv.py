@@ -8,38 +8,56 @@ from __future__ import annotations
 
 import polars as pl
 
+from mamori.sources.batch import nulls
+
 # key="quoted \"value\"" | key=bare  (FortiGate, Sophos, netfilter, Check Point)
 QUOTED_PAIR = r'[A-Za-z_][\w.\-]*=(?:"(?:[^"\\]|\\.)*"|[^\s"]*)'
 SEPARATOR = "\x1f"
 
 
 def pairs_frame(pairs: pl.Series, *, unquote: bool = True) -> pl.DataFrame:
-    """Pivot a column of lists of ``key=value`` strings into one Utf8 column per key (first one wins).
+    """Pivot a column of lists of ``key=value`` strings into one Utf8 column per key (first one wins),
+    the columns in the order their keys are first met.
 
     Quoted values lose their quotes and their ``\\"`` / ``\\\\`` escapes when ``unquote`` is set. A batch
     with no pair at all gives a frame with no column."""
     n = len(pairs)
     exploded = pl.DataFrame({"kv": pairs}).with_row_index("_r").explode("kv").drop_nulls("kv")
     split = exploded["kv"].str.splitn("=", 2)
-    key = split.struct.field("field_0")
-    value = split.struct.field("field_1")
-    if unquote:  # one pass: ``"..."`` (two bytes at least) loses its quotes, then ``\"`` and ``\\`` their escape
-        v = pl.col("v")
-        inner = v.str.strip_prefix('"').str.strip_suffix('"')
-        unescaped = pl.when(inner.str.contains("\\", literal=True)).then(
-            inner.str.replace_all('\\"', '"', literal=True).str.replace_all("\\\\", "\\", literal=True)
-        ).otherwise(inner)
-        quoted = v.str.starts_with('"') & v.str.ends_with('"') & (v.str.len_bytes() >= 2)
-        value = pl.DataFrame({"v": value}).select(pl.when(quoted).then(unescaped).otherwise(v)).to_series()
-    long = pl.DataFrame({"_r": exploded["_r"], "key": key, "value": value}).filter(
+    long = pl.DataFrame({"_r": exploded["_r"], "key": split.struct.field("field_0"),
+                         "value": split.struct.field("field_1")}).filter(
         pl.col("value").is_not_null() & (pl.col("key") != ""))
     if long.height == 0:
         return pl.DataFrame()
-    wide = long.pivot(on="key", index="_r", values="value", aggregate_function="first")
-    if wide.height != n:
-        wide = pl.DataFrame({"_r": pl.arange(0, n, eager=True).cast(pl.UInt32)}).join(
-            wide, on="_r", how="left", maintain_order="left")
-    return wide.drop("_r").select([pl.col(c).cast(pl.Utf8) for c in wide.columns if c != "_r"])
+    columns = []
+    # One part per key, its rows in order: a repeated key's later values follow its first one.
+    for (key,), part in long.partition_by("key", maintain_order=True, as_dict=True).items():
+        rows = part["_r"]
+        if rows.n_unique() != len(rows):
+            first = rows.is_first_distinct()
+            part, rows = part.filter(first), rows.filter(first)
+        columns.append(nulls(n, str(key)).scatter(rows, part["value"]))
+    wide = pl.DataFrame(columns)
+    if not unquote:
+        return wide
+    # ``"..."`` (two bytes at least) loses its quotes, then ``\"`` and ``\\`` their escape: only in the
+    # columns holding a quoted value (by position: a key may read as a column pattern, like ``*``).
+    quoted_any = wide.select(pl.all().str.starts_with('"').any()).row(0)
+    for i, quoted in enumerate(quoted_any):
+        if quoted:
+            wide.replace_column(i, wide.to_series(i).to_frame("v").select(_unquote(pl.col("v"))).to_series()
+                                .alias(wide.columns[i]))
+    return wide
+
+
+def _unquote(v: pl.Expr) -> pl.Expr:
+    """``v`` with ``"..."`` values unquoted and unescaped (values not so quoted are kept)."""
+    inner = v.str.strip_prefix('"').str.strip_suffix('"')
+    unescaped = pl.when(inner.str.contains("\\", literal=True)).then(
+        inner.str.replace_all('\\"', '"', literal=True).str.replace_all("\\\\", "\\", literal=True)
+    ).otherwise(inner)
+    quoted = v.str.starts_with('"') & v.str.ends_with('"') & (v.str.len_bytes() >= 2)
+    return pl.when(quoted).then(unescaped).otherwise(v)
 
 
 def parse_kv(texts: pl.Series, pattern: str = QUOTED_PAIR, *, commas: bool = True) -> pl.DataFrame:
