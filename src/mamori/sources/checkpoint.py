@@ -13,7 +13,7 @@ from mamori.events import schema
 from mamori.sources.base import ReadOptions
 from mamori.sources.batch import ERROR, dispatch, error_where, head_text, text_source
 from mamori.sources.cef import CEF_MARK, parse_cef
-from mamori.sources.kv import pairs_frame
+from mamori.sources.kv import widen
 from mamori.sources.syslog_header import syslog_parts
 from mamori.sources.timeparse import parse_epoch, with_formats
 
@@ -27,9 +27,10 @@ PAIR = r'[A-Za-z_][\w\-]*::?"(?:[^"\\]|\\.)*"'
 def parse_exporter(texts: pl.Series, options: ReadOptions) -> pl.DataFrame:
     """Parse ``syslog[key:"value"; ...]`` records (``time`` is epoch seconds)."""
     header = syslog_parts(texts, options)
-    pairs = texts.str.extract_all(PAIR).list.eval(
-        pl.element().str.replace(r'^([A-Za-z_][\w\-]*)::?"', "${1}=\"").str.replace(r'\\\]', "]"))
-    frame = pairs_frame(pairs)
+    pairs = pl.DataFrame({"p": texts.str.extract_all(PAIR)}).with_row_index("_r").explode("p").drop_nulls("p")
+    split = pairs["p"].str.splitn(":", 2)  # key:"value" or key::"value"; a key holds no colon
+    value = split.struct.field("field_1").str.strip_prefix(":").str.replace("\\]", "]", literal=True)
+    frame = widen(pl.DataFrame({"_r": pairs["_r"], "key": split.struct.field("field_0"), "value": value}), len(texts))
     if frame.width == 0:
         return pl.DataFrame({ERROR: ['no key:"value" pairs'] * len(texts)})
     times = parse_epoch(frame["time"]) if "time" in frame.columns else header[schema.TIME]

@@ -21,12 +21,17 @@ def pairs_frame(pairs: pl.Series, *, unquote: bool = True) -> pl.DataFrame:
 
     Quoted values lose their quotes and their ``\\"`` / ``\\\\`` escapes when ``unquote`` is set. A batch
     with no pair at all gives a frame with no column."""
-    n = len(pairs)
     exploded = pl.DataFrame({"kv": pairs}).with_row_index("_r").explode("kv").drop_nulls("kv")
     split = exploded["kv"].str.splitn("=", 2)
     long = pl.DataFrame({"_r": exploded["_r"], "key": split.struct.field("field_0"),
-                         "value": split.struct.field("field_1")}).filter(
-        pl.col("value").is_not_null() & (pl.col("key") != ""))
+                         "value": split.struct.field("field_1")})
+    return widen(long, len(pairs), unquote=unquote)
+
+
+def widen(long: pl.DataFrame, n: int, *, unquote: bool = True) -> pl.DataFrame:
+    """``pairs_frame`` from pairs already split: ``_r`` (row number), ``key`` and ``value``, row by row in
+    order; pairs with no value or an empty key are left out."""
+    long = long.filter(pl.col("value").is_not_null() & (pl.col("key") != ""))
     if long.height == 0:
         return pl.DataFrame()
     columns = []
