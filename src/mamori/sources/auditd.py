@@ -15,13 +15,13 @@ import polars as pl
 
 from mamori.events import schema
 from mamori.sources.base import ReadOptions
-from mamori.sources.batch import ERROR, error_where, groups, head_text, hstack, text_source
+from mamori.sources.batch import ERROR, error_where, groups_rest, head_text, hstack, text_source
 from mamori.sources.kv import pairs_frame
 from mamori.sources.syslog_header import syslog_parts
 from mamori.sources.timeparse import parse_epoch
 
 SOURCE = "auditd"
-RECORD = r"(?s)(?:^|\s)type=(?P<type>\S+) msg=audit\((?P<ts>\d+\.\d+):(?P<serial>\d+)\):\s?(?P<body>.*)$"
+RECORD = r"(?:^|\s)type=(?P<type>\S+) msg=audit\((?P<ts>\d+\.\d+):(?P<serial>\d+)\):\s?"  # then the body
 PAIR = r"""[A-Za-z_][\w\-]*=(?:"[^"]*"|'[^']*'|[^\s\x1d]*)"""
 HEX = r"^(?:[0-9A-F]{2})+$"
 
@@ -38,7 +38,7 @@ def _unhex(value: str | None) -> str | None:
 def parse_auditd(texts: pl.Series, options: ReadOptions) -> pl.DataFrame:
     """Parse audit records (see the module docstring); lines with no ``type=... msg=audit(...)`` are errors."""
     header = syslog_parts(texts, options)
-    record = groups(texts, RECORD)
+    record = groups_rest(texts, RECORD, "body")
     body = record["body"].fill_null("")
     halves = body.str.splitn("\x1d", 2)
     plain, enriched = halves.struct.field("field_0"), halves.struct.field("field_1")

@@ -683,6 +683,17 @@ def groups(texts: pl.Series, pattern: str) -> pl.DataFrame:
     return pl.DataFrame({"t": texts}).select(pl.col("t").str.extract_groups(pattern).alias("g")).unnest("g")
 
 
+def groups_rest(texts: pl.Series, head: str, rest: str) -> pl.DataFrame:
+    """``groups(texts, head + "(?P<rest>(?s:.*))$")`` (with ``rest`` the column's name): the groups of ``head``
+    and, where it matches, the text after its match. The rest is cut off, not captured: a regex group
+    costs time over every character it spans, and the rest is most of a line."""
+    text = pl.col("t")
+    return pl.DataFrame({"t": texts}).select(
+        text.str.extract_groups(head).alias("g"),
+        pl.when(text.str.contains(head)).then(text.str.replace(f"^(?s:.*?)(?:{head})", "")).alias(rest),
+    ).unnest("g")
+
+
 def nulls(n: int, name: str = "", dtype: pl.DataType | type[pl.DataType] = pl.Utf8) -> pl.Series:
     """A column of ``n`` nulls (made at once: building one from a Python list costs a call per row)."""
     return pl.repeat(None, n, dtype=dtype, eager=True).alias(name)

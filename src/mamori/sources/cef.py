@@ -12,7 +12,7 @@ import polars as pl
 
 from mamori.events import schema
 from mamori.sources.base import ReadOptions
-from mamori.sources.batch import ERROR, groups, head_text, hstack, text_source
+from mamori.sources.batch import ERROR, groups_rest, head_text, hstack, text_source
 from mamori.sources.kv import parse_cef_extension
 from mamori.sources.syslog_header import syslog_parts
 from mamori.sources.timeparse import parse_epoch, with_formats
@@ -21,7 +21,7 @@ SOURCE = "cef"
 HEADER_NAMES = ("cef_version", "deviceVendor", "deviceProduct", "deviceVersion", "deviceEventClassId",
                 "name", "severity", "extension")
 _FIELD = r"((?:[^|\\]|\\.)*)"
-CEF = r"(?s)(?:CEF: ?)?(\d{1,2})\|" + r"\|".join([_FIELD] * 6) + r"\|(.*)$"
+CEF = r"(?s)(?:CEF: ?)?(\d{1,2})\|" + r"\|".join([_FIELD] * 6) + r"\|"  # then the extension
 CEF_MARK = r"(?:CEF: ?\d|^\s*\d\|[^|]*\|[^|]*\|)"
 CEF_TIME_FORMATS = ("%b %d %Y %H:%M:%S%.f", "%b %d %H:%M:%S%.f %Y", "%Y-%m-%dT%H:%M:%S%.f")
 
@@ -43,7 +43,7 @@ def parse_cef(texts: pl.Series, options: ReadOptions) -> pl.DataFrame:
     """Parse CEF records (see the module docstring); records with no CEF header get an ``_error``."""
     header = syslog_parts(texts, options)
     body = texts.str.replace(r"CEF:(\s?\d+)\|\|", "CEF:$1|")
-    parts = groups(body, CEF)
+    parts = groups_rest(body, CEF, "extension")
     parts.columns = list(HEADER_NAMES)
     escaped = parts.select(pl.col(HEADER_NAMES[:-1]).str.contains("\\", literal=True).any()).row(0)
     parts = parts.with_columns([pl.col(c).str.replace_all(r"\\([|\\])", "$1")

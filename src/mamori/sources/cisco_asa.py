@@ -12,12 +12,12 @@ import polars as pl
 
 from mamori.events import schema
 from mamori.sources.base import ReadOptions
-from mamori.sources.batch import groups, head_text, hstack, text_source
+from mamori.sources.batch import groups, groups_rest, head_text, hstack, text_source
 from mamori.sources.kv import pairs_frame
 from mamori.sources.syslog_header import syslog_parts
 
 SOURCE = "cisco_asa"
-TAG = r"%(?P<device_type>[A-Z][A-Z0-9_]*)-(?P<severity>\d)-(?P<message_id>\d{6}): ?(?P<message>(?s:.*))$"
+TAG = r"%(?P<device_type>[A-Z][A-Z0-9_]*)-(?P<severity>\d)-(?P<message_id>\d{6}): ?"  # then the message
 _ADDR = (r"(?:(?P<{s}_interface>[\w\-.]+):)?(?P<{s}_ip>\d{{1,3}}(?:\.\d{{1,3}}){{3}}|[0-9a-fA-F]*:[0-9a-fA-F:]+)"
          r"(?:/(?P<{s}_port>\d+))?")
 FLOW = (r"(?i)(?:from|for|src|between)\s+" + _ADDR.format(s="src") + r"(?:\s*\([^)]*\))?\s+(?:to|dst|and)\s+"
@@ -35,7 +35,7 @@ EXTRACT = {
 def parse_asa(texts: pl.Series, options: ReadOptions) -> pl.DataFrame:
     """Parse ASA / FTD records (lines without a ``%ASA-n-nnnnnn`` tag are kept with their message)."""
     header = syslog_parts(texts, options)
-    tag = groups(texts, TAG)
+    tag = groups_rest(texts, TAG, "message")
     message = tag["message"].fill_null(header["message"])
     flow = groups(message, FLOW)
     extracted = pl.DataFrame({"m": message}).select(

@@ -11,7 +11,7 @@ import polars as pl
 
 from mamori.events import schema
 from mamori.sources.base import ReadOptions
-from mamori.sources.batch import coalesce, groups, head_text, text_source
+from mamori.sources.batch import coalesce, groups_rest, head_text, text_source
 from mamori.sources.syslog_header import syslog_parts
 
 SOURCE = "esxi"
@@ -19,8 +19,8 @@ BODY = (
     r"(?s)^\s*(?:(?P<prefix>[\w\-]+): )?"
     r"(?:(?P<level>verbose|info|warning|error|debug|trivia|critical|panic|In\(\d+\)|Wa\(\d+\)|Er\(\d+\)|Db\(\d+\)) )?"
     r"(?:(?P<program>[\w\-.]+)\[(?P<pid>\d+)\]:? )?"
-    r"(?:\[(?:Originator|vSAN|\w+)@\d+ (?P<meta>[^\]]*)\] )?(?P<message>.*)$"
-)
+    r"(?:\[(?:Originator|vSAN|\w+)@\d+ (?P<meta>[^\]]*)\] )?"
+)  # then the message
 USER = (r"(?:[Uu]ser '?([\w.\-\\]+)(?:@|'| from| logged|\s)|for '?(?:invalid user )?([\w.\-\\]+)@|user ([\w.\-\\]+) "
         r"|[Ll]ogin '?([\w.\-\\]+)@)")
 IP = r"(?:@|from |user \S+ )(\d{1,3}(?:\.\d{1,3}){3}|[0-9a-fA-F]*:[0-9a-fA-F:]+:[0-9a-fA-F]+)"
@@ -29,7 +29,7 @@ IP = r"(?:@|from |user \S+ )(\d{1,3}(?:\.\d{1,3}){3}|[0-9a-fA-F]*:[0-9a-fA-F:]+:
 def parse_esxi(texts: pl.Series, options: ReadOptions) -> pl.DataFrame:
     """Parse ESXi log lines; every line is kept with its message."""
     header = syslog_parts(texts, options)
-    body = groups(header["message"], BODY)
+    body = groups_rest(header["message"], BODY, "message")
     message = body["message"]
     user = pl.DataFrame({"m": message}).select(
         pl.coalesce([pl.col("m").str.extract(USER, i) for i in (1, 2, 3, 4)]).alias("user")).to_series()

@@ -11,7 +11,7 @@ import polars as pl
 
 from mamori.events import schema
 from mamori.sources.base import ReadOptions
-from mamori.sources.batch import coalesce, groups, head_text, text_source
+from mamori.sources.batch import coalesce, groups, groups_rest, head_text, text_source
 from mamori.sources.syslog_header import syslog_parts
 from mamori.sources.timeparse import with_formats
 
@@ -20,8 +20,8 @@ LINE = (
     r"(?s)^\s*(?:(?P<ts>[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)"
     r"(?: us=\d+)? )?(?:(?:(?P<common_name>[^/\s,][^/,]*?)/)?"
     r"(?P<src_ip>\d{1,3}(?:\.\d{1,3}){3}|[0-9a-fA-F]*:[0-9a-fA-F:]+)"
-    r":(?P<src_port>\d+) )?(?P<message>.*)$"
-)
+    r":(?P<src_port>\d+) )?"
+)  # then the message
 STATUS = r"^(?P<cn>[^,\s][^,]*),(?P<vip>\d{1,3}(?:\.\d{1,3}){3}),"
 USER = r"(?:user \"([^\"]+)\"|LDAP DN \"CN=([^,\"]+)|username '([^']+)'|user '([^']+)')"
 
@@ -29,8 +29,8 @@ USER = r"(?:user \"([^\"]+)\"|LDAP DN \"CN=([^,\"]+)|username '([^']+)'|user '([
 def parse_openvpn(texts: pl.Series, options: ReadOptions) -> pl.DataFrame:
     """Parse OpenVPN log lines; every line is kept with its message."""
     header = syslog_parts(texts, options)
-    own = groups(texts, LINE)
-    wrapped = groups(header["message"], LINE)
+    own = groups_rest(texts, LINE, "message")
+    wrapped = groups_rest(header["message"], LINE, "message")
     has_own = own["ts"].is_not_null()
     parts = pl.DataFrame([pl.select(pl.when(has_own).then(own[c]).otherwise(wrapped[c])).to_series().alias(c)
                           for c in own.columns])
