@@ -12,7 +12,7 @@ import polars as pl
 
 from mamori.events import schema
 from mamori.sources.base import ReadOptions
-from mamori.sources.batch import ERROR, groups_rest, head_text, hstack, text_source
+from mamori.sources.batch import ERROR, UTC_NS, groups_rest, head_text, hstack, nulls, text_source
 from mamori.sources.kv import parse_cef_extension
 from mamori.sources.syslog_header import syslog_parts
 from mamori.sources.timeparse import parse_epoch, with_formats
@@ -28,14 +28,15 @@ CEF_TIME_FORMATS = ("%b %d %Y %H:%M:%S%.f", "%b %d %H:%M:%S%.f %Y", "%Y-%m-%dT%H
 
 def cef_time(frame: pl.DataFrame, options: ReadOptions) -> pl.Series:
     """Event time of CEF records: ``rt`` (epoch ms or text), else ``end``/``start``, else the syslog header."""
-    result = pl.Series(schema.TIME, [None] * frame.height, dtype=pl.Datetime("ns", "UTC"))
+    result = nulls(frame.height, schema.TIME, UTC_NS)
     for name in ("rt", "end", "start", "deviceReceiptTime", "FTNTFGTeventtime", "FortinetFortiGateeventtime"):
-        if name not in frame.columns:
-            continue
-        text = frame[name].str.replace(r"\s*(?:GMT|UTC)([+-]\d\d:?\d\d)?$", "${1}")
-        zoned = with_formats(text, ("%b %d %Y %H:%M:%S%.f%#z",), (), options.default_timezone)
-        result = result.fill_null(parse_epoch(frame[name])).fill_null(zoned).fill_null(
-            with_formats(text, (), CEF_TIME_FORMATS, options.default_timezone))
+        if name not in frame.columns or not result.null_count():
+            continue  # each form only fills the times still missing: none left, nothing to parse
+        result = result.fill_null(parse_epoch(frame[name]))
+        if result.null_count():
+            text = frame[name].str.replace(r"\s*(?:GMT|UTC)([+-]\d\d:?\d\d)?$", "${1}")
+            result = result.fill_null(with_formats(text, ("%b %d %Y %H:%M:%S%.f%#z",), (), options.default_timezone))
+            result = result.fill_null(with_formats(text, (), CEF_TIME_FORMATS, options.default_timezone))
     return result
 
 
