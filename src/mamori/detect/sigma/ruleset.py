@@ -1,7 +1,8 @@
 """Load a whole rule set: read every file, parse in parallel on a cold start, reuse a cache when warm.
 
-The cache is keyed by the content of every rule file (and the engine version), so any change to a
-rule, added or removed file invalidates it; it is written atomically (write, then rename).
+The cache is keyed by every rule file's path, size, modification time and inode (and the engine
+version), so any edited, added or removed file invalidates it without a warm start reading the
+rules; the rule set's own digest is over the files' content. Written atomically (write, then rename).
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import hashlib
 import multiprocessing
 import os
 import pickle
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from mamori.detect.sigma.loader import iter_rule_texts, parse_rule_text
+from mamori.detect.sigma.loader import RULE_SUFFIXES, iter_rule_texts, parse_rule_text
 from mamori.detect.sigma.model import Correlation, Refusal, Rule, RuleSet
 from mamori.detect.sigma.plan import Plan, rule_plan
 
@@ -81,16 +83,10 @@ def load_ruleset(
     ``background_cache_write``: write the cache from a forked child so a cold start does not wait for
     it (half a second for the SigmaHQ set); only for callers that end soon after (the hunt command),
     since the child is not reaped."""
-    texts = [(path, data if isinstance(data, bytes) else data.encode()) for path, data in iter_rule_texts(sources)]
-    digest = hashlib.blake2b(CACHE_VERSION.encode(), digest_size=20)
-    digest.update(repr(sorted((placeholders or {}).items())).encode())
-    for path, data in texts:
-        digest.update(path.encode())
-        digest.update(b"\x00")
-        digest.update(hashlib.blake2b(data, digest_size=16).digest())
-    key = digest.hexdigest()
-    cache_file = (cache_dir or default_cache_dir()) / f"rules-{key}.pickle"
-    if use_cache and cache_file.exists():
+    setting = repr(sorted((placeholders or {}).items())).encode()
+    stamp = _stamp(sources, setting) if use_cache else None
+    cache_file = (cache_dir or default_cache_dir()) / f"rules-{stamp}.pickle"
+    if stamp is not None and cache_file.exists():
         try:
             with cache_file.open("rb") as handle, _no_gc():
                 cached = pickle.load(handle)
@@ -98,15 +94,43 @@ def load_ruleset(
                 return cached
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
             pass
+    texts = [(path, data if isinstance(data, bytes) else data.encode()) for path, data in iter_rule_texts(sources)]
+    digest = hashlib.blake2b(CACHE_VERSION.encode(), digest_size=20)
+    digest.update(setting)
+    for path, data in texts:
+        digest.update(path.encode())
+        digest.update(b"\x00")
+        digest.update(hashlib.blake2b(data, digest_size=16).digest())
+    key = digest.hexdigest()
     with _no_gc():
         items, refused, plans = _parse_all(texts, placeholders, workers)
     ruleset = _assemble(items, refused, key, plans)
-    if use_cache:
+    if stamp is not None:
         if background_cache_write and hasattr(os, "fork"):
             _write_cache_in_child(cache_file, ruleset)
         else:
             _write_cache(cache_file, ruleset)
     return ruleset
+
+
+def _stamp(sources: Sequence[Path], setting: bytes) -> str | None:
+    """The cache key of a rule set: every rule file's path, size, modification time and inode (what
+    Python itself trusts for its bytecode), so a warm start reads no rule file at all; None when a
+    source is missing (the cold path then says which)."""
+    digest = hashlib.blake2b(CACHE_VERSION.encode(), digest_size=20)
+    digest.update(setting)
+    try:
+        for source in sources:
+            files = sorted(p for p in source.rglob("*") if p.suffix.lower() in RULE_SUFFIXES) if source.is_dir() else [
+                source]
+            for path in files:
+                status = path.stat()
+                if not stat.S_ISREG(status.st_mode):
+                    continue
+                digest.update(f"{path}\x00{status.st_size}\x00{status.st_mtime_ns}\x00{status.st_ino}\n".encode())
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def _parse_all(texts: list[tuple[str, bytes]], placeholders: Mapping[str, Sequence[str]] | None,
