@@ -218,7 +218,7 @@ def test_batches_longer_than_the_type_sample(
     _assert_same(fast, slow)
 
 
-@pytest.mark.parametrize("key", ["_raw", "_source", "_uid", "_origin"])
+@pytest.mark.parametrize("key", ["_raw", "_source", "_uid", "_origin", "_time", "_host"])
 def test_a_record_field_named_like_a_core_column_is_kept_beside_it(
     key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -229,3 +229,21 @@ def test_a_record_field_named_like_a_core_column_is_kept_beside_it(
     frame = fast[0].frame
     assert frame[f"{key}_field"].to_list() == ["from the record", None]
     assert frame[key].to_list() != ["from the record", None]
+
+
+@pytest.mark.parametrize("key", ["_time", "_host"])
+def test_a_record_field_named_time_or_host_is_kept_when_no_record_has_the_sources_own(
+    key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ``eventTime`` anywhere in the batch: a ``_time`` (or ``_host``) field is still a field, not the
+    event's time, and the batch reads on both paths."""
+    records = [{"eventVersion": "1.08", "eventName": "GetObject", key: "from the record"},
+               {"eventVersion": "1.08", "eventName": "PutObject"}]
+    path = _write(tmp_path, "cloudtrail", [json.dumps(r) for r in records])
+    fast, slow, taken = _read_both("cloudtrail", path, monkeypatch, 50_000)
+    _assert_same(fast, slow)
+    assert taken == 1
+    frame = fast[0].frame
+    assert frame[f"{key}_field"].to_list() == ["from the record", None]
+    assert frame[key].to_list() == [None, None]
+    assert frame[schema.TIME].dtype == pl.Datetime("ns", "UTC")

@@ -610,9 +610,14 @@ def finish_json(frame: pl.DataFrame, options: ReadOptions, time_fields: Sequence
                 host_fields: Sequence[str] = (),
                 extra: Callable[[pl.DataFrame, ReadOptions], pl.DataFrame] | None = None,
                 zone: str | None = None) -> pl.DataFrame:
-    """Add ``_time`` and ``_host`` to flattened JSON records (and what ``extra`` computes)."""
+    """Add ``_time`` and ``_host`` to flattened JSON records (and what ``extra`` computes). A record's own
+    ``_time`` or ``_host`` field is kept as ``_time_field`` / ``_host_field``, as ``finish`` keeps the other
+    core names (left as they were, it would be taken for the event's time or host, or fail the batch)."""
     if frame.width == 0:
         return frame
+    own = {c: f"{c}_field" for c in (schema.TIME, schema.HOST) if c in frame.columns}
+    if own:
+        frame = frame.rename(own)
     if extra is not None:
         frame = extra(frame, options)
     stamp = first_present(frame, time_fields)
