@@ -71,6 +71,7 @@ class BatchEvaluator:
         self._keyword_view: tuple[np.ndarray, BatchEvaluator] | None = None
         self._keyword_needles: list[str] | None = None
         self._raw_hits: dict[tuple[str, ...], np.ndarray] = {}
+        self._ipv4: dict[int, tuple[pa.Array, np.ndarray, np.ndarray]] = {}
         self._columns = set(frame.columns)
         self._parent: BatchEvaluator | None = None
         self._index: np.ndarray | None = None
@@ -309,10 +310,34 @@ class BatchEvaluator:
         if kind == NULL:
             return _arrow_bits(pc.equal(values, "")), True
         if kind == CIDR:
-            return _cidr_bits(values, arg), False
+            return self._cidr_bits(values, arg), False
         if kind == NUMBER:
             return _python_bits(values, _number_check(*arg)), False
         raise ValueError(f"unknown test kind {kind}")
+
+    def _cidr_bits(self, values: pa.Array, networks: tuple[str, ...]) -> np.ndarray:
+        """Addresses inside any network: the distinct values read as IPv4 numbers once per batch and
+        field (rules test dozens of networks on the same addresses), the rest (IPv6) one by one."""
+        root = self._root()
+        known = root._ipv4.get(id(values))
+        if known is None or known[0] is not values:
+            known = root._ipv4[id(values)] = (values, *_ipv4_numbers(values))
+        _, v4, valid = known
+        out = np.zeros(len(values), dtype=bool)
+        others: list[str] = []
+        for text in networks:
+            net = ipaddress.ip_network(text, strict=False)
+            if net.version == 4:
+                out |= valid & ((v4 & int(net.netmask)) == int(net.network_address))
+            else:
+                others.append(text)
+        if others:
+            rest = np.flatnonzero(~valid)
+            if len(rest):
+                check = _cidr_check(tuple(others))
+                texts = values.take(pa.array(rest)).to_pylist()
+                out[rest] = [t is not None and check(t) for t in texts]
+        return out
 
     def _fieldref(self, test: Test) -> Bits:
         other, mode = test.arg
@@ -324,7 +349,11 @@ class BatchEvaluator:
         expr = {"contains": lambda: mine.str.contains(theirs, literal=True),
                 "startswith": lambda: mine.str.starts_with(theirs),
                 "endswith": lambda: mine.str.ends_with(theirs)}.get(mode, lambda: mine == theirs)()
-        result: np.ndarray = self._frame().select(expr.fill_null(False)).to_series().to_numpy()
+        both = self._root().frame.select([test.field, other])  # only the two columns, then this evaluator's rows
+        rows = self._rows_in_root()
+        if rows is not None:
+            both = both[rows]
+        result: np.ndarray = both.select(expr.fill_null(False)).to_series().to_numpy()
         return result
 
     # --- pre-filter: can a plan match at all? ---------------------------------------------------
@@ -431,32 +460,20 @@ def _python_bits(values: pa.Array, check: Callable[[str], bool]) -> np.ndarray:
     return np.fromiter((v is not None and check(v) for v in values.to_pylist()), dtype=bool, count=len(values))
 
 
-def _cidr_bits(values: pa.Array, networks: tuple[str, ...]) -> np.ndarray:
-    """Addresses inside any network: IPv4 as integers over the whole column, the rest (IPv6, odd
-    spellings) one by one."""
-    series = pl.Series("v", values)
-    parts = series.str.strip_chars().str.extract_groups(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
-    octets = [parts.struct.field(str(i)).cast(pl.Int64, strict=False) for i in range(1, 5)]
-    number = ((octets[0] * 16777216) + (octets[1] * 65536) + (octets[2] * 256) + octets[3]).to_numpy()
-    valid = ~np.isnan(number.astype(float)) if number.dtype.kind == "f" else np.ones(len(number), dtype=bool)
-    valid &= np.all([o.fill_null(999).to_numpy() <= 255 for o in octets], axis=0)
-    out = np.zeros(len(values), dtype=bool)
-    v4 = np.nan_to_num(number.astype(float), nan=-1).astype(np.int64)
-    others: list[str] = []
-    for text in networks:
-        net = ipaddress.ip_network(text, strict=False)
-        if net.version == 4:
-            mask = int(net.netmask)
-            out |= valid & ((v4 & mask) == int(net.network_address))
-        else:
-            others.append(text)
-    if others:
-        rest = np.flatnonzero(~valid)
-        if len(rest):
-            check = _cidr_check(tuple(others))
-            texts = values.take(pa.array(rest)).to_pylist()
-            out[rest] = [t is not None and check(t) for t in texts]
-    return out
+def _ipv4_numbers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Each value as an IPv4 number, and whether it is one (dotted quad, spaces allowed around)."""
+    numbers = np.full(len(values), -1, dtype=np.int64)
+    valid = np.zeros(len(values), dtype=bool)
+    for position, text in enumerate(values.to_pylist()):
+        if text is None:
+            continue
+        parts = text.strip().split(".")
+        if len(parts) == 4 and all(p.isascii() and p.isdigit() and len(p) <= 3 for p in parts):
+            a, b, c, d = (int(p) for p in parts)
+            if a <= 255 and b <= 255 and c <= 255 and d <= 255:
+                numbers[position] = (a << 24) | (b << 16) | (c << 8) | d
+                valid[position] = True
+    return numbers, valid
 
 
 def _cidr_check(networks: tuple[str, ...]) -> Callable[[str], bool]:
