@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from mamori.events import schema
 from mamori.sources.base import ReadOptions, ReadProblem, ReadResult, Sniffer, SourceSpec
-from mamori.sources.text import decode, iter_line_chunks, iter_line_columns, open_binary
+from mamori.sources.text import decode, iter_line_columns, open_binary
 from mamori.sources.timeparse import parse_auto
 
 ERROR = "_error"
@@ -278,7 +278,10 @@ def _fast_json_fields(texts: pl.Series, accept_any: Sequence[str] | None = None)
         return None
     if table.num_rows != n or table.num_columns == 0:
         return None
-    frame = pl.from_arrow(table)
+    try:
+        frame = pl.from_arrow(table)
+    except pl.exceptions.PolarsError:  # names Polars cannot take over as they are (a NUL ends them there)
+        return None
     if not isinstance(frame, pl.DataFrame):
         return None
     decoded = frame.to_struct("r")
@@ -417,11 +420,11 @@ def iter_json_values(path: Path, options: ReadOptions) -> Iterator[tuple[int, st
             yield part
         else:
             first, texts = part
-            for i, text in enumerate(texts):
+            for i, text in enumerate(texts.to_list()):
                 yield first + i, text, text
 
 
-JsonPart = tuple[int, str | None, str] | tuple[int, list[str]]
+JsonPart = tuple[int, str | None, str] | tuple[int, pl.Series]
 _ENVELOPE_KEYS = ('"Records"', '"records"', '"value"')
 
 
@@ -437,20 +440,19 @@ def _json_parts(path: Path, options: ReadOptions) -> Iterator[JsonPart]:
         yield from _values_from_text(text)
         return
     envelope = "|".join(_ENVELOPE_KEYS)
-    for first, lines in iter_line_chunks(path, options.encoding):
-        column = pl.Series("t", lines, dtype=pl.Utf8)
+    for first, column in iter_line_columns(path, options.encoding):
         # The lines ``_expand`` passes on as they are, when they start with ``{`` itself.
         plain = column.str.starts_with("{") & ~column.str.slice(0, 40).str.contains(envelope)
         start = 0
         for other in (~plain).arg_true().to_list():
             if other > start:
-                yield first + start, lines[start:other]
-            line = lines[other]
+                yield first + start, column.slice(start, other - start)
+            line = column[other]
             if line.strip():
                 yield from _expand(first + other, line)
             start = other + 1
-        if start < len(lines):
-            yield first + start, lines[start:] if start else lines
+        if start < len(column):
+            yield first + start, column.slice(start) if start else column
 
 
 def _looks_like_json_lines(head: bytes) -> bool:
@@ -516,10 +518,51 @@ def _values_from_text(text: str) -> Iterator[tuple[int, str | None, str]]:
         position = end
 
 
+class _Texts:
+    """Record texts waiting to be parsed, in order: runs of lines as they came (Series) and single
+    values (a record list, several records on a line), taken a batch at a time as one Series."""
+
+    def __init__(self) -> None:
+        self.parts: list[pl.Series] = []
+        self.singles: list[str] = []
+        self.count = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def add(self, text: str) -> None:
+        self.singles.append(text)
+        self.count += 1
+
+    def add_run(self, run: pl.Series) -> None:
+        self._close_singles()
+        self.parts.append(run)
+        self.count += len(run)
+
+    def take(self, count: int) -> pl.Series:
+        """Remove and return the first ``count`` texts."""
+        self._close_singles()
+        if not self.parts:
+            return pl.Series("t", [], dtype=pl.Utf8)
+        column = pl.concat(self.parts) if len(self.parts) > 1 else self.parts[0]
+        rest = column.slice(count)
+        self.parts = [rest] if len(rest) else []
+        self.count -= count
+        return column.slice(0, count)
+
+    def _close_singles(self) -> None:
+        if self.singles:
+            self.parts.append(pl.Series("t", self.singles, dtype=pl.Utf8))
+            self.singles = []
+
+
 def read_json(path: Path, options: ReadOptions, parser: Parser, *, source: str) -> Iterator[ReadResult]:
     """Read a JSON log (any framing, see ``iter_json_values``) in batches with a JSON ``parser``."""
     origin = str(path)
-    texts: list[str] = []
+    texts = _Texts()
     numbers: list[int] = []
     lines: list[int] = []
     problems: list[ReadProblem] = []
@@ -527,17 +570,17 @@ def read_json(path: Path, options: ReadOptions, parser: Parser, *, source: str) 
     size = options.batch_rows
 
     def flush(count: int) -> ReadResult:
-        result = parse_records(texts[:count], parser, source=source, origin=origin, offsets=numbers[:count],
+        result = parse_records(texts.take(count), parser, source=source, origin=origin, offsets=numbers[:count],
                                options=options, lines=lines[:count])
         result.problems[:0] = problems
-        del texts[:count], numbers[:count], lines[:count], problems[:]
+        del numbers[:count], lines[:count], problems[:]
         return result
 
     for part in _json_parts(path, options):
         if len(part) == 2:  # a run of lines holding one object each
             first, run = part
             count = len(run)
-            texts.extend(run)
+            texts.add_run(run)
             lines.extend(range(first, first + count))
             if first > last:  # offsets are the line numbers
                 numbers.extend(range(first, first + count))
@@ -554,7 +597,7 @@ def read_json(path: Path, options: ReadOptions, parser: Parser, *, source: str) 
             reason, _, raw = other.partition("\x00")
             problems.append(ReadProblem(f"{origin}:{line}", reason, raw[:MAX_RAW_PROBLEM]))
             continue
-        texts.append(text)
+        texts.add(text)
         last = line if line > last else last + 1  # unique offsets when one line holds several records
         numbers.append(last)
         lines.append(line)
