@@ -274,12 +274,15 @@ class BatchEvaluator:
         if self._keyword_view is None:
             needles = self._keyword_needles if self._keyword_needles is not None else self._literals.keyword_needles()
             rows = self._rows_in_root()
-            if needles and "" not in needles:
+            raw = self._root().frame.get_column("_raw")
+            if not needles or "" in needles:
+                index = np.arange(self.rows)
+            elif rows is None or len(rows) * 2 > len(raw):  # most of the batch: one shared pass over it all
                 holding = self._raw_holding(tuple(needles))
                 index = np.flatnonzero(holding if rows is None else holding[rows])
-            else:
-                index = np.arange(self.rows)
-            raw = self._root().frame.get_column("_raw")
+            else:  # a few rows (one channel's): search just those
+                mine = raw.gather(rows).str.contains_any(needles, ascii_case_insensitive=True).fill_null(False)
+                index = np.flatnonzero(mine.to_numpy())
             raws = pl.DataFrame({"_raw": raw.gather(index if rows is None else rows[index])})
             view = BatchEvaluator(raws, [], self._literals.keyword_bank(needles), raw_prefilter=False)
             self._keyword_view = (index, view)
