@@ -94,11 +94,15 @@ def parse_csv(texts: pl.Series, options: ReadOptions) -> pl.DataFrame:
     each log type is split in bulk by Polars' CSV reader, with Python's csv module as the fallback
     for a batch whose quoting that reader refuses."""
     header = syslog_parts(texts, options)
-    bodies = texts.str.extract(r"(?s)(" + CSV_START + r".*)$", 1).fill_null("").str.replace_all("\n", " ",
-                                                                                                literal=True)
+    # the record from its CSV start on: the start's match and the rest cut off after it (capturing the rest
+    # would cost a regex step per character)
+    start = texts.str.extract(CSV_START, 0)
+    rest = texts.str.replace(f"^(?s:.*?)(?:{CSV_START})", "")
+    bodies = pl.select(pl.when(start.is_not_null()).then(start + rest)).to_series().fill_null("").str.replace_all(
+        "\n", " ", literal=True)
     types = bodies.str.extract(r"^[^,]*,[^,]*,[^,]*,([A-Z]+),", 1).fill_null("")
     parts: list[pl.DataFrame] = []
-    for log_type in types.unique().to_list():
+    for log_type in types.unique(maintain_order=True).to_list():  # first met first: the same column order every run
         mask = types == log_type
         index = mask.arg_true()
         subset = bodies.filter(mask)
