@@ -23,7 +23,7 @@ from mamori.collect.spool import Spool
 from mamori.service.alerting import AlertBook, apply, draft, settle
 from mamori.service.detection import DetectionStage
 from mamori.service.metrics import Metrics
-from mamori.service.parse import parse_entries
+from mamori.service.readahead import ReadAhead
 from mamori.sources.base import ReadOptions
 from mamori.store.lake import Lake
 from mamori.store.records import QuarantineRecord, ServiceState
@@ -45,6 +45,7 @@ class PipelineSettings:
     retention_days: int = 30
     retention_bytes_per_source: int = 0
     options: ReadOptions = DEFAULT_OPTIONS
+    parse_processes: int = 1  # parse the next batch in this many worker processes while detecting (0: inline)
 
 
 def read_state(session: Session, key: str) -> bytes | None:
@@ -83,6 +84,8 @@ class Pipeline:
         self._last_maintenance = 0.0
         self.book = AlertBook(settings.throttle_seconds)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="lake-writer")
+        self.batches = ReadAhead(spool, settings.batch_rows, settings.batch_seconds, settings.options,
+                                 settings.parse_processes)
 
     def recover(self) -> None:
         """Resume from the last commit: drop uncommitted lake files, restore correlation state."""
@@ -110,6 +113,7 @@ class Pipeline:
         if self._thread is not None:
             self._thread.join(timeout)
         self._writer.shutdown(wait=True)
+        self.batches.close()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -124,20 +128,20 @@ class Pipeline:
                 log.exception("pipeline batch failed; retrying from entry %d", self.committed)
                 self.metrics.inc("mamori_pipeline_errors_total")
                 self.lake.discard_from(self.committed)
+                self.batches.discard()
                 self._stop.wait(1.0)
 
     def step(self) -> int:
         """Process one micro-batch (waiting up to the batch time for input); return the entries done."""
-        settings = self.settings
-        entries = self.spool.read(self.committed, settings.batch_rows, settings.batch_seconds)
-        if not entries:
+        started = time.perf_counter()
+        batch = self.batches.take(self.committed)
+        if batch is None:
             self.oldest_pending_ns = 0
             self._maintain()
             return 0
-        started = time.perf_counter()
+        entries, parsed, end = batch.entries, batch.parsed, batch.end
         self.oldest_pending_ns = entries[0].received_ns
-        end = entries[-1].seq + 1
-        parsed = parse_entries(entries, settings.options)
+        self.batches.ahead(end)  # the next batch is read and parsed while this one is detected
         parsed_at = time.perf_counter()
         frame = parsed.frame
         writing = self._writer.submit(self.lake.write, frame, self.committed, end)  # overlaps detection

@@ -1,0 +1,67 @@
+"""Reading and parsing the next batch ahead, in a parser process: same batch as parsed inline, and a
+batch read ahead but discarded is read again from the spool."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import orjson
+
+from mamori.collect.spool import Entry, Spool
+from mamori.service.parse import parse_entries
+from mamori.service.readahead import ReadAhead, parse_for_transfer
+from mamori.sources.base import ReadOptions
+
+WINDOWS_EVENT = {"EventID": 4688, "Channel": "Security", "Computer": "pc1.example.jp", "ProviderName":
+                 "Microsoft-Windows-Security-Auditing", "NewProcessName": "C:\\Windows\\System32\\whoami.exe",
+                 "CommandLine": "whoami /all", "SubjectUserName": "田中", "EventTime": "2026-11-29 10:00:00"}
+
+
+def _lines(count: int) -> list[str]:
+    lines = []
+    for n in range(count):
+        if n % 3 == 0:
+            lines.append(f"<13>1 2026-11-29T10:00:{n % 60:02d}Z web01 sshd 42 - - Accepted password for u{n}")
+        elif n % 3 == 1:
+            event = {**WINDOWS_EVENT, "EventRecordID": n}
+            lines.append(f"<14>1 2026-11-29T10:00:00Z pc1 nxlog - - - {orjson.dumps(event).decode()}")
+        else:
+            lines.append("<999> not a syslog line at all")
+    return lines
+
+
+def test_a_batch_parsed_in_a_parser_process_arrives_as_parsed_inline() -> None:
+    entries = [Entry("syslog", "tcp:127.0.0.1:1", tuple(_lines(30)), time.time_ns(), None, 0),
+               Entry("syslog", "tcp:127.0.0.1:2", tuple(_lines(9)), time.time_ns(), None, 1)]
+    inline = parse_entries(entries, ReadOptions())
+    moved = parse_for_transfer(entries, ReadOptions()).parsed()
+    assert moved.frame.equals(inline.frame)
+    assert moved.frame.schema == inline.frame.schema
+    assert moved.received_ns.equals(inline.received_ns)
+    assert moved.quarantined == inline.quarantined
+
+
+def test_the_batch_read_ahead_is_served_and_a_discarded_one_is_read_again(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", fsync=False)
+    try:
+        for seq in range(4):
+            spool.append_wait(Entry("syslog", f"tcp:h:{seq}", tuple(_lines(6)), time.time_ns()))
+        source = ReadAhead(spool, rows=12, seconds=0.2, options=ReadOptions(), parse_processes=1)
+        try:
+            first = source.take(0)
+            assert first is not None and [e.seq for e in first.entries] == [0, 1]
+            source.ahead(first.end)
+            second = source.take(first.end)  # the one read ahead, parsed in the parser process
+            assert second is not None and [e.seq for e in second.entries] == [2, 3]
+            assert second.parsed.frame.height == first.parsed.frame.height == 12
+
+            source.ahead(second.end)  # nothing there yet; then the pipeline fails and restarts at 2
+            source.discard()
+            again = source.take(first.end)
+            assert again is not None and [e.seq for e in again.entries] == [2, 3]
+            assert again.parsed.frame.equals(second.parsed.frame)
+        finally:
+            source.close()
+    finally:
+        spool.close()
