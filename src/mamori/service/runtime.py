@@ -65,7 +65,8 @@ class Service:
         self.pipeline = Pipeline(self.spool, self.lake, self.sessions, self.stage, self.metrics, PipelineSettings(
             batch_rows=settings.batch_rows, batch_seconds=settings.batch_seconds,
             throttle_seconds=settings.alert_throttle_seconds, retention_days=settings.retention_days,
-            retention_bytes_per_source=settings.retention_bytes_per_source, options=options))
+            retention_bytes_per_source=settings.retention_bytes_per_source, options=options,
+            parse_processes=settings.parse_processes))
         self.pipeline.recover()
         self.counters = InputCounters()
         self.inputs = SyslogInputs(self.spool, settings.max_line_bytes, self.counters,
