@@ -121,16 +121,21 @@ def _stamp(sources: Sequence[Path], setting: bytes) -> str | None:
     digest.update(setting)
     try:
         for source in sources:
-            files = sorted(p for p in source.rglob("*") if p.suffix.lower() in RULE_SUFFIXES) if source.is_dir() else [
-                source]
-            for path in files:
-                status = path.stat()
-                if not stat.S_ISREG(status.st_mode):
-                    continue
-                digest.update(f"{path}\x00{status.st_size}\x00{status.st_mtime_ns}\x00{status.st_ino}\n".encode())
+            for path in _rule_files(str(source)) if source.is_dir() else [str(source)]:
+                status = os.stat(path)
+                if stat.S_ISREG(status.st_mode):
+                    digest.update(f"{path}\x00{status.st_size}\x00{status.st_mtime_ns}\x00{status.st_ino}\n".encode())
     except OSError:
         return None
     return digest.hexdigest()
+
+
+def _rule_files(folder: str) -> list[str]:
+    """Every rule file under a folder, in a stable order (plain strings: thousands of files)."""
+    found: list[str] = []
+    for root, _dirs, names in os.walk(folder):
+        found.extend(os.path.join(root, n) for n in names if n.lower().endswith(RULE_SUFFIXES))
+    return sorted(found)
 
 
 def _parse_all(texts: list[tuple[str, bytes]], placeholders: Mapping[str, Sequence[str]] | None,
