@@ -61,16 +61,19 @@ class Test:
     arg: Any = None  # per kind: frozenset, str, (pattern, flags), (networks...), (op, number), bool
     cased: bool = False
 
-    def __post_init__(self) -> None:
-        # tests key every per-batch memo: hash once, not on each of the ~100,000 look-ups a batch makes
-        object.__setattr__(self, "_hash", hash((self.field, self.kind, self.arg, self.cased)))
-
     def __hash__(self) -> int:
-        return self._hash  # type: ignore[attr-defined,no-any-return]
+        # tests key every per-batch memo: hash once, not on each of the ~100,000 look-ups a batch makes
+        known: int | None = self.__dict__.get("_hash")
+        if known is None:
+            known = hash((self.field, self.kind, self.arg, self.cased))
+            object.__setattr__(self, "_hash", known)
+        return known
 
-    def __reduce__(self) -> tuple[type[Test], tuple[Any, ...]]:
-        # string hashes differ between processes: a cached rule set rebuilds tests, and their hash
-        return (Test, (self.field, self.kind, self.arg, self.cased))
+    def __getstate__(self) -> dict[str, Any]:
+        # string hashes differ between processes: a cached rule set must not carry them
+        state = dict(self.__dict__)
+        state.pop("_hash", None)
+        return state
 
 
 @dataclass(frozen=True)

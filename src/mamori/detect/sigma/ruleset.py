@@ -21,7 +21,7 @@ from mamori.detect.sigma.loader import RULE_SUFFIXES, iter_rule_texts, parse_rul
 from mamori.detect.sigma.model import Correlation, Refusal, Rule, RuleSet
 from mamori.detect.sigma.plan import Plan, rule_plan
 
-CACHE_VERSION = "mamori-sigma-3"  # bump when the model or plan classes change
+CACHE_VERSION = "mamori-sigma-4"  # bump when the model or plan classes change
 PARALLEL_THRESHOLD = 400  # files; below this a worker pool costs more than it saves
 
 
