@@ -285,30 +285,35 @@ def _records(prepared: pl.DataFrame, hits: pl.DataFrame, rules: dict[str, Rule],
               "Channel", "EventID", "EventRecordID"}
     for rule_id in kept:
         wanted.update(rules[rule_id].referenced_fields())
-    # one gather of the hit rows and only the columns the records show, not one per rule
+    # one gather of the hit rows and the columns the records show, turned into Python rows once
     unique_rows = hits.get_column(ROW).unique().sort()
     table = prepared.select([c for c in prepared.columns if c in wanted])[unique_rows.to_numpy()]
-    position = pl.Series(np.arange(len(unique_rows)))
-    lookup = dict(zip(unique_rows.to_list(), position.to_list(), strict=True))
-    for (rule_id,), group in hits.group_by(RULE_ID, maintain_order=True):
-        rule = rules[str(rule_id)]
-        rows = table[[lookup[r] for r in group.get_column(ROW).to_list()]]
-        held = group.get_column(SELECTIONS).to_list() if explained else [None] * rows.height
-        if filters.since or filters.until:
-            times = rows.get_column(schema.TIME)
-            keep = np.ones(rows.height, dtype=bool)
-            if filters.since:
-                keep &= (times >= filters.since).fill_null(False).to_numpy()
-            if filters.until:
-                keep &= (times <= filters.until).fill_null(False).to_numpy()
-            rows = rows.filter(pl.Series(keep))
-            held = [h for h, k in zip(held, keep, strict=True) if k]
-            if rows.height == 0:
-                continue
-        fields = [f for f in rule.referenced_fields() if f in rows.columns]
+    if (filters.since or filters.until) and schema.TIME in table.columns:
+        times = table.get_column(schema.TIME)
+        keep = pl.Series(np.ones(table.height, dtype=bool))
+        if filters.since:
+            keep &= (times >= filters.since).fill_null(False)
+        if filters.until:
+            keep &= (times <= filters.until).fill_null(False)
+        in_range = keep.to_list()
+    else:
+        in_range = [True] * table.height
+    lookup = dict(zip(unique_rows.to_list(), range(table.height), strict=True))
+    events = table.rows(named=True)
+    selections_of = hits.get_column(SELECTIONS).to_list() if explained else [None] * hits.height
+    by_rule: dict[str, list[tuple[int, Any]]] = {}
+    for rule_id, row, selections in zip(hits.get_column(RULE_ID).to_list(), hits.get_column(ROW).to_list(),
+                                        selections_of, strict=True):
+        by_rule.setdefault(rule_id, []).append((lookup[row], selections))
+    for rule_id, matched in by_rule.items():
+        rule = rules[rule_id]
+        fields = [f for f in rule.referenced_fields() if f in table.columns]
         tactics = [t.tag for t in tactics_of(rule.tags)]
         techniques = techniques_of(rule.tags)
-        for row, selections in zip(rows.iter_rows(named=True), held, strict=True):
+        for position, selections in matched:
+            if not in_range[position]:
+                continue
+            row = events[position]
             matched_fields = {f: row.get(f) for f in fields}
             record: dict[str, Any] = {
                 "rule_id": rule.id,

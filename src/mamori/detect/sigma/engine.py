@@ -79,6 +79,7 @@ class Detector:
                 group.keyword_needles = keyword_needles(group.keyword_literals)
         self.literals = {key: sorted(values) for key, values in literal_sets.items()}
         self.literal_bank = LiteralBank(self.literals)  # automata built once, used by every batch
+        self.literal_bank.build_all()  # now, while inputs are still being read, not in the first batch
 
     def _add(self, rule: Rule, literal_sets: dict[tuple[str | None, bool], set[str]]) -> None:
         group = self._groups.get(rule.logsource)

@@ -519,7 +519,8 @@ class LiteralMatcher:
         self.announced = frozenset(self.literals)
         self._automaton: Any = None
 
-    def _built(self) -> Any:
+    def automaton(self) -> Any:
+        """The Aho-Corasick automaton over the literals (built on first need)."""
         if self._automaton is None:
             automaton = ahocorasick.Automaton()
             for literal in self.literals:
@@ -535,7 +536,7 @@ class LiteralMatcher:
             return found
         if len(self.literals) <= FEW_LITERALS and _long_values(values):
             return _occurrences_in_one_pass(values, self.literals)
-        scan = self._built().iter
+        scan = self.automaton().iter
         for position, value in enumerate(values.to_pylist()):
             if not value:
                 continue
@@ -582,6 +583,12 @@ class LiteralBank:
         self._matchers: dict[tuple[str, bool], LiteralMatcher] = {}
         self._needles: list[str] | None = None
         self._keyword_banks: dict[tuple[str, ...], LiteralBank] = {}
+
+    def build_all(self) -> None:
+        """Build every field's automaton now (a tenth of a second for the SigmaHQ set)."""
+        for field, cased in list(self._literals):
+            if field is not None:
+                self.matcher(field, cased).automaton()
 
     def matcher(self, field: str, cased: bool) -> LiteralMatcher:
         """The matcher for the literals tested on ``field`` (plus the keyword literals)."""
