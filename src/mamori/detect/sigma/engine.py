@@ -70,7 +70,7 @@ class Detector:
         self.fields: set[str] = set()
         self.literals: dict[tuple[str | None, bool], list[str]] = {}
         self._groups: dict[LogSource, RuleGroup] = {}
-        self._selection_plans: dict[str, list[tuple[str, Plan]]] = {}
+        self._selection_plans: dict[str, tuple[tuple[str, Plan], ...]] = {}
         literal_sets: dict[tuple[str | None, bool], set[str]] = defaultdict(set)
         for rule in ruleset.rules:
             self._add(rule, literal_sets)
@@ -171,9 +171,9 @@ class Detector:
 
     def _selections_held(self, rule: Rule, evaluator: BatchEvaluator, matched: np.ndarray) -> list[list[str]]:
         """For each matched row, the names of the rule's selections that hold there."""
-        plans = self._selection_plans.get(rule.id)
+        plans = self._selection_plans.get(rule.id) or self.ruleset.selection_plans.get(rule.id)
         if plans is None:
-            plans = self._selection_plans[rule.id] = [(s.name, selection_plan(s)) for s in rule.selections]
+            plans = self._selection_plans[rule.id] = tuple((s.name, selection_plan(s)) for s in rule.selections)
         columns = []
         for name, plan in plans:
             bits = evaluator.evaluate(plan)

@@ -248,6 +248,7 @@ class RuleSet:
     refused: list[Refusal] = field(default_factory=list)
     digest: str = ""
     plans: dict[str, Plan] = field(default_factory=dict)  # rule id -> compiled plan (see plan.py)
+    selection_plans: dict[str, tuple[tuple[str, Plan], ...]] = field(default_factory=dict)  # for explanations
 
     def by_id(self) -> dict[str, Rule]:
         """Map rule id -> rule."""

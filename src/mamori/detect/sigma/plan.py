@@ -227,10 +227,20 @@ def condition_plan(node: Node, selections: dict[str, Plan], names: list[str]) ->
     raise TypeError(f"unknown condition node {node!r}")
 
 
+SelectionPlans = tuple[tuple[str, Plan], ...]
+
+
 def rule_plan(rule: Rule) -> Plan:
     """The whole rule as one plan."""
+    return rule_plans(rule)[0]
+
+
+def rule_plans(rule: Rule) -> tuple[Plan, SelectionPlans]:
+    """The whole rule as one plan, and each selection's plan (what explanations evaluate: which
+    selections held); the rule plan shares the selections' plan objects."""
     selections = {s.name: selection_plan(s) for s in rule.selections}
-    return condition_plan(rule.condition, selections, [s.name for s in rule.selections])
+    plan = condition_plan(rule.condition, selections, [s.name for s in rule.selections])
+    return plan, tuple(selections.items())
 
 
 def plan_tests(plan: Plan) -> list[Test]:

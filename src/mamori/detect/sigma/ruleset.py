@@ -19,9 +19,9 @@ from pathlib import Path
 
 from mamori.detect.sigma.loader import RULE_SUFFIXES, iter_rule_texts, parse_rule_text
 from mamori.detect.sigma.model import Correlation, Refusal, Rule, RuleSet
-from mamori.detect.sigma.plan import Plan, rule_plan
+from mamori.detect.sigma.plan import Plan, SelectionPlans, rule_plans
 
-CACHE_VERSION = "mamori-sigma-4"  # bump when the model or plan classes change
+CACHE_VERSION = "mamori-sigma-5"  # bump when the model or plan classes change
 PARALLEL_THRESHOLD = 400  # files; below this a worker pool costs more than it saves
 
 
@@ -34,7 +34,7 @@ def default_cache_dir() -> Path:
     return Path(base) / "mamori"
 
 
-Parsed = tuple[list[Rule | Correlation], list[Refusal], dict[str, Plan]]
+Parsed = tuple[list[Rule | Correlation], list[Refusal], dict[str, tuple[Plan, SelectionPlans]]]
 
 
 def _parse_chunk(args: tuple[list[tuple[str, bytes]], Mapping[str, Sequence[str]] | None]) -> Parsed:
@@ -42,7 +42,7 @@ def _parse_chunk(args: tuple[list[tuple[str, bytes]], Mapping[str, Sequence[str]
     chunk, placeholders = args
     items: list[Rule | Correlation] = []
     refused: list[Refusal] = []
-    plans: dict[str, Plan] = {}
+    plans: dict[str, tuple[Plan, SelectionPlans]] = {}
     for path, text in chunk:
         got, bad = parse_rule_text(path, text, placeholders)
         items.extend(got)
@@ -50,7 +50,7 @@ def _parse_chunk(args: tuple[list[tuple[str, bytes]], Mapping[str, Sequence[str]
     for item in items:
         if isinstance(item, Rule):
             try:
-                plans[item.path] = rule_plan(item)
+                plans[item.path] = rule_plans(item)
             except (TypeError, ValueError, KeyError) as exc:
                 refused.append(Refusal(item.path, f"cannot compile: {exc}", item.id))
     return [i for i in items if not isinstance(i, Rule) or i.path in plans], refused, plans
@@ -160,7 +160,7 @@ def _parse_all(texts: list[tuple[str, bytes]], placeholders: Mapping[str, Sequen
 
 
 def _assemble(items: list[Rule | Correlation], refused: list[Refusal], key: str,
-              plans_by_path: dict[str, Plan]) -> RuleSet:
+              plans_by_path: dict[str, tuple[Plan, SelectionPlans]]) -> RuleSet:
     """Order rules by path, refuse duplicate ids, split rules from correlations."""
     ruleset = RuleSet(digest=key, refused=sorted(refused, key=lambda r: r.path))
     seen: dict[str, str] = {}
@@ -174,7 +174,7 @@ def _assemble(items: list[Rule | Correlation], refused: list[Refusal], key: str,
             ruleset.correlations.append(item)
         else:
             ruleset.rules.append(item)
-            ruleset.plans[item.id] = plans_by_path[item.path]
+            ruleset.plans[item.id], ruleset.selection_plans[item.id] = plans_by_path[item.path]
     return ruleset
 
 
