@@ -115,10 +115,14 @@ def draft(detections: Sequence[Detection], frame: pl.DataFrame, received_ns: pl.
     if any(d.uids for d in detections) and schema.UID in frame.columns:
         uid_rows = {u: i for i, u in enumerate(frame.get_column(schema.UID).to_list())}
     received = received_ns.to_list()
+    rows_of = [list(d.rows) or [uid_rows[u] for u in d.uids if u in uid_rows] for d in detections]
+    # one gather of every matched row as Python rows, not one Polars gather per detection
+    every = sorted({r for rows in rows_of for r in rows})
+    position = {r: i for i, r in enumerate(every)}
+    matched_rows = frame[every].select(columns).to_dicts() if every else []
     out: list[Draft] = []
-    for detection in detections:
-        rows = list(detection.rows) or [uid_rows[u] for u in detection.uids if u in uid_rows]
-        picked = frame[rows].select(columns).to_dicts() if rows else []
+    for detection, rows in zip(detections, rows_of, strict=True):
+        picked = [matched_rows[position[r]] for r in rows]
         groups: dict[str, tuple[dict[str, str | None], list[dict[str, Any]], int]] = {}
         group_fields = dict(detection.group)
         for row_index, row in zip(rows, picked, strict=True):
