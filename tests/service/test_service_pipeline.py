@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from mamori.collect.spool import Entry
 from mamori.config import load_settings
 from mamori.errors import MamoriError
+from mamori.service import alerting
 from mamori.service.detection import load_stage
 from mamori.service.runtime import Service
 from mamori.store.query import stored_uids
@@ -68,6 +69,22 @@ def test_detections_for_the_same_rule_and_entity_add_to_one_alert_until_it_is_cl
     _feed(service, [windows_event("a4", "WS1", True)])
     assert [(a.host, a.count, a.status) for a in _alerts(service)] == [
         ("WS1", 4, "closed"), ("WS2", 1, "new"), ("WS1", 1, "new")]
+    service.spool.close()
+
+
+def test_an_alert_closed_while_a_batch_joins_it_lets_the_batch_open_a_new_one(
+        tmp_path: Path, rules_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the batch reads the open alerts, then writes: an alert closed in between is not updated, and
+    # its detections open a new alert instead of being lost
+    service = _service(tmp_path / "data", rules_dir)
+    _feed(service, [windows_event("a0", "WS1", True)])
+    first = _alerts(service)[0]
+    with service.sessions.begin() as session:
+        session.execute(update(Alert).where(Alert.id == first.id).values(status="closed"))
+    monkeypatch.setattr(alerting, "_open_alerts", lambda session, ids: {i: [] for i in ids})  # read before the close
+    _feed(service, [windows_event("a1", "WS1", True), windows_event("a2", "WS1", True)])
+    assert [(a.host, a.count, a.status, len(a.event_uids)) for a in _alerts(service)] == [
+        ("WS1", 1, "closed", 1), ("WS1", 2, "new", 2)]
     service.spool.close()
 
 

@@ -14,10 +14,10 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, case, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mamori.events import schema
@@ -154,44 +154,107 @@ def draft(detections: Sequence[Detection], frame: pl.DataFrame, received_ns: pl.
 def apply(session: Session, drafts: Sequence[Draft], book: AlertBook, now: datetime) -> tuple[AlertOutcome,
                                                                                                 dict[str, _Open]]:
     """Write the drafts (inside the caller's transaction); return the outcome and the book changes to
-    ``settle`` after the commit."""
+    ``settle`` after the commit. The open alerts drafts join are read in one query and updated in one
+    statement run for all of them (hundreds of drafts a batch), new alerts are inserted together."""
+    joined = {k.alert_id for d in drafts if (k := book.fresh(d.key, now)) is not None}
+    current = _open_alerts(session, joined)
+    updates: dict[int, _Update] = {}
+    new: dict[str, Alert] = {}
     created = updated = 0
-    changes: dict[str, _Open] = {}
     for item in drafts:
-        known = changes.get(item.key) or book.fresh(item.key, now)
-        if known is not None:
-            values: dict[str, Any] = {"count": Alert.count + item.count, "updated_at": now}
-            if known.uids < MAX_UIDS:
-                current = session.scalar(select(Alert.event_uids).where(Alert.id == known.alert_id)) or []
-                merged = (list(current) + item.uids)[:MAX_UIDS]
-                values["event_uids"] = merged
-                known = _Open(known.alert_id, now, len(merged))
-            else:
-                known = _Open(known.alert_id, now, known.uids)
-            result = session.execute(update(Alert).where(Alert.id == known.alert_id, Alert.status != "closed")
-                                     .values(**values))
-            if getattr(result, "rowcount", 0) == 1:
-                session.execute(update(Alert).where(Alert.id == known.alert_id, Alert.last_seen < item.last_seen)
-                                .values(last_seen=item.last_seen))
-                changes[item.key] = known
-                updated += 1
-                continue
-        detection = item.detection
-        explanation = item.explanation if item.explanation is not None else "\n".join(detection.explain()[:5])
-        alert = Alert(
-            rule_id=detection.rule_id, rule_title=detection.title[:500], level=detection.level,
-            author=detection.author[:500], tags=list(detection.tags), first_seen=item.first_seen,
-            last_seen=item.last_seen, created_at=now, updated_at=now, host=item.entities["host"],
-            user=item.entities["user"], ip=item.entities["ip"], process=item.entities["process"],
-            file_hash=item.entities["file_hash"], event_uids=item.uids, explanation=explanation, status="new",
-            dedup_key=item.key, count=item.count,
-            latency_ms=None if item.latency is None else item.latency * 1000)
-        session.add(alert)
-        session.flush()
-        changes[item.key] = _Open(alert.id, now, len(item.uids))
+        alert = new.get(item.key)
+        if alert is not None:  # a second draft for an alert this batch opens
+            alert.count += item.count
+            alert.event_uids = (list(alert.event_uids or []) + item.uids)[:MAX_UIDS]
+            alert.last_seen = max(alert.last_seen, item.last_seen)
+            updated += 1
+            continue
+        known = book.fresh(item.key, now)
+        if known is not None and known.alert_id in current:
+            change = updates.get(known.alert_id)
+            if change is None:
+                change = updates[known.alert_id] = _Update(known.alert_id, item.key, current[known.alert_id])
+            change.add(item)
+            updated += 1
+            continue
+        new[item.key] = _new_alert(item, now)
         created += 1
+    changes: dict[str, _Open] = {}
+    if updates:
+        table = cast(Table, Alert.__table__)
+        session.execute(
+            update(table).where(table.c.id == bindparam("alert_id"), table.c.status != "closed")
+            .values(count=table.c.count + bindparam("added"), updated_at=bindparam("now"),
+                    event_uids=bindparam("uids", type_=table.c.event_uids.type),
+                    last_seen=case((table.c.last_seen < bindparam("seen"), bindparam("seen")),
+                                   else_=table.c.last_seen)),
+            [{"alert_id": u.alert_id, "added": u.count, "now": now, "uids": u.uids, "seen": u.last_seen}
+             for u in updates.values()])
+        # an alert closed since it was read was not updated: its detections open a new alert
+        closed = set(session.scalars(select(Alert.id).where(Alert.id.in_(list(updates)), Alert.status == "closed")))
+        for alert_id, change in updates.items():
+            if alert_id in closed:
+                first, *rest = change.drafts
+                alert = new[first.key] = _new_alert(first, now)
+                for item in rest:
+                    alert.count += item.count
+                    alert.event_uids = (list(alert.event_uids or []) + item.uids)[:MAX_UIDS]
+                    alert.last_seen = max(alert.last_seen, item.last_seen)
+                created += 1
+                updated -= 1
+                continue
+            changes[change.key] = _Open(alert_id, now, len(change.uids))
+    if new:
+        session.add_all(new.values())
+        session.flush()
+        for key, alert in new.items():
+            changes[key] = _Open(alert.id, now, len(alert.event_uids or []))
     latencies = tuple(d.latency for d in drafts if d.latency is not None)
     return AlertOutcome(created, updated, latencies), changes
+
+
+@dataclass
+class _Update:
+    """What a batch adds to one open alert."""
+
+    alert_id: int
+    key: str
+    uids: list[str]
+    count: int = 0
+    last_seen: datetime | None = None
+    drafts: list[Draft] = field(default_factory=list)
+
+    def add(self, item: Draft) -> None:
+        self.count += item.count
+        if len(self.uids) < MAX_UIDS:
+            self.uids = (self.uids + item.uids)[:MAX_UIDS]
+        self.last_seen = item.last_seen if self.last_seen is None else max(self.last_seen, item.last_seen)
+        self.drafts.append(item)
+
+
+def _open_alerts(session: Session, ids: set[int]) -> dict[int, list[str]]:
+    """The matched event ids of those of these alerts that are not closed."""
+    found: dict[int, list[str]] = {}
+    wanted = sorted(ids)
+    for start in range(0, len(wanted), 500):
+        rows = session.execute(select(Alert.id, Alert.event_uids).where(
+            Alert.id.in_(wanted[start:start + 500]), Alert.status != "closed"))
+        for alert_id, uids in rows:
+            found[alert_id] = list(uids or [])
+    return found
+
+
+def _new_alert(item: Draft, now: datetime) -> Alert:
+    detection = item.detection
+    explanation = item.explanation if item.explanation is not None else "\n".join(detection.explain()[:5])
+    return Alert(
+        rule_id=detection.rule_id, rule_title=detection.title[:500], level=detection.level,
+        author=detection.author[:500], tags=list(detection.tags), first_seen=item.first_seen,
+        last_seen=item.last_seen, created_at=now, updated_at=now, host=item.entities["host"],
+        user=item.entities["user"], ip=item.entities["ip"], process=item.entities["process"],
+        file_hash=item.entities["file_hash"], event_uids=list(item.uids)[:MAX_UIDS], explanation=explanation,
+        status="new", dedup_key=item.key, count=item.count,
+        latency_ms=None if item.latency is None else item.latency * 1000)
 
 
 def settle(book: AlertBook, changes: dict[str, _Open]) -> None:

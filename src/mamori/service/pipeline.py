@@ -153,6 +153,7 @@ class Pipeline:
         stored_at = time.perf_counter()
         now = datetime.now(UTC)
         drafts = draft(detections, frame, parsed.received_ns, self.book, now)
+        drafted_at = time.perf_counter()
         with self.sessions.begin() as session:
             outcome, changes = apply(session, drafts, self.book, now)
             for item in parsed.quarantined:
@@ -171,7 +172,8 @@ class Pipeline:
         metrics.inc("mamori_alerts_updated_total", outcome.updated)
         metrics.inc("mamori_batches_total")
         for stage, seconds in (("parse", parsed_at - started), ("detect", detected_at - parsed_at),
-                               ("store_wait", stored_at - detected_at), ("alert_commit", done - stored_at)):
+                               ("store_wait", stored_at - detected_at), ("alert_draft", drafted_at - stored_at),
+                               ("alert_commit", done - drafted_at)):
             metrics.inc("mamori_stage_seconds_total", seconds, stage=stage)
         for latency in outcome.latencies:
             metrics.observe("mamori_ingest_to_alert_seconds", latency)
