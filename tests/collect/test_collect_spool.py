@@ -24,6 +24,22 @@ def test_entries_are_read_back_in_order_from_any_committed_point(tmp_path: Path)
     spool.close()
 
 
+def test_batches_read_one_after_another_skip_nothing_at_segment_boundaries(tmp_path: Path) -> None:
+    # a batch that ends on a segment's last entry must not make the next read skip the next segment
+    spool = Spool(tmp_path, segment_bytes=300)
+    for n in range(40):
+        spool.append_wait(_entry(n))
+    assert len(spool.segments()) > 5
+    for per_batch in (1, 2, 3, 4, 5, 7):
+        seen: list[int] = []
+        start = 0
+        while batch := spool.read(start, per_batch * 2, 0.0):
+            seen.extend(e.seq for e in batch)
+            start = batch[-1].seq + 1
+        assert seen == list(range(40)), per_batch
+    spool.close()
+
+
 def test_a_restart_resumes_after_the_commit_and_counts_only_the_backlog(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     for n in range(10):

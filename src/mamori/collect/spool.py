@@ -272,9 +272,12 @@ class Spool:
 
     def _read_range(self, start: int, stop: int, max_records: int) -> list[Entry]:
         segments = self.segments()
+        paths = [p for _, p in segments]
         cursor = self._cursor
-        if cursor is not None and cursor[2] == start and cursor[0].exists():
-            plan = [(cursor[0], cursor[1])] + [(p, 0) for first, p in segments if first > start]
+        if cursor is not None and cursor[2] == start and cursor[0] in paths:
+            # on from where the last read stopped, then every later segment: the entry ``start`` may
+            # well be the first of the next segment (the last read ended on a segment's last entry)
+            plan = [(cursor[0], cursor[1])] + [(p, 0) for p in paths[paths.index(cursor[0]) + 1:]]
         else:
             chosen = [p for first, p in segments if first <= start]
             plan = [(chosen[-1], 0)] if chosen else []
@@ -282,15 +285,18 @@ class Spool:
         out: list[Entry] = []
         records = 0
         for path, offset in plan:
-            for seq, end, body in _scan(path, offset):
-                if seq < start:
-                    continue
-                if seq >= stop or records >= max_records:
-                    return out
-                entry = _decode(body, seq)
-                out.append(entry)
-                records += len(entry.records)
-                self._cursor = (path, end, seq + 1)
+            try:
+                for seq, end, body in _scan(path, offset):
+                    if seq < start:
+                        continue
+                    if seq >= stop or records >= max_records:
+                        return out
+                    entry = _decode(body, seq)
+                    out.append(entry)
+                    records += len(entry.records)
+                    self._cursor = (path, end, seq + 1)
+            except FileNotFoundError:  # pruned since listed: it held only stored entries
+                continue
         return out
 
     def commit(self, upto: int) -> None:
