@@ -130,6 +130,10 @@ def main() -> None:
         overall = quantile(buckets(previous, "mamori_ingest_to_alert_seconds"), [], 0.99)
         stages = {k.split('"')[1]: v for k, v in previous.items() if k.startswith("mamori_stage_seconds_total")}
         print(f"generator: {output.strip()}")
+        if sent is not None and previous.get("mamori_events_stored_total", 0) < sent:
+            missing = sent - previous.get("mamori_events_stored_total", 0)
+            print(f"NOT STORED: {missing:.0f} of {sent:.0f} events sent (quarantined lines are counted apart: "
+                  f"{previous.get('mamori_quarantined_total', 0):.0f})")
         print(f"summary: offered {args.rate:.0f}/s for {args.seconds:.0f}s; sent {sent or 0:.0f}; "
               f"stored {stored:.0f} events "
               f"in {total:.0f}s ({stored / total:.0f}/s); alert latency p99 <= {overall} s "
