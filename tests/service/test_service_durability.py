@@ -104,7 +104,9 @@ def _wait_drained(process: ServiceProcess, token: str, timeout: float = 120) -> 
 def test_acknowledged_events_survive_sigkills_exactly_once_with_their_alerts(tmp_path: Path, rules_dir: Path) -> None:
     data = tmp_path / "data"
     tokens = seed_tokens(data, ("analyst",))
-    process = ServiceProcess(data, rules=[rules_dir], extra={"MAMORI_BATCH_SECONDS": "0.2"})
+    # small spool segments: batches start and end on segment boundaries again and again
+    process = ServiceProcess(data, rules=[rules_dir], extra={"MAMORI_BATCH_SECONDS": "0.2",
+                                                             "MAMORI_SPOOL_SEGMENT_BYTES": "65536"})
     process.start()
     shared = Shared(process)
     numbers = list(range(TOTAL // 2))
