@@ -210,29 +210,17 @@ def prepare_from_records(incident_id: int, data_dir: Path | None, db: Path | Non
     folder's intel store (or ``db``), the one whose TAXII server publishes it. Partners are checked
     against the folder's settings. Returns the draft's id, the store and its path.
     """
-    from sqlalchemy.exc import SQLAlchemyError
-
     from mamori.config import load_settings
-    from mamori.store.db import make_engine, session_factory
+    from mamori.store.db import check_service_records, read_service_records
 
     settings = load_settings(None, data_dir=data_dir)
-    if not settings.database_url and not (settings.data_dir / "mamori.db").is_file():
-        raise IntelError(f"no Mamori database in {settings.data_dir}", where="--data-dir",
-                         hint="give the data folder of `mamori serve` (default ./mamori-data)")
+    check_service_records(settings.data_dir, settings.database_url)
     check_audience(tlp, audience, parse_partners(settings.taxii_partners))
     location = db or settings.data_dir / "intel.db"
     store = IntelStore.open(location)
     store.create_collection("Shared by us", alias=collection, outgoing=True,
                             description="Mamori's findings for partners (redacted, TLP enforced)")
-    engine = make_engine(settings.db_url)
-    try:
-        with session_factory(engine)() as session:
-            draft = share_incident(store, session, incident_id, tlp=tlp, audience=audience,
-                                   collection=collection, policy=policy, organisation=organisation)
-    except SQLAlchemyError as exc:
-        raise IntelError(f"cannot read the records database: {exc.__class__.__name__}: {exc}",
-                         where=settings.db_url, hint="start `mamori serve` once on this data folder to bring its "
-                                                     "schema up to date") from exc
-    finally:
-        engine.dispose()
+    with read_service_records(settings.db_url) as session:
+        draft = share_incident(store, session, incident_id, tlp=tlp, audience=audience, collection=collection,
+                               policy=policy, organisation=organisation)
     return draft.id, store, location

@@ -13,33 +13,20 @@ from mamori.errors import MamoriError
 def write_report(incident_id: int, lang: str, output_format: str, output: Path, data_dir: Path | None,
                  config: Path | None, time_zone: str | None) -> Path:
     """Build the report of ``incident_id`` from the service's data folder and write it to ``output``."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from mamori.config import load_settings
     from mamori.report import build, render_html, render_pdf
     from mamori.report.locale import check_language
     from mamori.report.locale import time_zone as check_zone
-    from mamori.store.db import make_engine, session_factory
+    from mamori.store.db import check_service_records, read_service_records
     from mamori.store.lake import Lake
 
     check_language(lang)
     check_zone(time_zone, lang)
     settings = load_settings(config, data_dir=data_dir)
-    if not settings.database_url and not (settings.data_dir / "mamori.db").is_file():
-        raise MamoriError(f"no Mamori database in {settings.data_dir}", where="--data-dir",
-                          hint="give the data folder of `mamori serve` (default ./mamori-data)")
-    # a report only reads: the database is the service's, already migrated by `mamori serve`
-    engine = make_engine(settings.db_url)
-    try:
-        lake = Lake(settings.data_dir / "lake") if (settings.data_dir / "lake").is_dir() else None
-        with session_factory(engine)() as session:
-            data = build(session, lake, incident_id, lang, time_zone)
-    except SQLAlchemyError as exc:
-        raise MamoriError(f"cannot read the records database: {exc.__class__.__name__}: {exc}",
-                          where=settings.db_url, hint="start `mamori serve` once on this data folder to bring its "
-                                                      "schema up to date") from exc
-    finally:
-        engine.dispose()
+    check_service_records(settings.data_dir, settings.database_url)
+    lake = Lake(settings.data_dir / "lake") if (settings.data_dir / "lake").is_dir() else None
+    with read_service_records(settings.db_url) as session:
+        data = build(session, lake, incident_id, lang, time_zone)
     if output_format == "pdf":
         content = render_pdf(data, lang, time_zone)
     else:

@@ -8,12 +8,16 @@ and the API (readers, small writes) share it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+
+from mamori.errors import MamoriError
 
 MIGRATION_LOCATIONS: list[str] = [str(Path(__file__).parent / "migrations" / "versions"),
                                    str(Path(__file__).parents[1] / "cases" / "migrations" / "versions"),
@@ -49,6 +53,29 @@ def make_engine(url: str) -> Engine:
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """The session factory every room uses (objects stay readable after commit)."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def check_service_records(data_dir: Path, database_url: str) -> None:
+    """Refuse a data folder holding no records database (commands that read what ``mamori serve`` stored)."""
+    if not database_url and not (data_dir / "mamori.db").is_file():
+        raise MamoriError(f"no Mamori database in {data_dir}", where="--data-dir",
+                          hint="give the data folder of `mamori serve` (default ./mamori-data)")
+
+
+@contextlib.contextmanager
+def read_service_records(url: str) -> Iterator[Session]:
+    """A session on the service's records database for a command that only reads it (never migrated:
+    it is the service's); a database error becomes a MamoriError naming the database."""
+    engine = make_engine(url)
+    try:
+        with session_factory(engine)() as session:
+            yield session
+    except SQLAlchemyError as exc:
+        raise MamoriError(f"cannot read the records database: {exc.__class__.__name__}: {exc}", where=url,
+                          hint="start `mamori serve` once on this data folder to bring its schema up to date"
+                          ) from exc
+    finally:
+        engine.dispose()
 
 
 def migrate(engine: Engine, extra_locations: Sequence[str] = ()) -> None:
