@@ -3,25 +3,14 @@ lines, refusals) are shown in Japanese, with none of their English phrases left.
 
 from __future__ import annotations
 
-import sqlite3
-
-from web_fixtures import Console, csrf_of, wait_for
+from web_fixtures import Console, csrf_of, first_incident
 
 ENGLISH_PHRASES = ("highest alert level", "raised to", "opens an incident", "shares host", "opened by",
                    "opened the incident", " joined", "merged into", "detections)", "needs a reason")
 
 
-def _first_incident(console: Console) -> int:
-    def found() -> int | None:
-        with sqlite3.connect(console.data_dir / "mamori.db") as db:
-            row = db.execute("SELECT min(id) FROM incidents").fetchone()
-        return int(row[0]) if row and row[0] else None
-
-    return wait_for(found)
-
-
 def test_japanese_incident_page_shows_the_severity_basis_and_trail_in_japanese(console: Console) -> None:
-    incident = _first_incident(console)
+    incident = first_incident(console)
     with console.login("viewer", language="ja") as client:
         page = client.get(f"/console/incidents/{incident}").text
     basis = page.split('data-testid="severity-basis">')[1].split("</td>")[0]
@@ -34,14 +23,14 @@ def test_japanese_incident_page_shows_the_severity_basis_and_trail_in_japanese(c
 
 
 def test_english_incident_page_keeps_the_english_sentences(console: Console) -> None:
-    incident = _first_incident(console)
+    incident = first_incident(console)
     with console.login("viewer", language="en") as client:
         page = client.get(f"/console/incidents/{incident}").text
     assert "highest alert level High" in page and "level High opens an incident" in page
 
 
 def test_a_refused_status_move_is_explained_in_japanese(console: Console) -> None:
-    incident = _first_incident(console)
+    incident = first_incident(console)
     with console.login("analyst", language="ja") as client:
         token = csrf_of(client.get(f"/console/incidents/{incident}").text)
         answer = client.post(f"/console/incidents/{incident}/status",

@@ -4,22 +4,12 @@ downloads, and refusals shown as pages."""
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 
-from web_fixtures import Console, csrf_of, wait_for
-
-
-def _first_incident(console: Console) -> int:
-    def found() -> int | None:
-        with sqlite3.connect(console.data_dir / "mamori.db") as db:
-            row = db.execute("SELECT min(id) FROM incidents").fetchone()
-        return int(row[0]) if row and row[0] else None
-
-    return wait_for(found)
+from web_fixtures import Console, csrf_of, first_incident
 
 
 def test_evidence_is_attached_and_downloaded_intact(console: Console) -> None:
-    incident = _first_incident(console)
+    incident = first_incident(console)
     content = "プロセス一覧\nwhoami.exe 4242\n".encode() * 50
     with console.login("analyst") as client:
         token = csrf_of(client.get(f"/console/incidents/{incident}").text)
@@ -35,7 +25,7 @@ def test_evidence_is_attached_and_downloaded_intact(console: Console) -> None:
 
 
 def test_an_analyst_takes_the_incident(console: Console) -> None:
-    incident = _first_incident(console)
+    incident = first_incident(console)
     with console.login("analyst") as client:
         token = csrf_of(client.get(f"/console/incidents/{incident}").text)
         client.post(f"/console/incidents/{incident}/owner", data={"csrf": token, "value": "analyst-user"})
@@ -44,7 +34,7 @@ def test_an_analyst_takes_the_incident(console: Console) -> None:
 
 
 def test_the_html_report_downloads_in_the_language_asked(console: Console) -> None:
-    incident = _first_incident(console)
+    incident = first_incident(console)
     with console.login("viewer") as client:
         english = client.get(f"/console/incidents/{incident}/report?lang=en&format=html")
         japanese = client.get(f"/console/incidents/{incident}/report?lang=ja&format=html")
@@ -54,7 +44,7 @@ def test_the_html_report_downloads_in_the_language_asked(console: Console) -> No
 
 
 def test_a_refused_status_move_is_shown_as_a_page_with_the_reason(console: Console) -> None:
-    incident = _first_incident(console)
+    incident = first_incident(console)
     with console.login("analyst") as client:
         token = csrf_of(client.get(f"/console/incidents/{incident}").text)
         answer = client.post(f"/console/incidents/{incident}/status",

@@ -4,16 +4,15 @@ events that fire the rule, and small helpers to wait and to log in over HTTP."""
 from __future__ import annotations
 
 import contextlib
-import time
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-
-from mamori.service.launch import ServiceProcess
+from service_testing import Running
+from service_testing import wait_for as wait_until
 
 WHOAMI_RULE = """\
 title: Whoami Execution
@@ -53,21 +52,12 @@ T = TypeVar("T")
 
 
 @dataclass
-class Console:
-    """The child service, its API tokens and console passwords by role, and its data folder."""
-
-    process: ServiceProcess
-    tokens: dict[str, str]
-    data_dir: Path
-
-    @property
-    def url(self) -> str:
-        """Base URL."""
-        return self.process.url
+class Console(Running):
+    """The child service with its API tokens (``Running``) and, per role, a console user and password."""
 
     def api(self, role: str = "admin") -> httpx.Client:
         """An API client with the token of a role."""
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.tokens[role]}"}, timeout=30)
+        return self.client(role)
 
     @contextlib.contextmanager
     def login(self, role: str, language: str = "en") -> Iterator[httpx.Client]:
@@ -91,14 +81,20 @@ def whoami_event(seq: int, host: str = "WS-CONSOLE1", user: str = "tanaka") -> d
 
 
 def wait_for(predicate: Callable[[], T | None], timeout: float = 60.0) -> T:
-    """Poll until ``predicate`` gives a truthy value and return it (AssertionError after ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
+    """Poll until ``predicate`` gives a truthy value and return it; the console's waits are the longer
+    ones (ingest, grouping, then playbooks)."""
+    return wait_until(predicate, timeout=timeout, interval=0.2)
+
+
+def first_incident(console: Console) -> int:
+    """The id of the first incident the service opened (waiting for it)."""
+
+    def found() -> int | None:
+        with sqlite3.connect(console.data_dir / "mamori.db") as db:
+            row = db.execute("SELECT min(id) FROM incidents").fetchone()
+        return int(row[0]) if row and row[0] else None
+
+    return wait_for(found)
 
 
 def csrf_of(html: str) -> str:
