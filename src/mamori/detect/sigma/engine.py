@@ -68,7 +68,6 @@ class Detector:
         self.rule_seconds: dict[str, float] = defaultdict(float)
         self.unrouted: list[Rule] = []
         self.fields: set[str] = set()
-        self.literals: dict[tuple[str | None, bool], list[str]] = {}
         self._groups: dict[LogSource, RuleGroup] = {}
         self._selection_plans: dict[str, tuple[tuple[str, Plan], ...]] = {}
         literal_sets: dict[tuple[str | None, bool], set[str]] = defaultdict(set)
@@ -77,8 +76,7 @@ class Detector:
         for group in self._groups.values():
             if group.keyword_literals:
                 group.keyword_needles = keyword_needles(group.keyword_literals)
-        self.literals = {key: sorted(values) for key, values in literal_sets.items()}
-        self.literal_bank = LiteralBank(self.literals)  # automata built once, used by every batch
+        self.literal_bank = LiteralBank({key: sorted(values) for key, values in literal_sets.items()})
         self.literal_bank.build_all()  # now, while inputs are still being read, not in the first batch
 
     def _add(self, rule: Rule, literal_sets: dict[tuple[str | None, bool], set[str]]) -> None:

@@ -645,7 +645,8 @@ class LiteralIndex:
             self._values = self._array.to_pylist()
         return self._values
 
-    def _with(self, literal: str) -> np.ndarray:
+    def positions(self, literal: str) -> np.ndarray:
+        """Positions of the distinct values holding ``literal`` (one the rules announced)."""
         if literal == "":
             return np.array([i for i, v in enumerate(self.values) if v is not None], dtype=np.int64)
         known = self._by_literal.get(literal)
@@ -658,17 +659,13 @@ class LiteralIndex:
         # a literal no rule announced (should not happen): fall back to a scan
         return np.array([i for i, v in enumerate(self.values) if v is not None and literal in v], dtype=np.int64)
 
-    def positions(self, literal: str) -> np.ndarray:
-        """Positions of the distinct values holding ``literal`` (one the rules announced)."""
-        return self._with(literal)
-
     def may_hold(self, test: Test) -> bool:
         """Whether some value could pass a literal test (its literal occurs somewhere)."""
         if test.kind == EQ:
             if self._position is None:
                 self._position = {v: i for i, v in enumerate(self.values) if v is not None}
             return any(v in self._position for v in test.arg)  # type: ignore[attr-defined]
-        return len(self._with(str(test.arg))) > 0
+        return len(self.positions(str(test.arg))) > 0
 
     def bits(self, test: Test) -> np.ndarray | None:
         """A test's result over the distinct values, or None when no value passes."""
@@ -682,7 +679,7 @@ class LiteralIndex:
             out[hits] = True
             return out
         literal = str(test.arg)
-        candidates = self._with(literal)
+        candidates = self.positions(literal)
         if not len(candidates):
             return None
         out = np.zeros(self.size, dtype=bool)

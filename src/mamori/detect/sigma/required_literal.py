@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
+from mamori.detect.sigma.plan import GLOB, REGEX
+
 try:  # Python's own regular-expression parser; the module was renamed in 3.11
     from re import _constants as _sre  # type: ignore[attr-defined]
     from re import _parser as _sre_parse  # type: ignore[attr-defined]
@@ -73,8 +75,8 @@ def _flatten(items: Any) -> Iterator[tuple[Any, Any]]:
 
 def test_literal(kind: str, argument: Any) -> str | None:
     """The required literal of a regular-expression or wildcard test (``plan.REGEX`` / ``plan.GLOB``)."""
-    if kind == "regex":
+    if kind == REGEX:
         return required_literal(str(argument[0]))
-    if kind == "glob":
+    if kind == GLOB:
         return required_literal(str(argument))
     return None
