@@ -32,9 +32,8 @@ log = logging.getLogger("mamori.service")
 
 @dataclass(frozen=True)
 class Batch:
-    """Spool entries from ``start`` on, and what they parsed into."""
+    """Consecutive spool entries and what they parsed into."""
 
-    start: int
     entries: list[Entry]
     parsed: Parsed
 
@@ -139,7 +138,7 @@ class ReadAhead:
         entries = self.spool.read(start, self.rows, self.seconds)
         if not entries:
             return None
-        return Batch(start, entries, self._parse(entries))
+        return Batch(entries, self._parse(entries))
 
     def _parse(self, entries: list[Entry]) -> Parsed:
         if self.parse_processes <= 0:
