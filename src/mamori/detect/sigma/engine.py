@@ -70,6 +70,7 @@ class Detector:
         self.fields: set[str] = set()
         self._groups: dict[LogSource, RuleGroup] = {}
         self._selection_plans: dict[str, tuple[tuple[str, Plan], ...]] = {}
+        self.routes = Routes(self.table.entries)
         literal_sets: dict[tuple[str | None, bool], set[str]] = defaultdict(set)
         for rule in ruleset.rules:
             self._add(rule, literal_sets)
@@ -130,7 +131,7 @@ class Detector:
         selections that held for that event, from the results the batch already computed."""
         if frame.height == 0 or not self._groups:
             return pl.DataFrame(schema=HITS_SCHEMA), frame
-        masks = entry_masks(frame, self.table.entries)
+        masks = self.routes.masks(frame)
         prepared = prepare(frame, self.table.entries, masks, self.fields)
         evaluator = BatchEvaluator(prepared, None, self.literal_bank)
         rule_ids: list[str] = []
@@ -188,22 +189,44 @@ def _keyword_literals(test: Test) -> list[str]:
     return [test_literal(test.kind, test.arg) or ""]
 
 
-def entry_masks(frame: pl.DataFrame, entries: tuple[MappingEntry, ...]) -> np.ndarray:
-    """A (entries x rows) boolean matrix: which rows each mapping entry serves.
+class Routes:
+    """Which mapping entries serve each row of a batch (an entries x rows boolean matrix).
 
     Routing reads a handful of columns (source, channel, event id, provider) whose combinations are
-    few, so the entries are tested once per distinct combination and the answers spread to rows."""
-    if not entries:
-        return np.zeros((0, frame.height), dtype=bool)
-    columns = {schema.SOURCE} if any(e.sources for e in entries) else set()
-    columns.update(name for e in entries for name, _ in e.when)
-    present = [c for c in frame.columns if c in columns]
-    if not present:
-        return _entry_table(frame, entries)
-    codes = frame.select(pl.struct(present).rank("dense").alias("k")).to_series().to_numpy().astype(np.int64) - 1
-    _, first = np.unique(codes, return_index=True)
-    distinct = frame.select(present)[first]
-    return _entry_table(distinct, entries)[:, codes]
+    few, so the entries are tested once per distinct combination and the answers spread to rows; the
+    answers are kept across batches, since a stream meets the same few hundred combinations again
+    and again."""
+
+    LIMIT = 100_000  # remembered combinations; past this the memory starts over
+
+    def __init__(self, entries: tuple[MappingEntry, ...]) -> None:
+        self.entries = entries
+        columns = {schema.SOURCE} if any(e.sources for e in entries) else set()
+        columns.update(name for e in entries for name, _ in e.when)
+        self._columns = columns
+        self._known: dict[tuple[object, ...], np.ndarray] = {}
+
+    def masks(self, frame: pl.DataFrame) -> np.ndarray:
+        """The (entries x rows) matrix for ``frame``."""
+        if not self.entries:
+            return np.zeros((0, frame.height), dtype=bool)
+        present = [c for c in frame.columns if c in self._columns]
+        if not present:
+            return _entry_table(frame, self.entries)
+        codes = frame.select(pl.struct(present).rank("dense").alias("k")).to_series().to_numpy().astype(np.int64) - 1
+        _, first = np.unique(codes, return_index=True)
+        distinct = frame.select(present)[first]
+        shape = tuple((name, str(frame.schema[name])) for name in present)
+        keys = [(shape, row) for row in distinct.rows()]
+        unknown = [i for i, key in enumerate(keys) if key not in self._known]
+        if unknown:
+            if len(self._known) + len(unknown) > self.LIMIT:
+                self._known.clear()
+            table = _entry_table(distinct[unknown], self.entries)
+            for column, i in enumerate(unknown):
+                self._known[keys[i]] = table[:, column]
+        by_key = np.stack([self._known[key] for key in keys], axis=1)
+        return by_key[:, codes]
 
 
 def _entry_table(frame: pl.DataFrame, entries: tuple[MappingEntry, ...]) -> np.ndarray:

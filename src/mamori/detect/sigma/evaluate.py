@@ -20,6 +20,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mamori.detect.sigma.keyword_scan import raw_holding
 from mamori.detect.sigma.plan import (
     ANY,
     CIDR,
@@ -265,9 +266,7 @@ class BatchEvaluator:
         root = self._root()
         known = root._raw_hits.get(needles)
         if known is None:
-            raw = root.frame.get_column("_raw")
-            known = raw.str.contains_any(list(needles), ascii_case_insensitive=True).fill_null(False).to_numpy()
-            root._raw_hits[needles] = known
+            known = root._raw_hits[needles] = raw_holding(root.frame.get_column("_raw"), needles)
         return known
 
     def _keyword_rows(self) -> tuple[np.ndarray, BatchEvaluator]:
@@ -281,8 +280,7 @@ class BatchEvaluator:
                 holding = self._raw_holding(tuple(needles))
                 index = np.flatnonzero(holding if rows is None else holding[rows])
             else:  # a few rows (one channel's): search just those
-                mine = raw.gather(rows).str.contains_any(needles, ascii_case_insensitive=True).fill_null(False)
-                index = np.flatnonzero(mine.to_numpy())
+                index = np.flatnonzero(raw_holding(raw.gather(rows), tuple(needles)))
             raws = pl.DataFrame({"_raw": raw.gather(index if rows is None else rows[index])})
             view = BatchEvaluator(raws, [], self._literals.keyword_bank(needles), raw_prefilter=False)
             self._keyword_view = (index, view)
