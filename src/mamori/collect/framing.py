@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_CONTROL_BYTES = bytes(b for b in range(0x20) if b not in (0x09, 0x0A, 0x0D))  # the same set (UTF-8 has
+# these bytes only as these characters, never inside a multi-byte one)
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,8 @@ def decode_message(message: bytes) -> tuple[str | None, str | None]:
         text = message.decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, f"not UTF-8 text: {exc.reason} at byte {exc.start}"
+    if len(message.translate(None, _CONTROL_BYTES)) == len(message):
+        return text, None  # no control byte: counting bytes costs a tenth of a regex over the text
     found = _CONTROL.search(text)
     if found is not None:
         return None, f"control character {found.group()!r} at {found.start()} (binary data, not a syslog message)"
