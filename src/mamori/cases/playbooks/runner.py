@@ -173,6 +173,8 @@ class PlaybookRunner:
 
     def start_runs(self, event: CaseEvent) -> list[int]:
         """Create a run for every playbook this event starts; return the run ids."""
+        if not any(playbook.enabled for playbook in self.library.playbooks):
+            return []  # nothing could start: spare the payload and its database look-ups
         payload = event_payload(event)
         if payload["incident"] is not None and "rule_ids" not in payload["incident"]:
             payload["incident"]["rule_ids"] = self._incident_rule_ids(_id_of(payload["incident"]))
