@@ -106,6 +106,22 @@ def test_an_alert_that_grows_updates_its_incident(
         assert (change.actor, change.old_value, change.new_value) == ("system", "medium", "critical")
 
 
+def test_alerts_of_one_incident_changing_together_refresh_it_once(
+        case_sessions: sessionmaker[Session], add_alert: AddAlert, tmp_path: Path) -> None:
+    ids = [add_alert(level="medium", host="WS01") for _ in range(3)]
+    worker, seen = make_worker(case_sessions, tmp_path)
+    worker.run_once()
+    assert list(incidents_of(case_sessions).values()) == [ids]
+    with case_sessions.begin() as session:
+        session.execute(update(Alert).where(Alert.id.in_(ids)).values(level="high", updated_at=utcnow()))
+    seen.clear()
+    assert worker.run_once() == 3
+    assert [e.kind for e in seen] == ["alert.updated"] * 3 + ["incident.updated"]
+    assert {e.alert["id"] for e in seen[:3] if e.alert is not None} == set(ids)
+    assert seen[3].changes["severity"] == {"old": "medium", "new": "high"}
+    assert seen[3].changes["reason"] == f"alerts {ids[0]}, {ids[1]}, {ids[2]} changed"
+
+
 def test_alerts_do_not_join_a_resolved_incident(
         case_sessions: sessionmaker[Session], add_alert: AddAlert, tmp_path: Path) -> None:
     add_alert(host="WS01")

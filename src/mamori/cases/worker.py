@@ -263,7 +263,12 @@ class GroupingWorker:
             if (stored.time, stored.last_id) != (mark.time, mark.last_id):  # moved by another: start over
                 return 0
             handled_max = mark.last_id  # new alerts come in id order: every id up to here was handled
+            in_incidents = self._incidents_of(session, [p.alert_id for p in pending])
+            changed: list[Pending] = []  # alerts already in an incident: refreshed per incident, below
             for item in pending:
+                if item.alert_id in in_incidents:
+                    changed.append(item)
+                    continue
                 try:
                     with session.begin_nested():  # one bad alert is logged and passed over, never blocks the rest
                         events = self._group(session, item, trees.get(item.alert_id, set()), mark, handled_max)
@@ -275,12 +280,60 @@ class GroupingWorker:
                     handled_max = max(handled_max, item.alert_id)
                 if self.history_before is None or item.created_at >= self.history_before:
                     published.extend(events)
+            published.extend(self._refresh_incidents(session, changed, trees, mark))
             mark.advance((p.alert_id, p.updated_at) for p in pending)
             save_watermark(session, mark)
         for event in published:
             self.bus.publish(event)
         self.handled += len(pending)
         return len(pending)
+
+    @staticmethod
+    def _incidents_of(session: Session, alert_ids: Sequence[int]) -> dict[int, int]:
+        """The incident each of these alerts is in (alerts in none are left out)."""
+        rows = session.execute(select(IncidentAlert.alert_id, IncidentAlert.incident_id)
+                               .where(IncidentAlert.alert_id.in_(alert_ids)))
+        return {int(alert_id): int(incident_id) for alert_id, incident_id in rows}
+
+    def _refresh_incidents(self, session: Session, changed: Sequence[Pending], trees: Mapping[int, set[str]],
+                           mark: Watermark) -> list[CaseEvent]:
+        """Bring the incidents of changed alerts up to date, once per incident however many of its alerts
+        changed (a busy incident's alerts change with every batch); return the events to publish."""
+        published: list[CaseEvent] = []
+        by_incident: dict[int, list[Pending]] = {}
+        current = self._incidents_of(session, [p.alert_id for p in changed])  # merges may have moved some
+        for item in changed:
+            by_incident.setdefault(current.get(item.alert_id, -1), []).append(item)
+        for incident_id, items in by_incident.items():
+            try:
+                with session.begin_nested():  # one bad incident is logged and passed over
+                    events = self._refresh_incident(session, incident_id, items, trees, mark)
+            except Exception:
+                log.exception("cannot refresh incident %s for alerts %s", incident_id, [i.alert_id for i in items])
+                self.failed += len(items)
+                continue
+            fresh = {i.alert_id for i in items if self.history_before is None or i.created_at >= self.history_before}
+            published.extend(e for e in events if (bool(fresh) if e.alert is None else _id_of_alert(e) in fresh))
+        return published
+
+    def _refresh_incident(self, session: Session, incident_id: int, items: Sequence[Pending],
+                          trees: Mapping[int, set[str]], mark: Watermark) -> list[CaseEvent]:
+        from mamori.api.routes_alerts import alert_dict  # here: the api package imports the service, which imports us
+        alerts = [a for a in (session.get(Alert, i.alert_id) for i in items) if a is not None]
+        if incident_id < 0 or not alerts:
+            return []
+        incident = workflow.get_incident(session, incident_id)
+        out: list[CaseEvent] = []
+        if incident.status not in workflow.closed_statuses():
+            before = workflow.incident_dict(incident)
+            tree = set().union(*(trees.get(a.id, set()) for a in alerts))
+            extra = {"process_tree": sorted(tree)} if tree else {}
+            workflow.refresh_summary(session, incident, self.rules, alerts, extra)
+            names = ", ".join(str(a.id) for a in alerts)
+            out.extend(self._updated(incident, before, f"alert{'s' if len(alerts) > 1 else ''} {names} changed"))
+        shown = workflow.incident_dict(incident)
+        return [*(CaseEvent("alert.created" if a.id > mark.last_id else "alert.updated", alert=alert_dict(a),
+                            incident=shown) for a in alerts), *out]
 
     def _pull_earlier(self, session: Session, incident: Incident, handled_max: int) -> list[CaseEvent]:
         """Bring into ``incident`` the alerts already handled and left alone (too low to open one, or seen
@@ -365,3 +418,8 @@ class GroupingWorker:
             return []
         changes["reason"] = why
         return [CaseEvent("incident.updated", incident=after, changes=changes)]
+
+
+def _id_of_alert(event: CaseEvent) -> int | None:
+    """The id of the alert a case event is about (None: it is about an incident only)."""
+    return int(event.alert["id"]) if event.alert is not None else None
