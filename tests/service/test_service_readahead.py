@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from mamori.collect.spool import Entry, Spool
 from mamori.service.parse import parse_entries
@@ -61,6 +62,56 @@ def test_the_batch_read_ahead_is_served_and_a_discarded_one_is_read_again(tmp_pa
             again = source.take(first.end)
             assert again is not None and [e.seq for e in again.entries] == [2, 3]
             assert again.parsed.frame.equals(second.parsed.frame)
+        finally:
+            source.close()
+    finally:
+        spool.close()
+
+
+def test_batches_in_flight_in_several_parser_processes_come_in_spool_order(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", fsync=False)
+    try:
+        for seq in range(10):
+            spool.append_wait(Entry("syslog", f"tcp:h:{seq}", tuple(_lines(6)), time.time_ns()))
+        source = ReadAhead(spool, rows=12, seconds=0.2, options=ReadOptions(), parse_processes=2)
+        assert source.depth == 2
+        try:
+            start, seen = 0, []
+            for _ in range(5):
+                batch = source.take(start)
+                assert batch is not None and batch.parsed.frame.height == 12
+                seen.append([e.seq for e in batch.entries])
+                start = batch.end
+                source.ahead(start)
+            assert seen == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+            again = source.take(4)  # the pipeline failed the batch at 4: read from there again
+            assert again is not None and [e.seq for e in again.entries] == [4, 5]
+        finally:
+            source.close()
+    finally:
+        spool.close()
+
+
+def test_a_failed_spool_read_reaches_the_pipeline_and_reading_resumes(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    spool = Spool(tmp_path / "spool", fsync=False)
+    try:
+        spool.append_wait(Entry("syslog", "tcp:h:0", tuple(_lines(6)), time.time_ns()))
+        source = ReadAhead(spool, rows=12, seconds=0.2, options=ReadOptions(), parse_processes=0)
+        real_read = spool.read
+        failures = [OSError("disk went away")]
+
+        def flaky_read(start: int, rows: int, seconds: float) -> list[Entry]:
+            if failures:
+                raise failures.pop()
+            return real_read(start, rows, seconds)
+
+        monkeypatch.setattr(spool, "read", flaky_read)
+        try:
+            with pytest.raises(OSError, match="disk went away"):
+                source.take(0)
+            batch = source.take(0)
+            assert batch is not None and [e.seq for e in batch.entries] == [0]
         finally:
             source.close()
     finally:

@@ -19,6 +19,7 @@ from mamori.detect.sigma.engine import ROW, RULE_ID, SELECTIONS, Detector
 from mamori.detect.sigma.explain import explanation_text, selection_fields
 from mamori.detect.sigma.model import Rule, RuleSet
 from mamori.events import schema
+from mamori.service.match_ahead import MatchSpec, RuleHits
 
 MAX_EXPLAINED = 20  # rows explained per rule and batch: enough for the analyst, bounded cost
 
@@ -67,8 +68,14 @@ class Detection:
 class DetectionStage(Protocol):
     """What the pipeline needs from a detector."""
 
-    def detect(self, frame: pl.DataFrame) -> list[Detection]:
-        """Detections in one batch (correlations included)."""
+    def detect(self, frame: pl.DataFrame, ahead: RuleHits | None = None) -> list[Detection]:
+        """Detections in one batch (correlations included); ``ahead``: the rule hits a parser process
+        already found on it (see ``match_spec``)."""
+        ...
+
+    def match_spec(self) -> MatchSpec | None:
+        """What a parser process needs to match this stage's rules on the batches it parses (None:
+        the stage matches itself)."""
         ...
 
     def state(self) -> bytes:
@@ -92,42 +99,78 @@ class DetectionStage(Protocol):
         ...
 
 
+class ShownRows:
+    """The rows a batch's explanations show, with the rule-side field names filled in: the prepared
+    batch when the rules ran here; when a parser process ran them, just those rows, prepared on the
+    first explanation asked for (most batches explain nothing new)."""
+
+    def __init__(self, detector: Detector, frame: pl.DataFrame, prepared: pl.DataFrame | None,
+                 rows: list[int]) -> None:
+        self._detector = detector
+        self._frame = frame
+        self._prepared = prepared
+        self._rows = rows
+        self._position: dict[int, int] | None = None  # batch row -> row of the prepared few
+
+    def values(self, rows: list[int], fields: list[str]) -> list[dict[str, object]]:
+        """The values of ``fields`` (those the batch has) in each of ``rows`` (rows it was made with)."""
+        if self._prepared is None:
+            self._prepared = self._detector.prepare(self._frame[self._rows])
+            self._position = {row: i for i, row in enumerate(self._rows)}
+        present = [f for f in fields if f in self._prepared.columns]
+        if not present:
+            return [{} for _ in rows]
+        at = rows if self._position is None else [self._position[r] for r in rows]
+        return self._prepared[at].select(present).to_dicts()
+
+
 class SigmaStage:
     """Detection with the compiled Sigma rules (the same engine as ``mamori hunt``)."""
 
-    def __init__(self, ruleset: RuleSet, disabled: Sequence[str] = ()) -> None:
+    def __init__(self, ruleset: RuleSet, disabled: Sequence[str] = (), paths: Sequence[Path] = ()) -> None:
         self.ruleset = ruleset
+        self.paths = tuple(str(p) for p in paths)  # where the rule set was loaded from (parser processes load it too)
         self.detector = Detector(ruleset, disabled=disabled)
         self.correlations = CorrelationEngine(ruleset.correlations, ruleset.rules)
         self.silenced = self.correlations.silenced_rules()
         self.by_id: dict[str, Rule] = ruleset.by_id()
 
-    def detect(self, frame: pl.DataFrame) -> list[Detection]:
-        """Run every enabled rule over the batch, then feed the correlations."""
-        hits, prepared = self.detector.run(frame, explain=True)
+    def detect(self, frame: pl.DataFrame, ahead: RuleHits | None = None) -> list[Detection]:
+        """Run every enabled rule over the batch (or take the hits a parser process found), then feed
+        the correlations."""
+        prepared: pl.DataFrame | None = None
+        if ahead is None:
+            hits, prepared = self.detector.run(frame, explain=True)
+        else:
+            hits = ahead.hits
+            if self.detector.disabled:  # switched off since the parser process started on the batch
+                hits = hits.filter(~pl.col(RULE_ID).is_in(list(self.detector.disabled)))
+            for rule_id, seconds in ahead.rule_seconds.items():
+                self.detector.rule_seconds[rule_id] += seconds
         if hits.height == 0:
             return []
+        groups = [(self.by_id[str(rule_id)], group) for (rule_id,), group in hits.group_by(RULE_ID, maintain_order=True)
+                  if str(rule_id) not in self.silenced]
+        shown = ShownRows(self.detector, frame, prepared,
+                          sorted({int(r) for _, group in groups for r in group.get_column(ROW).head(MAX_EXPLAINED)}))
         out: list[Detection] = []
-        for (rule_id,), group in hits.group_by(RULE_ID, maintain_order=True):
-            rule = self.by_id[str(rule_id)]
+        for rule, group in groups:
             rows = tuple(int(r) for r in group.get_column(ROW).to_list())
-            if rule.id in self.silenced:
-                continue
             held = group.get_column(SELECTIONS).head(MAX_EXPLAINED).to_list() if SELECTIONS in group.columns else []
             out.append(Detection(rule.id, rule.title, rule.level, rule.author, tuple(rule.tags), rows,
-                                 explainer=self._explainer(rule, prepared, rows, held)))
+                                 explainer=self._explainer(rule, shown, rows, held)))
         out.extend(self._correlate(frame, hits))
         return out
 
-    def _explainer(self, rule: Rule, prepared: pl.DataFrame, rows: tuple[int, ...],
+    @staticmethod
+    def _explainer(rule: Rule, shown: ShownRows, rows: tuple[int, ...],
                    held: list[list[str] | None]) -> Callable[[], tuple[str, ...]]:
         done: list[tuple[str, ...]] = []
 
         def run() -> tuple[str, ...]:
             if not done:  # once per rule and batch, however many alert groups ask
                 picked = list(rows[:MAX_EXPLAINED])
-                fields = [f for f in selection_fields(rule, [s.name for s in rule.selections]) if f in prepared.columns]
-                values = prepared[picked].select(fields).to_dicts() if fields else [{} for _ in picked]
+                values = shown.values(picked, selection_fields(rule, [s.name for s in rule.selections]))
                 done.append(tuple(explanation_text(rule, selections or [], row)
                                   for row, selections in zip(values, held or [None] * len(picked), strict=False)))
             return done[0]
@@ -161,6 +204,13 @@ class SigmaStage:
                                  tuple(fired.uids), (text,), fired.time_ns, fired.group))
         return out
 
+    def match_spec(self) -> MatchSpec | None:
+        """The rule paths, the rule set's digest and the rules switched off (None when the rule set was
+        not loaded from paths: a parser process could not load it)."""
+        if not self.paths or not self.ruleset.digest:
+            return None
+        return MatchSpec(self.paths, self.ruleset.digest, frozenset(self.detector.disabled))
+
     def state(self) -> bytes:
         """Open correlation windows, serialised."""
         return self.correlations.to_json()
@@ -193,4 +243,4 @@ def load_stage(rule_paths: Sequence[Path], disabled: Sequence[str] = ()) -> Sigm
     from mamori.detect.sigma.ruleset import load_ruleset
 
     ruleset = load_ruleset(list(rule_paths)) if rule_paths else RuleSet()
-    return SigmaStage(ruleset, disabled)
+    return SigmaStage(ruleset, disabled, rule_paths)

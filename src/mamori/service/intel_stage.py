@@ -12,6 +12,7 @@ import polars as pl
 from mamori.intel.live import IntelMatching
 from mamori.intel.store import IntelStore
 from mamori.service.detection import Detection, DetectionStage, RuleInfo
+from mamori.service.match_ahead import MatchSpec, RuleHits
 from mamori.store.lake import Lake
 
 
@@ -29,15 +30,19 @@ class IntelStage:
             return pl.LazyFrame()
         return pl.concat([pl.scan_parquet(f) for f in files], how="diagonal_relaxed")
 
-    def detect(self, frame: pl.DataFrame) -> list[Detection]:
-        """Sigma detections, then indicator matches, for one batch."""
-        detections = self.inner.detect(frame)
+    def detect(self, frame: pl.DataFrame, ahead: RuleHits | None = None) -> list[Detection]:
+        """Sigma detections (found ahead by a parser process or now), then indicator matches, for one batch."""
+        detections = self.inner.detect(frame, ahead)
         for alert in self.matching.process(frame):
             detections.append(Detection(
                 rule_id=f"intel:{alert.indicator_id}", title=alert.title, level=alert.level,
                 author=", ".join(alert.sources) or "threat intel", tags=("intel",),
                 uids=alert.event_uids, explanations=(alert.explanation,)))
         return detections
+
+    def match_spec(self) -> MatchSpec | None:
+        """The inner stage's (indicators are matched here, against the live indicator set)."""
+        return self.inner.match_spec()
 
     def state(self) -> bytes:
         """The inner stage's correlation state."""

@@ -19,6 +19,7 @@ import polars as pl
 from mamori.collect.spool import Entry
 from mamori.events import schema
 from mamori.events.frame import build_frame, concat_frames, event_uid
+from mamori.service.match_ahead import RuleHits
 from mamori.sources.base import ReadOptions
 from mamori.sources.batch import finish, flatten
 from mamori.sources.syslog import parse_syslog
@@ -45,6 +46,7 @@ class Parsed:
     frame: pl.DataFrame
     received_ns: pl.Series
     quarantined: list[Quarantined] = field(default_factory=list)
+    hits: RuleHits | None = None  # the rules' hits, when the parser process matched the batch too
 
 
 @dataclass

@@ -85,7 +85,7 @@ class Pipeline:
         self.book = AlertBook(settings.throttle_seconds)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="lake-writer")
         self.batches = ReadAhead(spool, settings.batch_rows, settings.batch_seconds, settings.options,
-                                 settings.parse_processes)
+                                 settings.parse_processes, stage.match_spec)
 
     def recover(self) -> None:
         """Resume from the last commit: drop uncommitted lake files, restore correlation state."""
@@ -146,7 +146,7 @@ class Pipeline:
         frame = parsed.frame
         writing = self._writer.submit(self.lake.write, frame, self.committed, end)  # overlaps detection
         try:
-            detections = self.stage.detect(frame) if frame.height else []
+            detections = self.stage.detect(frame, parsed.hits) if frame.height else []
         finally:
             detected_at = time.perf_counter()
             writing.result()  # never leave a write running: a failed batch discards its files

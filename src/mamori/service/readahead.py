@@ -1,11 +1,12 @@
 """Read and parse the next micro-batch while the pipeline detects on the current one.
 
-Parsing (syslog headers, JSON payloads, Windows events into columns) and detection each take about
-half of a batch's time. Run one after the other on one thread they use one core; here the next
-batch is read from the spool on a helper thread and parsed in a worker process, so the two overlap
-and the service uses both cores. Parsing is pure: the spool stays the record of what is pending and
-the pipeline's commit stays the only commit point, so a batch read ahead and never used (a failed
-batch, a restart) is simply read again.
+Parsing (syslog headers, JSON payloads, Windows events into columns) and rule matching take most
+of a batch's time. Here the next batch is read from the spool on a helper thread, then parsed, and
+matched against the Sigma rules (``match_ahead``), in a worker process, while the pipeline stores
+and alerts on the current one: the work overlaps and the service uses both cores. Parsing and
+matching are pure: the spool stays the record of what is pending and the pipeline's commit stays
+the only commit point, so a batch read ahead and never used (a failed batch, a restart) is simply
+read again.
 """
 
 from __future__ import annotations
@@ -15,15 +16,18 @@ import io
 import logging
 import multiprocessing
 import os
+import queue
 import threading
 import time
-from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import polars as pl
 
 from mamori.collect.spool import Entry, Spool
+from mamori.service.match_ahead import HitsForTransfer, MatchSpec, match_batch
 from mamori.service.parse import Parsed, Quarantined, parse_entries
 from mamori.sources.base import ReadOptions
 
@@ -69,18 +73,22 @@ class ParsedForTransfer:
     frame: bytes
     received_ns: bytes
     quarantined: list[Quarantined]
+    hits: HitsForTransfer | None = None
 
     def parsed(self) -> Parsed:
         """The batch back as the pipeline uses it."""
         frame = pl.read_parquet(io.BytesIO(self.frame))
         received = pl.read_parquet(io.BytesIO(self.received_ns)).to_series()
-        return Parsed(frame, received, self.quarantined)
+        return Parsed(frame, received, self.quarantined, self.hits.rule_hits() if self.hits is not None else None)
 
 
-def parse_for_transfer(entries: list[Entry], options: ReadOptions) -> ParsedForTransfer:
-    """Parse entries (in a parser process) into what travels back cheaply."""
+def parse_for_transfer(entries: list[Entry], options: ReadOptions, spec: MatchSpec | None = None) -> ParsedForTransfer:
+    """Parse entries (in a parser process) into what travels back cheaply; with ``spec``, match the
+    rules on the batch too (see ``match_ahead``)."""
     parsed = parse_entries(entries, options)
-    return ParsedForTransfer(_parquet(parsed.frame), _parquet(parsed.received_ns.to_frame()), parsed.quarantined)
+    hits = match_batch(parsed.frame, spec) if spec is not None else None
+    return ParsedForTransfer(_parquet(parsed.frame), _parquet(parsed.received_ns.to_frame()), parsed.quarantined,
+                             hits)
 
 
 def _parquet(frame: pl.DataFrame) -> bytes:
@@ -89,79 +97,136 @@ def _parquet(frame: pl.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
+@dataclass
+class _InFlight:
+    """A batch the reader has taken from the spool: its first entry, its entries (empty: the spool had
+    nothing there within the batch wait) and its parse, running in a parser process or done."""
+
+    start: int
+    entries: list[Entry]
+    parse: Future[ParsedForTransfer] | Parsed | None
+
+
 class ReadAhead:
-    """The pipeline's source of parsed batches: ``take(start)`` returns the batch beginning at spool entry
-    ``start`` (read ahead when it was asked for, else read now); ``ahead(start)`` starts reading the
-    next one. ``parse_processes=0`` parses on the helper thread (tests, one-core machines)."""
+    """The pipeline's source of parsed batches. A reader thread takes consecutive batches from the
+    spool and hands each to a parser process, keeping up to ``depth`` batches in flight (one per parser
+    process by default), so several batches are parsed and matched at once while the pipeline stores
+    one. ``take(start)`` returns the batch beginning at spool entry ``start``; when the batches in flight
+    begin elsewhere (the pipeline failed a batch and goes back to its commit) they are dropped and
+    reading starts again at ``start``. ``parse_processes=0`` parses on the reader thread (tests, one-core
+    machines). ``match_spec`` says, for each batch, which rules a parser process should match on it."""
 
     def __init__(self, spool: Spool, rows: int, seconds: float, options: ReadOptions,
-                 parse_processes: int = 1) -> None:
+                 parse_processes: int = 1, match_spec: Callable[[], MatchSpec | None] | None = None,
+                 depth: int | None = None) -> None:
         self.spool = spool
         self.rows = rows
         self.seconds = seconds
         self.options = options
         self.parse_processes = parse_processes
-        self._reader = ThreadPoolExecutor(1, thread_name_prefix="read-ahead")
+        self.match_spec = match_spec or (lambda: None)
+        self.depth = depth or max(1, parse_processes)
         self._parsers: ProcessPoolExecutor | None = None
-        self._pending: tuple[int, Future[Batch | None]] | None = None
+        self._flight: queue.Queue[_InFlight | Exception] = queue.Queue(self.depth)
+        self._reader: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._next: int | None = None  # the start of the next batch ``take`` will be given
 
     def take(self, start: int) -> Batch | None:
         """The batch starting at ``start`` (None when the spool has nothing there within the batch wait)."""
-        pending, self._pending = self._pending, None
-        if pending is not None and pending[0] == start:
-            return pending[1].result()
-        if pending is not None:
-            pending[1].cancel()
-            self._settle(pending[1])
-        return self._read(start)
+        if self._next != start:
+            self.discard()
+            self._start_reader(start)
+        got = self._flight.get()
+        if isinstance(got, Exception):  # the reader failed (the spool): stop, the pipeline retries
+            self.discard()
+            raise got
+        if not got.entries:
+            return None
+        self._next = got.entries[-1].seq + 1
+        try:
+            parsed = self._finish(got.parse)
+        except BrokenProcessPool:  # a parser process died (killed, out of memory): start afresh
+            log.warning("a parser process died; starting a new one")
+            self.discard()
+            self._parsers = None
+            parsed = self._finish(self._submit(got.entries))
+        return Batch(got.entries, parsed)
 
     def ahead(self, start: int) -> None:
-        """Start reading and parsing the batch that begins at ``start``."""
-        if self._pending is None:
-            self._pending = (start, self._reader.submit(self._read, start))
+        """Make sure batches from ``start`` on are being read (the reader runs ahead on its own)."""
+        if self._next != start:
+            self.discard()
+            self._start_reader(start)
 
     def discard(self) -> None:
-        """Forget the batch read ahead (the pipeline will read from its commit again)."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending[1].cancel()
-            self._settle(pending[1])
+        """Drop the batches in flight and stop the reader (the pipeline will read from its commit again)."""
+        reader, self._reader = self._reader, None
+        self._next = None
+        if reader is None:
+            return
+        self._stop.set()
+        while reader.is_alive():
+            self._drain()
+            reader.join(0.05)
+        self._drain()
+        self._stop.clear()
 
     def close(self) -> None:
-        """Stop the helper thread and the parser processes."""
+        """Stop the reader and the parser processes."""
         self.discard()
-        self._reader.shutdown(wait=True)
         if self._parsers is not None:
             self._parsers.shutdown(wait=True, cancel_futures=True)
 
-    def _read(self, start: int) -> Batch | None:
-        entries = self.spool.read(start, self.rows, self.seconds)
-        if not entries:
-            return None
-        return Batch(entries, self._parse(entries))
+    def _start_reader(self, start: int) -> None:
+        self._next = start
+        self._reader = threading.Thread(target=self._read_from, args=(start,), name="read-ahead", daemon=True)
+        self._reader.start()
 
-    def _parse(self, entries: list[Entry]) -> Parsed:
+    def _read_from(self, start: int) -> None:
+        """The reader thread: consecutive batches from ``start``, each handed to a parser as it is read."""
+        try:
+            while not self._stop.is_set():
+                entries = self.spool.read(start, self.rows, self.seconds)
+                flight = _InFlight(start, entries, self._submit(entries) if entries else None)
+                while not self._stop.is_set():
+                    try:
+                        self._flight.put(flight, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if entries:
+                    start = entries[-1].seq + 1
+        except Exception as exc:  # handed to the pipeline, which logs it and goes back to its commit
+            with contextlib.suppress(queue.Full):
+                self._flight.put(exc, timeout=1.0)
+
+    def _submit(self, entries: list[Entry]) -> Future[ParsedForTransfer] | Parsed:
         if self.parse_processes <= 0:
             return parse_entries(entries, self.options)
-        try:
-            wire = self._pool().submit(parse_for_transfer, entries, self.options).result()
-        except BrokenProcessPool:  # a parser process died (killed, out of memory): start afresh
-            log.warning("a parser process died; starting a new one")
-            self._parsers = None
-            wire = self._pool().submit(parse_for_transfer, entries, self.options).result()
-        return wire.parsed()
+        return self._pool().submit(parse_for_transfer, entries, self.options, self.match_spec())
+
+    @staticmethod
+    def _finish(parse: Future[ParsedForTransfer] | Parsed | None) -> Parsed:
+        assert parse is not None
+        return parse if isinstance(parse, Parsed) else parse.result().parsed()
+
+    def _drain(self) -> None:
+        """Empty the hand-over queue, waiting for any parse still running (no two reads overlap)."""
+        while True:
+            try:
+                got = self._flight.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(got, _InFlight) and isinstance(got.parse, Future):
+                with contextlib.suppress(CancelledError, Exception):  # a dropped batch's failure concerns nobody
+                    got.parse.result()
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._parsers is None:
             # the service runs threads: never fork it; fork from a clean server process instead
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["mamori.service.parse"])
+            context.set_forkserver_preload(["mamori.service.parse", "mamori.detect.sigma.engine"])
             self._parsers = ProcessPoolExecutor(self.parse_processes, mp_context=context,
                                                 initializer=watch_parent, initargs=(os.getpid(),))
         return self._parsers
-
-    @staticmethod
-    def _settle(future: Future[Batch | None]) -> None:
-        """Wait for a discarded read to end, so no two reads of the spool overlap."""
-        with contextlib.suppress(CancelledError, Exception):  # a discarded batch's failure concerns nobody
-            future.result()

@@ -121,6 +121,11 @@ class Detector:
         else:
             self.disabled.add(rule_id)
 
+    def prepare(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """The batch with the rule-side field names filled in (as ``run`` gives it back), for showing
+        the fields a rule matched on when the hits were found elsewhere."""
+        return prepare(frame, self.table.entries, self.routes.masks(frame), self.fields)
+
     def detect(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Return the (rule_id, _row) pairs where a rule matches a row of ``frame``."""
         return self.run(frame)[0]
