@@ -142,6 +142,12 @@ def test_cidr_for_ipv4_and_ipv6(match: Matcher) -> None:
     assert match(r, events) == [0, 2]
 
 
+def test_cidr_reads_dotted_quads_with_spaces_around_and_refuses_the_rest(match: Matcher) -> None:
+    events = [{"Ip": " 10.0.0.5 "}, {"Ip": "10.0.0.5\u00a0"}, {"Ip": "010.000.000.005"}, {"Ip": "10.0.0.256"},
+              {"Ip": "10.0.0"}, {"Ip": "10.0.0.5.1"}, {"Ip": "١٠.0.0.5"}, {"Ip": "10.0.0.5 x"}]
+    assert match(one("Ip|cidr: '10.0.0.0/8'"), events) == [0, 1, 2]
+
+
 def test_exists_true_and_false(match: Matcher) -> None:
     events = [{"A": "1"}, {"B": "2"}, {"A": ""}]
     assert match(one("A|exists: true"), events) == [0, 2]
