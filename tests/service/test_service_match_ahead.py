@@ -19,29 +19,15 @@ from mamori.sources.base import ReadOptions
 WHOAMI = "7f6b0a4e-1d2c-4b8a-9e55-0a1b2c3d4e5f"
 NET_USER = "0c9d8e7f-6a5b-4c3d-8e2f-1a0b9c8d7e6f"
 
-RULE = """
-title: Whoami run
-id: 7f6b0a4e-1d2c-4b8a-9e55-0a1b2c3d4e5f
-status: test
-logsource: {product: windows, category: process_creation}
-detection:
-  selection:
-    Image|endswith: '\\\\whoami.exe'
-    CommandLine|contains: '/all'
-  condition: selection
-level: high
-"""
-OTHER = """
-title: Net user run
-id: 0c9d8e7f-6a5b-4c3d-8e2f-1a0b9c8d7e6f
-status: test
-logsource: {product: windows, category: process_creation}
-detection:
-  selection:
-    CommandLine|contains: 'net user'
-  condition: selection
-level: medium
-"""
+
+def _rule(title: str, rule_id: str, selection: str, level: str) -> str:
+    return (f"title: {title}\nid: {rule_id}\nstatus: test\n"
+            "logsource: {product: windows, category: process_creation}\n"
+            f"detection:\n  selection:\n{selection}  condition: selection\nlevel: {level}\n")
+
+
+RULE = _rule("Whoami run", WHOAMI, "    Image|endswith: '\\\\whoami.exe'\n    CommandLine|contains: '/all'\n", "high")
+OTHER = _rule("Net user run", NET_USER, "    CommandLine|contains: 'net user'\n", "medium")
 
 
 def _event(n: int, command: str, image: str) -> dict[str, object]:

@@ -4,6 +4,7 @@ batch read ahead but discarded is read again from the spool."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -43,76 +44,76 @@ def test_a_batch_parsed_in_a_parser_process_arrives_as_parsed_inline() -> None:
     assert moved.quarantined == inline.quarantined
 
 
-def test_the_batch_read_ahead_is_served_and_a_discarded_one_is_read_again(tmp_path: Path) -> None:
-    spool = Spool(tmp_path / "spool", fsync=False)
+@pytest.fixture
+def spool(tmp_path: Path) -> Iterator[Spool]:
+    opened = Spool(tmp_path / "spool", fsync=False)
     try:
-        for seq in range(4):
-            spool.append_wait(Entry("syslog", f"tcp:h:{seq}", tuple(_lines(6)), time.time_ns()))
-        source = ReadAhead(spool, rows=12, seconds=0.2, options=ReadOptions(), parse_processes=1)
-        try:
-            first = source.take(0)
-            assert first is not None and [e.seq for e in first.entries] == [0, 1]
-            source.ahead(first.end)
-            second = source.take(first.end)  # the one read ahead, parsed in the parser process
-            assert second is not None and [e.seq for e in second.entries] == [2, 3]
-            assert second.parsed.frame.height == first.parsed.frame.height == 12
-
-            source.ahead(second.end)  # nothing there yet; then the pipeline fails and restarts at 2
-            source.discard()
-            again = source.take(first.end)
-            assert again is not None and [e.seq for e in again.entries] == [2, 3]
-            assert again.parsed.frame.equals(second.parsed.frame)
-        finally:
-            source.close()
+        yield opened
     finally:
-        spool.close()
+        opened.close()
 
 
-def test_batches_in_flight_in_several_parser_processes_come_in_spool_order(tmp_path: Path) -> None:
-    spool = Spool(tmp_path / "spool", fsync=False)
+def _fill(spool: Spool, entries: int) -> None:
+    for seq in range(entries):
+        spool.append_wait(Entry("syslog", f"tcp:h:{seq}", tuple(_lines(6)), time.time_ns()))
+
+
+def test_the_batch_read_ahead_is_served_and_a_discarded_one_is_read_again(spool: Spool) -> None:
+    _fill(spool, 4)
+    source = ReadAhead(spool, rows=12, seconds=0.2, options=ReadOptions(), parse_processes=1)
     try:
-        for seq in range(10):
-            spool.append_wait(Entry("syslog", f"tcp:h:{seq}", tuple(_lines(6)), time.time_ns()))
-        source = ReadAhead(spool, rows=12, seconds=0.2, options=ReadOptions(), parse_processes=2)
-        assert source.depth == 2
-        try:
-            start, seen = 0, []
-            for _ in range(5):
-                batch = source.take(start)
-                assert batch is not None and batch.parsed.frame.height == 12
-                seen.append([e.seq for e in batch.entries])
-                start = batch.end
-                source.ahead(start)
-            assert seen == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
-            again = source.take(4)  # the pipeline failed the batch at 4: read from there again
-            assert again is not None and [e.seq for e in again.entries] == [4, 5]
-        finally:
-            source.close()
+        first = source.take(0)
+        assert first is not None and [e.seq for e in first.entries] == [0, 1]
+        source.ahead(first.end)
+        second = source.take(first.end)  # the one read ahead, parsed in the parser process
+        assert second is not None and [e.seq for e in second.entries] == [2, 3]
+        assert second.parsed.frame.height == first.parsed.frame.height == 12
+
+        source.ahead(second.end)  # nothing there yet; then the pipeline fails and restarts at 2
+        source.discard()
+        again = source.take(first.end)
+        assert again is not None and [e.seq for e in again.entries] == [2, 3]
+        assert again.parsed.frame.equals(second.parsed.frame)
     finally:
-        spool.close()
+        source.close()
 
 
-def test_a_failed_spool_read_reaches_the_pipeline_and_reading_resumes(tmp_path: Path,
+def test_batches_in_flight_in_several_parser_processes_come_in_spool_order(spool: Spool) -> None:
+    _fill(spool, 10)
+    source = ReadAhead(spool, rows=12, seconds=0.2, options=ReadOptions(), parse_processes=2)
+    assert source.depth == 2
+    try:
+        start, seen = 0, []
+        for _ in range(5):
+            batch = source.take(start)
+            assert batch is not None and batch.parsed.frame.height == 12
+            seen.append([e.seq for e in batch.entries])
+            start = batch.end
+            source.ahead(start)
+        assert seen == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+        again = source.take(4)  # the pipeline failed the batch at 4: read from there again
+        assert again is not None and [e.seq for e in again.entries] == [4, 5]
+    finally:
+        source.close()
+
+
+def test_a_failed_spool_read_reaches_the_pipeline_and_reading_resumes(spool: Spool,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    spool = Spool(tmp_path / "spool", fsync=False)
+    _fill(spool, 1)
+    source = ReadAhead(spool, rows=12, seconds=0.2, options=ReadOptions(), parse_processes=0)
+    real_read = spool.read
+    failures = [OSError("disk went away")]
+
+    def flaky_read(start: int, rows: int, seconds: float) -> list[Entry]:
+        if failures:
+            raise failures.pop()
+        return real_read(start, rows, seconds)
+
+    monkeypatch.setattr(spool, "read", flaky_read)
     try:
-        spool.append_wait(Entry("syslog", "tcp:h:0", tuple(_lines(6)), time.time_ns()))
-        source = ReadAhead(spool, rows=12, seconds=0.2, options=ReadOptions(), parse_processes=0)
-        real_read = spool.read
-        failures = [OSError("disk went away")]
-
-        def flaky_read(start: int, rows: int, seconds: float) -> list[Entry]:
-            if failures:
-                raise failures.pop()
-            return real_read(start, rows, seconds)
-
-        monkeypatch.setattr(spool, "read", flaky_read)
-        try:
-            with pytest.raises(OSError, match="disk went away"):
-                source.take(0)
-            batch = source.take(0)
-            assert batch is not None and [e.seq for e in batch.entries] == [0]
-        finally:
-            source.close()
+        with pytest.raises(OSError, match="disk went away"):
+            source.take(0)
+        batch = source.take(0)
+        assert batch is not None and [e.seq for e in batch.entries] == [0]
     finally:
-        spool.close()
+        source.close()
