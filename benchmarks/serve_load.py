@@ -2,8 +2,9 @@
 
 Starts the service in a child process (temp data folder, free ports), offers ``--rate`` events/s for
 ``--seconds`` with ``benchmarks/loadgen.py`` in another process, and every ``--every`` seconds prints
-the curve: events received and stored per second, pipeline lag, spool backlog, service memory (RSS),
-and the ingest-to-alert latency p99 of that window (upper bucket edge). Ends with a summary.
+the curve: events received and stored per second, pipeline lag, spool backlog, service memory (RSS of
+the service alone, and with its parser processes) and the ingest-to-alert latency p99 of that window
+(upper bucket edge). Ends with a summary.
 
     .venv/bin/python benchmarks/serve_load.py --rate 20000 --seconds 300
 """
@@ -59,11 +60,36 @@ def quantile(now: list[tuple[float, float]], before: list[tuple[float, float]], 
 
 
 def rss_mb(pid: int) -> float:
-    """Resident memory of a process in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+    """Resident memory of a process in MB (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return 0.0
+
+
+def descendants(pid: int) -> list[int]:
+    """The process's children, their children, and so on (the service's parser processes)."""
+    found: list[int] = []
+    waiting = [pid]
+    while waiting:
+        parent = waiting.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found.extend(children)
+            waiting.extend(children)
+    return found
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of the service and every process it started, in MB (shared pages counted in
+    each: an upper bound)."""
+    return rss_mb(pid) + sum(rss_mb(child) for child in descendants(pid))
 
 
 def main() -> None:
@@ -91,10 +117,11 @@ def main() -> None:
                                   str(args.attack_share)], stdout=subprocess.PIPE, text=True)
     pid = service.process.pid if service.process else 0
     print(f"{'t(s)':>6} {'recv/s':>9} {'stored/s':>9} {'lag(s)':>7} {'spool(MB)':>9} {'rss(MB)':>8} "
-          f"{'alert p99(s)':>12} {'alerts':>7}", flush=True)
+          f"{'+workers':>8} {'alert p99(s)':>12} {'alerts':>7}", flush=True)
     first = previous = scrape(client)
     began = last = time.monotonic()
     rss: list[float] = []
+    tree: list[float] = []
     p99s: list[float] = []
     sent: float | None = None
     output = ""
@@ -111,12 +138,13 @@ def main() -> None:
                            buckets(previous, "mamori_ingest_to_alert_seconds"), 0.99)
             memory = rss_mb(pid)
             rss.append(memory)
+            tree.append(tree_rss_mb(pid))
             if p99 is not None:
                 p99s.append(p99)
             alerts = sample.get("mamori_alerts_created_total", 0) + sample.get("mamori_alerts_updated_total", 0)
             print(f"{now - began:6.0f} {received / span:9.0f} {stored / span:9.0f} "
                   f"{sample.get('mamori_pipeline_lag_seconds', 0):7.2f} "
-                  f"{sample.get('mamori_spool_pending_bytes', 0) / 1e6:9.1f} {memory:8.0f} "
+                  f"{sample.get('mamori_spool_pending_bytes', 0) / 1e6:9.1f} {memory:8.0f} {tree[-1]:8.0f} "
                   f"{'-' if p99 is None else f'{p99:g}':>12} {alerts:7.0f}", flush=True)
             previous, last = sample, now
             if generator.poll() is not None and sent is None:
@@ -138,7 +166,8 @@ def main() -> None:
               f"stored {stored:.0f} events "
               f"in {total:.0f}s ({stored / total:.0f}/s); alert latency p99 <= {overall} s "
               f"(windows: {sorted(p99s)}); "
-              f"RSS min {min(rss or [0]):.0f} MB max {max(rss or [0]):.0f} MB; stage seconds {stages}")
+              f"RSS min {min(rss or [0]):.0f} MB max {max(rss or [0]):.0f} MB (with its worker processes: min "
+              f"{min(tree or [0]):.0f} MB max {max(tree or [0]):.0f} MB); stage seconds {stages}")
     finally:
         generator.kill()
         service.stop()
