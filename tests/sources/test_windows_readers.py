@@ -3,14 +3,18 @@ apart with a clear problem naming the file and where."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import orjson
 import polars as pl
+from evtx import PyEvtxParser
 from mamori_testing import shared_data
+from polars.testing import assert_frame_equal
 
-from mamori.sources.evtx import read_evtx
+from mamori.sources.evtx import read_evtx, read_evtx_files
 from mamori.sources.registry import sniff_source
-from mamori.sources.winjson import read_winjson
+from mamori.sources.winjson import read_winjson, records_to_frame
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "windows"
 
@@ -100,3 +104,49 @@ def test_not_an_evtx_file_is_one_fatal_problem(tmp_path: Path) -> None:
     results = list(read_evtx(bad))
     assert sum(r.frame.height for r in results) == 0
     assert [p.fatal for r in results for p in r.problems] == [True]
+
+
+def test_winjson_offset_is_the_line_an_event_starts_on_and_raw_its_text_as_written(tmp_path: Path) -> None:
+    first = '{"EventID": 1, "Channel": "Security",  "Computer": "a"}'
+    pretty = '{\n  "EventID": 2,\n  "Channel": "Security",\n  "Computer": "b"\n}'
+    third = '{"EventID": 3, "Channel": "Security", "Computer": "c"}'
+    fourth = '{"EventID": 4, "Channel": "Security", "Computer": "d"}'
+    path = tmp_path / "events.jsonl"
+    path.write_text(f"{first}\n\n{pretty}\n{third} {fourth}\n", encoding="utf-8")
+    frame = _read([r.frame for r in read_winjson(path)])
+    assert frame.get_column("EventID").to_list() == ["1", "2", "3", "4"]
+    assert frame.get_column("_offset").to_list() == [1, 3, 8, 9]  # two events on line 8: the second takes 9
+    assert frame.get_column("_raw").to_list() == [first, pretty, third, fourth]
+    assert frame.get_column("_uid").n_unique() == 4
+
+
+def test_winjson_lines_file_raw_is_found_at_its_offset() -> None:
+    path = FIXTURES / "sysmon_flat.jsonl"
+    lines = path.read_text("utf-8").splitlines()
+    frame = _read([r.frame for r in read_winjson(path)])
+    assert frame.get_column("_offset").to_list() == [1, 2, 3]
+    assert all(raw == lines[offset - 1] for raw, offset in frame.select("_raw", "_offset").iter_rows())
+
+
+def test_winjson_array_items_take_distinct_offsets_from_one() -> None:
+    frame = _read([r.frame for r in read_winjson(FIXTURES / "winlogbeat.json")])
+    assert frame.get_column("_offset").to_list() == [1, 2]
+    assert [json.loads(raw)["winlog"]["event_id"] for raw in frame.get_column("_raw")] == [4625, 3]
+
+
+def test_same_events_look_the_same_read_from_evtx_or_as_json(tmp_path: Path) -> None:
+    """EVTX files, their records as JSON lines (the evtx rendering) read from a file, and the same
+    records handed over decoded (network ingest) give the same fields, time, host and raw text."""
+    files = sorted(shared_data("evtx-attack-samples", "Credential Access").rglob("*.evtx"))
+    texts = [str(r["data"]) for f in files for r in PyEvtxParser(str(f)).records_json() if r is not None]
+    lines = tmp_path / "records.jsonl"
+    lines.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    from_evtx = _read([r.frame for r in read_evtx_files(files)])
+    from_file = _read([r.frame for r in read_winjson(lines)])
+    from_ingest = records_to_frame([orjson.loads(t) for t in texts], "http:winlogbeat:k", raws=texts)
+    assert from_evtx.height == len(texts) > 700
+    assert from_evtx.get_column("EventID").null_count() == 0 and "TargetUserName" in from_evtx.columns
+    ids = ["_source", "_uid", "_origin", "_offset"]
+    assert_frame_equal(from_evtx.drop(ids), from_file.drop(ids))
+    assert_frame_equal(from_evtx.drop(ids), from_ingest.drop(ids))
+    assert from_file.get_column("_offset").to_list() == list(range(1, len(texts) + 1))

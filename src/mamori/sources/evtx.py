@@ -43,8 +43,9 @@ class _Pending:
         return result
 
 
-def _parse_into(path: Path, pending: _Pending) -> Iterator[None]:
-    """Parse one file into ``pending``; yields after each record so the caller can flush full batches."""
+def _parse_into(path: Path, pending: _Pending, batch_rows: int) -> Iterator[None]:
+    """Parse one file into ``pending``; yields whenever ``pending`` holds ``batch_rows`` events, so the
+    caller can flush a full batch."""
     from evtx import PyEvtxParser
 
     origin = str(path)
@@ -90,7 +91,8 @@ def _parse_into(path: Path, pending: _Pending) -> Iterator[None]:
         pending.origins.append(origin)
         pending.offsets.append(position)
         pending.raws.append(data)
-        yield None
+        if len(pending.events) >= batch_rows:
+            yield None
 
 
 HEADER_BLOCK = 4096
@@ -122,9 +124,8 @@ def read_evtx_files(paths: Iterable[Path], options: ReadOptions | None = None) -
     options = options or ReadOptions()
     pending = _Pending()
     for path in paths:
-        for _ in _parse_into(path, pending):
-            if len(pending.events) >= options.batch_rows:
-                yield pending.flush()
+        for _ in _parse_into(path, pending, options.batch_rows):
+            yield pending.flush()
     if pending.events or pending.problems:
         yield pending.flush()
 

@@ -16,8 +16,13 @@ FlatEvent = dict[str, str | None]
 
 def scalar_text(value: Any) -> str | None:
     """Render a JSON leaf as the text Sigma compares: ints in decimal, booleans lower-case, lists joined."""
+    kind = value.__class__
+    if kind is str:
+        return value  # type: ignore[no-any-return]
     if value is None:
         return None
+    if kind is int:
+        return str(value)
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -35,51 +40,102 @@ def scalar_text(value: Any) -> str | None:
 
 
 def _flatten_data(section: Any, out: FlatEvent) -> None:
-    """Flatten EventData / UserData: named leaves by name, the unnamed ``Data`` list joined."""
-    if not isinstance(section, dict):
+    """Flatten EventData / UserData: named leaves by name, the unnamed ``Data`` list joined.
+
+    Written for speed (it runs for every field of every event): the common leaves (text, integers) are
+    told apart by their exact class; anything else goes through ``scalar_text``."""
+    if section.__class__ is not dict and not isinstance(section, dict):
         text = scalar_text(section)
         if text is not None:
             out["Data"] = text
         return
+    if "#attributes" in section:
+        section = {k: v for k, v in section.items() if k != "#attributes"}
     for key, value in section.items():
-        if key == "#attributes":
-            continue
-        if isinstance(value, dict) and "#text" not in value:
+        kind = value.__class__
+        if kind is str:
+            out[key] = value
+        elif kind is int:
+            out[key] = str(value)
+        elif isinstance(value, dict) and "#text" not in value:
             _flatten_data(value, out)
         else:
             out[key] = scalar_text(value)
 
 
 def _attributes(node: Any) -> dict[str, Any]:
-    if isinstance(node, dict):
+    """The ``#attributes`` of an element (its XML attributes), or an empty map."""
+    if node.__class__ is dict or isinstance(node, dict):
         attrs = node.get("#attributes")
         if isinstance(attrs, dict):
             return attrs
     return {}
 
 
+# System elements whose XML attributes become ``<element>_<attribute>`` fields (``Provider_Name``), with
+# the field name of each attribute met so far (names are built once, not once per event).
+_ATTRIBUTE_NAMES: dict[str, dict[str, str]] = {e: {} for e in ("Provider", "Execution", "Security", "Correlation")}
+# Every System element read apart from the plain leaves: the four above, ``TimeCreated`` (its
+# ``SystemTime`` attribute) and the element's own ``#attributes`` (skipped).
+_SYSTEM_SPECIAL: dict[str, dict[str, str] | None] = {**_ATTRIBUTE_NAMES, "TimeCreated": None, "#attributes": None}
+_LEAF: dict[str, str] = {}  # what ``_SYSTEM_SPECIAL`` gives for any other element: a plain leaf
+_ROOT_SECTIONS = frozenset({"System", "EventData", "UserData", "#attributes"})
+MAX_REMEMBERED_NAMES = 64
+
+
+def _attribute_fields(element: str, names: dict[str, str], attrs: dict[str, Any], out: FlatEvent) -> None:
+    """Set ``<element>_<attribute>`` for each XML attribute of a System element."""
+    for attr, value in attrs.items():
+        name = names.get(attr) or _attribute_name(element, names, attr)
+        out[name] = value if value.__class__ is str else scalar_text(value)
+
+
+def _attribute_name(element: str, names: dict[str, str], attr: str) -> str:
+    """``Provider`` + ``Name`` -> ``Provider_Name``, remembered in ``names`` (up to a bound: events
+    received over the network may carry any attribute names)."""
+    name = f"{element}_{attr}"
+    if len(names) < MAX_REMEMBERED_NAMES:
+        names[attr] = name
+    return name
+
+
 def flatten_xml_json(event: dict[str, Any]) -> tuple[FlatEvent, str | None]:
-    """Flatten the evtx parser's rendering of an event; return the fields and the SystemTime text."""
+    """Flatten the evtx parser's rendering of an event; return the fields and the SystemTime text.
+
+    It runs for every event of every EVTX file, so the common shapes take the shortest path: System
+    leaves that are text or integers, attribute-only elements (``Provider``, ``Execution``), flat
+    ``EventData``."""
     root = event.get("Event", event)
     system = root.get("System") or {}
     out: FlatEvent = {}
     for key, value in system.items():
-        if key == "Provider":
-            for attr, v in _attributes(value).items():
-                out[f"Provider_{attr}"] = scalar_text(v)
+        names = _SYSTEM_SPECIAL.get(key, _LEAF)
+        if names is _LEAF:
+            if value.__class__ is str:
+                out[key] = value
+            elif value.__class__ is int:
+                out[key] = str(value)
+            else:
+                out[key] = scalar_text(value)
+        elif names is not None:  # Provider, Execution, Security, Correlation
+            attrs = value.get("#attributes") if value.__class__ is dict else None
+            if attrs.__class__ is dict:  # the usual shape, inline: this runs three times an event
+                for attr, text in attrs.items():
+                    name = names.get(attr) or _attribute_name(key, names, attr)
+                    out[name] = text if text.__class__ is str else scalar_text(text)
+            elif value is not None:
+                _attribute_fields(key, names, _attributes(value), out)
         elif key == "TimeCreated":
-            out["TimeCreated_SystemTime"] = scalar_text(_attributes(value).get("SystemTime"))
-        elif key in {"Execution", "Security", "Correlation"}:
-            for attr, v in _attributes(value).items():
-                out[f"{key}_{attr}"] = scalar_text(v)
-        elif key != "#attributes":
-            out[key] = scalar_text(value)
+            text = _attributes(value).get("SystemTime")
+            out["TimeCreated_SystemTime"] = text if text.__class__ is str else scalar_text(text)
     for section in ("EventData", "UserData"):
-        if section in root and root[section] is not None:
-            _flatten_data(root[section], out)
-    for key, value in root.items():
-        if key not in {"System", "EventData", "UserData", "#attributes"} and not isinstance(value, dict):
-            out[key] = scalar_text(value)
+        data = root.get(section)
+        if data is not None:
+            _flatten_data(data, out)
+    if not _ROOT_SECTIONS.issuperset(root):
+        for key, value in root.items():
+            if key not in _ROOT_SECTIONS and not isinstance(value, dict):
+                out[key] = scalar_text(value)
     return out, out.get("TimeCreated_SystemTime")
 
 
@@ -143,19 +199,31 @@ _TIME_KEYS = ("TimeCreated_SystemTime", "SystemTime", "EventTime", "TimeCreated"
 
 
 def flatten_flat(event: dict[str, Any]) -> tuple[FlatEvent, str | None]:
-    """Flatten the flat form (NXLog, Sysmon JSON exports): top-level keys are the fields already."""
+    """Flatten the flat form (NXLog, Sysmon JSON exports): top-level keys are the fields already.
+
+    Text and integer leaves (nearly all of them) take the shortest path: this runs for every event
+    the service receives as JSON."""
     out: FlatEvent = {}
+    renames = _NXLOG_RENAMES
     for key, value in event.items():
-        if isinstance(value, dict) and "#text" not in value:
+        kind = value.__class__
+        if kind is str:
+            out[renames.get(key, key)] = value
+        elif kind is int:
+            out[renames.get(key, key)] = str(value)
+        elif isinstance(value, dict) and "#text" not in value:
             for sub, inner in value.items():
                 if not isinstance(inner, dict | list):
                     out[f"{key}_{sub}" if key in {"Provider", "Execution", "Security"} else sub] = scalar_text(inner)
-            continue
-        out[_NXLOG_RENAMES.get(key, key)] = scalar_text(value)
+        else:
+            out[renames.get(key, key)] = scalar_text(value)
     if "EventData" in event and isinstance(event["EventData"], dict):
         _flatten_data(event["EventData"], out)
-    time_text = next((out[k] for k in _TIME_KEYS if out.get(k)), None)
-    return out, time_text
+    for name in _TIME_KEYS:
+        time_text = out.get(name)
+        if time_text:
+            return out, time_text
+    return out, None
 
 
 def flatten_any(event: dict[str, Any]) -> tuple[FlatEvent, str | None]:

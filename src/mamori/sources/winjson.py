@@ -28,17 +28,22 @@ def _dumps(event: dict[str, Any]) -> str:
         return json.dumps(event, ensure_ascii=False, default=str)
 
 
-def records_to_frame(events: Sequence[dict[str, Any]], origin: str, first_offset: int = 0) -> pl.DataFrame:
-    """Build a batch from decoded Windows event objects (any supported shape); offsets count from
-    ``first_offset``. Used by the JSON file reader and by network ingest."""
-    flats, times, raws = [], [], []
+def records_to_frame(events: Sequence[dict[str, Any]], origin: str, first_offset: int = 1, *,
+                     offsets: Sequence[int] | None = None, raws: Sequence[str] | None = None) -> pl.DataFrame:
+    """Build a batch from decoded Windows event objects (any supported shape). ``offsets`` are the
+    events' places in ``origin`` (by default record numbers from ``first_offset``); ``raws`` their
+    original texts (by default each event serialised again). Used by the JSON file reader and by
+    network ingest."""
+    flats, times = [], []
     for event in events:
         flat, time_text = flatten_any(event)
         flats.append(flat)
         times.append(time_text)
-        raws.append(_dumps(event))
-    offsets = list(range(first_offset, first_offset + len(flats)))
-    return windows_frame(flats, times, source=SOURCE, origin=origin, offsets=offsets, raws=raws)
+    if offsets is None:
+        offsets = range(first_offset, first_offset + len(flats))
+    if raws is None:
+        raws = [_dumps(event) for event in events]
+    return windows_frame(flats, times, source=SOURCE, origin=origin, offsets=list(offsets), raws=raws)
 
 
 def _decode_text(text: str, origin: str) -> Iterator[tuple[int, Any | None, str, str | None]]:
@@ -55,12 +60,14 @@ def _decode_text(text: str, origin: str) -> Iterator[tuple[int, Any | None, str,
             return
     decoder = json.JSONDecoder()
     position, length = 0, len(text)
+    line, counted = 1, 0  # lines are counted on from the last value, not from the start each time
     while position < length:
         while position < length and text[position] in " \t\r\n\ufeff":
             position += 1
         if position >= length:
             break
-        line = text.count("\n", 0, position) + 1
+        line += text.count("\n", counted, position)
+        counted = position
         try:
             value, end = decoder.raw_decode(text, position)
         except json.JSONDecodeError as exc:
@@ -74,14 +81,20 @@ def _decode_text(text: str, origin: str) -> Iterator[tuple[int, Any | None, str,
 
 
 def read_winjson(path: Path, options: ReadOptions | None = None) -> Iterator[ReadResult]:
-    """Read Windows events from a JSON / JSONL file; undecodable or non-event values become problems."""
+    """Read Windows events from a JSON / JSONL file; undecodable or non-event values become problems.
+
+    As in the other JSON readers, an event's ``_offset`` is the line it starts on (several events on
+    one line, as in a JSON array, take the next free numbers) and its ``_raw`` is its text as written
+    (re-serialised only for the items of a JSON array)."""
     options = options or ReadOptions()
     origin = str(path)
     data = path.read_bytes()
     text = data.decode(options.encoding or "utf-8", errors="replace")
     events: list[dict[str, Any]] = []
+    offsets: list[int] = []
+    raws: list[str] = []
     problems: list[ReadProblem] = []
-    offset = 0
+    last = 0
     for line, value, raw, error in _decode_text(text, origin):
         if error is not None:
             problems.append(ReadProblem(f"{origin}:{line}", error, raw[:2000]))
@@ -89,13 +102,15 @@ def read_winjson(path: Path, options: ReadOptions | None = None) -> Iterator[Rea
         if not isinstance(value, dict) or not looks_like_windows_event(value):
             problems.append(ReadProblem(f"{origin}:{line}", "JSON value is not a Windows event", raw[:2000]))
             continue
+        last = line if line > last else last + 1
         events.append(value)
+        offsets.append(last)
+        raws.append(raw)
         if len(events) >= options.batch_rows:
-            yield ReadResult(records_to_frame(events, origin, offset), problems)
-            offset += len(events)
-            events, problems = [], []
+            yield ReadResult(records_to_frame(events, origin, offsets=offsets, raws=raws), problems)
+            events, offsets, raws, problems = [], [], [], []
     if events or problems:
-        yield ReadResult(records_to_frame(events, origin, offset), problems)
+        yield ReadResult(records_to_frame(events, origin, offsets=offsets, raws=raws), problems)
 
 
 def sniff_winjson(head: bytes, name: str) -> bool:
