@@ -65,8 +65,7 @@ def _offset(entry: Entry, index: int) -> int:
     return index if entry.key else entry.seq * RECORDS_PER_ENTRY + index
 
 
-def _restamp(frame: pl.DataFrame, source: str, origins: Sequence[str], offsets: Sequence[int],
-             raws: Sequence[str] | None = None) -> pl.DataFrame:
+def _restamp(frame: pl.DataFrame, source: str, origins: Sequence[str], offsets: Sequence[int]) -> pl.DataFrame:
     """Set the core id columns from the spool position (stable across replays)."""
     columns = [
         pl.Series(schema.ORIGIN, list(origins), dtype=pl.Utf8),
@@ -74,8 +73,6 @@ def _restamp(frame: pl.DataFrame, source: str, origins: Sequence[str], offsets: 
         pl.Series(schema.UID, [event_uid(source, o, n) for o, n in zip(origins, offsets, strict=True)],
                   dtype=pl.Utf8),
     ]
-    if raws is not None:
-        columns.append(pl.Series(schema.RAW, list(raws), dtype=pl.Utf8))
     return frame.with_columns(columns)
 
 
@@ -115,9 +112,9 @@ def read_syslog(records: _Records, options: ReadOptions) -> tuple[pl.DataFrame, 
         frames.append(_restamp(result.frame, "syslog", [records.origins[r] for r in kept],
                                [records.offsets[r] for r in kept]).with_columns(pl.Series("_order", kept)))
     if events:
-        windows = records_to_frame(events, "")
+        windows = records_to_frame(events, "", raws=[records.texts[r] for r in event_rows])
         windows = _restamp(windows, "winjson", [records.origins[r] for r in event_rows],
-                           [records.offsets[r] for r in event_rows], [records.texts[r] for r in event_rows])
+                           [records.offsets[r] for r in event_rows])
         frames.append(windows.with_columns(pl.Series("_order", event_rows)))
     if not frames:
         return pl.DataFrame(), problems
@@ -150,9 +147,9 @@ def read_json(records: _Records, options: ReadOptions) -> tuple[pl.DataFrame, li
     order: list[int] = []
     if windows:
         rows = [i for i, _ in windows]
-        frame = records_to_frame([v for _, v in windows], "")
+        frame = records_to_frame([v for _, v in windows], "", raws=[records.texts[r] for r in rows])
         frames.append(_restamp(frame, "winjson", [records.origins[r] for r in rows],
-                               [records.offsets[r] for r in rows], [records.texts[r] for r in rows]))
+                               [records.offsets[r] for r in rows]))
         order.extend(rows)
     for source, items in other.items():
         rows = [i for i, _, _ in items]
