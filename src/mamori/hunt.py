@@ -29,6 +29,7 @@ from mamori.detect.sigma.ruleset import load_ruleset
 from mamori.errors import MamoriError
 from mamori.events import schema
 from mamori.events.frame import concat_frames
+from mamori.events.transfer import frame_from_bytes, frame_to_bytes
 from mamori.sources.base import ReadOptions, ReadProblem, ReadResult, SourceSpec
 from mamori.sources.registry import get_source, sniff_source
 
@@ -152,6 +153,21 @@ def read_share(share: list[tuple[str, Path]], options: ReadOptions) -> list[tupl
     return out
 
 
+SharedResults = list[tuple[bytes | None, list[ReadProblem], dict[str, int]]]
+
+
+def read_share_for_transfer(share: list[tuple[str, Path]], options: ReadOptions) -> SharedResults:
+    """``read_share`` in a worker process, each batch as bytes (``events.transfer``): pickled, the wide
+    sparse Windows batches cost more to move than to read."""
+    return [(frame_to_bytes(r.frame) if r.frame.width else None, r.problems, counts)
+            for r, counts in read_share(share, options)]
+
+
+def _received(results: SharedResults) -> list[tuple[ReadResult, dict[str, int]]]:
+    return [(ReadResult(frame_from_bytes(data) if data is not None else pl.DataFrame(), problems), counts)
+            for data, problems, counts in results]
+
+
 def _counts(result: ReadResult) -> dict[str, int]:
     if result.frame.height == 0 or schema.ORIGIN not in result.frame.columns:
         return {}
@@ -174,11 +190,11 @@ def worker_context(fresh_process: bool = False) -> multiprocessing.context.BaseC
 
 
 def _read_all(files: list[tuple[str, Path]], options: ReadOptions, workers: int, fresh_process: bool
-              ) -> Iterator[Future[list[tuple[ReadResult, dict[str, int]]]] | list[tuple[ReadResult, dict[str, int]]]]:
+              ) -> Iterator[Future[SharedResults] | list[tuple[ReadResult, dict[str, int]]]]:
     """Start reading: futures from a worker pool when it pays, else the results in this process."""
     if workers > 1 and len(files) > 1:
         pool = ProcessPoolExecutor(workers, mp_context=worker_context(fresh_process))
-        futures = [pool.submit(read_share, share, options) for share in _balance(files, workers * 2)]
+        futures = [pool.submit(read_share_for_transfer, share, options) for share in _balance(files, workers * 2)]
         pool.shutdown(wait=False)
         yield from futures
     else:
@@ -230,7 +246,7 @@ def run_hunt(
             base_hits.extend(_base_hits(frame, hits, correlations))
 
     for item in pending:
-        results = item.result() if isinstance(item, Future) else item
+        results = _received(item.result()) if isinstance(item, Future) else item
         for result, counts in results:
             for origin, number in counts.items():
                 if origin in reports:

@@ -13,7 +13,6 @@ the service loaded (same content digest), it matches nothing and the service mat
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from dataclasses import dataclass
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import polars as pl
+
+from mamori.events.transfer import frame_from_bytes, frame_to_bytes
 
 if TYPE_CHECKING:
     from mamori.detect.sigma.engine import Detector
@@ -56,7 +57,7 @@ class HitsForTransfer:
 
     def rule_hits(self) -> RuleHits:
         """The hits back as the service uses them."""
-        return RuleHits(pl.read_parquet(io.BytesIO(self.hits)), self.rule_seconds)
+        return RuleHits(frame_from_bytes(self.hits), self.rule_seconds)
 
 
 _DETECTORS: dict[tuple[tuple[str, ...], str], Detector | None] = {}
@@ -71,10 +72,7 @@ def match_batch(frame: pl.DataFrame, spec: MatchSpec) -> HitsForTransfer | None:
     detector.disabled = set(spec.disabled)
     detector.rule_seconds.clear()  # this batch's seconds only: the service keeps the totals
     hits, _ = detector.run(frame, explain=True)
-    seconds = dict(detector.rule_seconds)
-    buffer = io.BytesIO()
-    hits.write_parquet(buffer, compression="lz4", statistics=False)
-    return HitsForTransfer(buffer.getvalue(), seconds)
+    return HitsForTransfer(frame_to_bytes(hits), dict(detector.rule_seconds))
 
 
 def _detector(spec: MatchSpec) -> Detector | None:

@@ -12,7 +12,6 @@ read again.
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import multiprocessing
 import os
@@ -24,9 +23,8 @@ from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
-import polars as pl
-
 from mamori.collect.spool import Entry, Spool
+from mamori.events.transfer import frame_from_bytes, frame_to_bytes
 from mamori.service.match_ahead import HitsForTransfer, MatchSpec, match_batch
 from mamori.service.parse import Parsed, Quarantined, parse_entries
 from mamori.sources.base import ReadOptions
@@ -77,8 +75,8 @@ class ParsedForTransfer:
 
     def parsed(self) -> Parsed:
         """The batch back as the pipeline uses it."""
-        frame = pl.read_parquet(io.BytesIO(self.frame))
-        received = pl.read_parquet(io.BytesIO(self.received_ns)).to_series()
+        frame = frame_from_bytes(self.frame)
+        received = frame_from_bytes(self.received_ns).to_series()
         return Parsed(frame, received, self.quarantined, self.hits.rule_hits() if self.hits is not None else None)
 
 
@@ -87,14 +85,8 @@ def parse_for_transfer(entries: list[Entry], options: ReadOptions, spec: MatchSp
     rules on the batch too (see ``match_ahead``)."""
     parsed = parse_entries(entries, options)
     hits = match_batch(parsed.frame, spec) if spec is not None else None
-    return ParsedForTransfer(_parquet(parsed.frame), _parquet(parsed.received_ns.to_frame()), parsed.quarantined,
-                             hits)
-
-
-def _parquet(frame: pl.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    frame.write_parquet(buffer, compression="lz4", statistics=False)
-    return buffer.getvalue()
+    return ParsedForTransfer(frame_to_bytes(parsed.frame), frame_to_bytes(parsed.received_ns.to_frame()),
+                             parsed.quarantined, hits)
 
 
 @dataclass
