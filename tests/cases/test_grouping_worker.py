@@ -156,6 +156,32 @@ def test_an_alert_bridging_two_new_incidents_merges_them(
         set_status(session, 2, "investigating", "alice")
 
 
+def test_an_alert_changing_again_does_not_read_its_first_events_from_the_lake_again(
+        case_sessions: sessionmaker[Session], add_alert: AddAlert, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from mamori.cases import worker as worker_module
+    from mamori.cases.event_lookup import events_by_uid as real
+
+    lookups: list[list[str]] = []
+
+    def counted(lake: Lake, uids: list[str], *args: object, **kwargs: object) -> list[dict[str, object]]:
+        lookups.append(list(uids))
+        return real(lake, uids, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(worker_module, "events_by_uid", counted)
+    first = add_alert(host="WS01", event_uids=["u-1"])
+    worker, _ = make_worker(case_sessions, tmp_path)
+    worker.run_once()
+    for level in ("high", "critical"):
+        with case_sessions.begin() as session:
+            session.execute(update(Alert).where(Alert.id == first).values(level=level, updated_at=utcnow()))
+        assert worker.run_once() == 1
+    second = add_alert(host="WS02", event_uids=["u-2"])
+    worker.run_once()
+    assert lookups == [["u-1"], ["u-2"]]  # once per alert, not once per change
+    assert second not in (first, None)
+
+
 def test_alerts_on_a_parent_and_its_child_process_are_linked_through_the_lake(
         case_sessions: sessionmaker[Session], add_alert: AddAlert, tmp_path: Path) -> None:
     import polars as pl

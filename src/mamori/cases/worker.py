@@ -192,6 +192,7 @@ class GroupingWorker:
         self.handled = 0
         self.failed = 0
         self.history_before: datetime | None = None
+        self._trees: dict[tuple[int, tuple[str, ...], str | None], set[str]] = {}  # see _process_trees
 
     def start(self) -> None:
         """Start polling in a background thread. On the very first start (no watermark yet) the alerts
@@ -237,19 +238,28 @@ class GroupingWorker:
         return mark, pending
 
     def _process_trees(self, pending: Sequence[Pending]) -> dict[int, set[str]]:
+        """The process-tree values of each alert's first events, read from the lake only for the alerts
+        whose first events this worker has not read yet: an alert changes with every batch that hits
+        it, its first events do not, and a lake look-up scans every file of the days concerned."""
         if self.rules.window("process_tree") is None or not pending:
             return {}
-        uids = [u for p in pending for u in p.event_uids]
-        try:
-            events = events_by_uid(self.lake, uids, min(p.first_seen for p in pending),
-                                   max(p.last_seen for p in pending), columns=(*PROCESS_FIELDS, "_host"),
-                                   limit=len(uids))
-        except Exception:  # the lake is an aid here; grouping by the other entities goes on
-            log.exception("cannot read the alerts' events for their process trees")
-            return {}
-        by_uid = {str(e.get("_uid")): e for e in events}
-        return {p.alert_id: process_tree_values([by_uid[u] for u in p.event_uids if u in by_uid], p.host)
-                for p in pending}
+        unknown = [p for p in pending if _tree_key(p) not in self._trees]
+        if unknown:
+            uids = [u for p in unknown for u in p.event_uids]
+            try:
+                events = events_by_uid(self.lake, uids, min(p.first_seen for p in unknown),
+                                       max(p.last_seen for p in unknown), columns=(*PROCESS_FIELDS, "_host"),
+                                       limit=len(uids))
+            except Exception:  # the lake is an aid here; grouping by the other entities goes on
+                log.exception("cannot read the alerts' events for their process trees")
+                return {}
+            by_uid = {str(e.get("_uid")): e for e in events}
+            if len(self._trees) + len(unknown) > TREES_KEPT:
+                self._trees.clear()
+            for p in unknown:
+                self._trees[_tree_key(p)] = process_tree_values([by_uid[u] for u in p.event_uids if u in by_uid],
+                                                                p.host)
+        return {p.alert_id: self._trees[_tree_key(p)] for p in pending}
 
     def run_once(self) -> int:
         """Handle the alerts changed since the watermark; return how many alert versions were handled."""
@@ -423,3 +433,11 @@ class GroupingWorker:
 def _id_of_alert(event: CaseEvent) -> int | None:
     """The id of the alert a case event is about (None: it is about an incident only)."""
     return int(event.alert["id"]) if event.alert is not None else None
+
+
+TREES_KEPT = 100_000  # alerts whose process-tree values are remembered; past this the memory starts over
+
+
+def _tree_key(item: Pending) -> tuple[int, tuple[str, ...], str | None]:
+    """What an alert's process-tree values depend on: its first events and its host."""
+    return item.alert_id, item.event_uids, item.host
