@@ -6,6 +6,7 @@ and column names are checked against the files before they are selected.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
@@ -20,6 +21,14 @@ Event = dict[str, object]
 def _relation(paths: Sequence[str]) -> str:
     quoted = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)  # paths come from the lake itself
     return f"read_parquet([{quoted}], union_by_name=true, hive_partitioning=true)"
+
+
+def _written_at(path: str) -> float:
+    """When a lake file was written (its modification time; 0 when it is gone)."""
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
 
 
 def _quote(name: str) -> str:
@@ -37,16 +46,21 @@ def _clean(row: dict[str, object]) -> Event:
 
 
 def events_by_uid(lake: Lake, uids: Sequence[str], since: datetime | None = None, until: datetime | None = None,
-                  columns: Sequence[str] | None = None, limit: int = 1000) -> list[Event]:
+                  columns: Sequence[str] | None = None, limit: int = 1000,
+                  stored_since: datetime | None = None) -> list[Event]:
     """The stored events with these ids (oldest first, at most ``limit``), optionally only some columns.
 
-    ``since``/``until`` bound which day partitions are read (a day of margin each side)."""
+    ``since``/``until`` bound which day partitions are read (a day of margin each side);
+    ``stored_since`` reads only the files written since then (events the caller knows are recent)."""
     wanted = list(dict.fromkeys(str(u) for u in uids))[:limit]
     if not wanted:
         return []
     first: date | None = (since - timedelta(days=1)).date() if since else None
     last: date | None = (until + timedelta(days=1)).date() if until else None
     paths = lake.glob(first, last)
+    if stored_since is not None:
+        after = (stored_since if stored_since.tzinfo else stored_since.replace(tzinfo=UTC)).timestamp()
+        paths = [p for p in paths if _written_at(p) >= after]
     if not paths:
         return []
     relation = _relation(paths)

@@ -246,10 +246,14 @@ class GroupingWorker:
         unknown = [p for p in pending if _tree_key(p) not in self._trees]
         if unknown:
             uids = [u for p in unknown for u in p.event_uids]
-            try:
-                events = events_by_uid(self.lake, uids, min(p.first_seen for p in unknown),
-                                       max(p.last_seen for p in unknown), columns=(*PROCESS_FIELDS, "_host"),
-                                       limit=len(uids))
+            since, until = min(p.first_seen for p in unknown), max(p.last_seen for p in unknown)
+            columns = (*PROCESS_FIELDS, "_host")
+            try:  # the files written since the alerts were made first, the whole days for what they lack
+                events = events_by_uid(self.lake, uids, since, until, columns, len(uids),
+                                       stored_since=min(p.created_at for p in unknown) - RECENT_FILES)
+                missing = set(uids) - {str(e.get("_uid")) for e in events}
+                if missing:
+                    events += events_by_uid(self.lake, sorted(missing), since, until, columns, len(missing))
             except Exception:  # the lake is an aid here; grouping by the other entities goes on
                 log.exception("cannot read the alerts' events for their process trees")
                 return {}
@@ -435,6 +439,7 @@ def _id_of_alert(event: CaseEvent) -> int | None:
     return int(event.alert["id"]) if event.alert is not None else None
 
 
+RECENT_FILES = timedelta(minutes=10)  # an alert's first events were stored just before it was made
 TREES_KEPT = 100_000  # alerts whose process-tree values are remembered; past this the memory starts over
 
 
