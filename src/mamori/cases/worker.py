@@ -439,7 +439,7 @@ def _id_of_alert(event: CaseEvent) -> int | None:
     return int(event.alert["id"]) if event.alert is not None else None
 
 
-RECENT_FILES = timedelta(minutes=10)  # an alert's first events were stored just before it was made
+RECENT_FILES = timedelta(minutes=2)  # an alert's first events were stored just before it was made (same batch)
 TREES_KEPT = 100_000  # alerts whose process-tree values are remembered; past this the memory starts over
 
 
