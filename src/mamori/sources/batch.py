@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import polars as pl
 import pyarrow as pa
@@ -265,7 +266,7 @@ def _fast_json_fields(texts: pl.Series, accept_any: Sequence[str] | None = None)
     n = len(texts)
     if n == 0 or texts.null_count() or texts.str.contains("\n", literal=True).any():
         return None
-    data = "\n".join(texts.to_list()).encode() + b"\n"
+    data = joined_lines(texts)
     if len(data) > _FAST_MAX_BYTES:
         return None
     try:  # types learnt on the first records (times kept as text; never-set names left to infer)
@@ -684,16 +685,16 @@ def json_head_has(head: bytes, *markers: str, need: int = 1) -> bool:
     return text.startswith(("{", "[")) and sum(m in text for m in markers) >= need
 
 
-def dispatch(texts: pl.Series, options: ReadOptions, routes: Sequence[tuple[str, Parser]],
+def dispatch(texts: pl.Series, options: ReadOptions, routes: Sequence[tuple[str | tuple[str, ...], Parser]],
              fallback: Parser | None = None) -> pl.DataFrame:
     """Parse a batch whose records come in several shapes (a vendor's CSV, JSON and CEF): each record
-    goes to the first route whose regex finds a match in it, the rest to ``fallback`` (or gets an
-    ``_error``). Row order is kept."""
+    goes to the first route whose regex finds a match in it (a route may give several regexes, any of
+    which will do), the rest to ``fallback`` (or gets an ``_error``). Row order is kept."""
     n = len(texts)
     taken = pl.Series([False] * n)
     parts: list[pl.DataFrame] = []
     for pattern, parser in routes:
-        mask = texts.str.contains(pattern).fill_null(False) & ~taken
+        mask = contains_any(texts, pattern).fill_null(False) & ~taken
         if mask.any():
             index = mask.arg_true()
             parts.append(parser(texts.filter(mask), options).with_columns(index.alias("_i")))
@@ -708,7 +709,26 @@ def dispatch(texts: pl.Series, options: ReadOptions, routes: Sequence[tuple[str,
         parts.append(part.with_columns(index.alias("_i")) if part.width else pl.DataFrame({"_i": index}))
     if not parts:
         return pl.DataFrame()
+    if len(parts) == 1:  # one shape: the rows are in order already
+        return parts[0].drop("_i")
     return pl.concat(parts, how="diagonal_relaxed").sort("_i").drop("_i")
+
+
+def contains_any(texts: pl.Series, patterns: str | tuple[str, ...]) -> pl.Series:
+    """Where any of ``patterns`` finds a match (null where the text is null): ``str.contains`` of their
+    alternation, but each regex run on its own and only on the texts none before it matched (an
+    alternation of an anchored regex and an unanchored one costs much more than the two, and the
+    anchored form of a regex, tried first, spares the unanchored one most texts)."""
+    if isinstance(patterns, str):
+        return texts.str.contains(patterns)
+    found = texts.str.contains(patterns[0])
+    for pattern in patterns[1:]:
+        missing = (~found).fill_null(False)
+        if missing.all():
+            found = texts.str.contains(pattern)
+        elif missing.any():
+            found = found.scatter(missing.arg_true(), texts.filter(missing).str.contains(pattern))
+    return found
 
 
 def coalesce(*columns: pl.Series) -> pl.Series:
@@ -740,6 +760,21 @@ def groups_rest(texts: pl.Series, head: str, rest: str) -> pl.DataFrame:
         text.str.extract_groups(head).alias("g"),
         pl.when(text.str.contains(head)).then(text.str.replace(f"^(?s:.*?)(?:{head})", "")).alias(rest),
     ).unnest("g")
+
+
+def joined_lines(texts: pl.Series) -> bytes:
+    """``"\\n".join(texts) + "\\n"`` as UTF-8 bytes (nulls read as empty), taken from the Arrow buffer of the
+    texts with a line break each: no Python string per text (for readers that take a whole file, like CSV)."""
+    if len(texts) == 0:
+        return b""
+    lines = pl.select(pl.lit(texts.fill_null("")).cast(pl.Utf8) + "\n").to_series().to_arrow()
+    if isinstance(lines, pa.ChunkedArray):
+        lines = lines.combine_chunks()
+    if lines.type != pa.large_string():
+        lines = lines.cast(pa.large_string())
+    _, offsets, data = lines.buffers()
+    bounds = np.frombuffer(offsets, dtype=np.int64)[lines.offset: lines.offset + len(lines) + 1]
+    return bytes(data.slice(int(bounds[0]), int(bounds[-1] - bounds[0])).to_pybytes())
 
 
 def nulls(n: int, name: str = "", dtype: pl.DataType | type[pl.DataType] = pl.Utf8) -> pl.Series:

@@ -22,7 +22,8 @@ HEADER_NAMES = ("cef_version", "deviceVendor", "deviceProduct", "deviceVersion",
                 "name", "severity", "extension")
 _FIELD = r"((?:[^|\\]|\\.)*)"
 CEF = r"(?s)(?:CEF: ?)?(\d{1,2})\|" + r"\|".join([_FIELD] * 6) + r"\|"  # then the extension
-CEF_MARK = r"(?:CEF: ?\d|^\s*\d\|[^|]*\|[^|]*\|)"
+CEF_MARKS = (r"CEF: ?\d", r"^\s*\d\|[^|]*\|[^|]*\|")  # a CEF record: either one matches (see batch.contains_any)
+CEF_MARK = "(?:" + "|".join(CEF_MARKS) + ")"
 CEF_TIME_FORMATS = ("%b %d %Y %H:%M:%S%.f", "%b %d %H:%M:%S%.f %Y", "%Y-%m-%dT%H:%M:%S%.f")
 
 

@@ -12,7 +12,7 @@ import polars as pl
 from mamori.events import schema
 from mamori.sources.base import ReadOptions
 from mamori.sources.batch import ERROR, dispatch, error_where, head_text, text_source
-from mamori.sources.cef import CEF_MARK, parse_cef
+from mamori.sources.cef import CEF_MARKS, parse_cef
 from mamori.sources.kv import widen
 from mamori.sources.syslog_header import syslog_parts
 from mamori.sources.timeparse import parse_epoch, with_formats
@@ -54,7 +54,7 @@ def parse_lea(texts: pl.Series, options: ReadOptions) -> pl.DataFrame:
 
 def parse_checkpoint(texts: pl.Series, options: ReadOptions) -> pl.DataFrame:
     """Parse Check Point records in any of the three forms."""
-    return dispatch(texts, options, [(CEF_MARK, parse_cef), (r'\w+\[\w[\w\-]*:"', parse_exporter),
+    return dispatch(texts, options, [(CEF_MARKS, parse_cef), (r'\w+\[\w[\w\-]*:"', parse_exporter),
                                      (r'^\s*"[^"]*" "\d{1,2}[A-Z][a-z]{2}\d{4}"', parse_lea)])
 
 

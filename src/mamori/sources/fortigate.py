@@ -12,8 +12,8 @@ import polars as pl
 
 from mamori.events import schema
 from mamori.sources.base import ReadOptions
-from mamori.sources.batch import ERROR, dispatch, head_text, text_source
-from mamori.sources.cef import CEF_MARK, parse_cef
+from mamori.sources.batch import ERROR, UTC_NS, dispatch, head_text, nulls, text_source
+from mamori.sources.cef import CEF_MARKS, parse_cef
 from mamori.sources.kv import parse_kv
 from mamori.sources.syslog_header import syslog_parts
 from mamori.sources.timeparse import parse_epoch, with_formats
@@ -46,11 +46,13 @@ def parse_fortigate_kv(texts: pl.Series, options: ReadOptions) -> pl.DataFrame:
     frame = parse_kv(body)
     if frame.width == 0:
         return pl.DataFrame({ERROR: ["no key=value pairs"] * len(texts)})
-    times = pl.Series([None] * frame.height, dtype=pl.Datetime("ns", "UTC"))
+    times = nulls(frame.height, dtype=UTC_NS)
     for name in ("eventtime", "timestamp", "itime"):
-        if name in frame.columns:
+        if name in frame.columns and times.null_count():  # each form only fills the times still missing
             times = times.fill_null(parse_epoch(frame[name]))
-    times = times.fill_null(_local_time(frame, options)).fill_null(header[schema.TIME])
+    if times.null_count():
+        times = times.fill_null(_local_time(frame, options))
+    times = times.fill_null(header[schema.TIME])
     host = frame["devname"] if "devname" in frame.columns else header["hostname"]
     known = frame.select(pl.any_horizontal([pl.col(c).is_not_null() for c in frame.columns])).to_series()
     error = pl.select(pl.when(known).then(None).otherwise(pl.lit("no key=value pairs"))).to_series()
@@ -59,7 +61,7 @@ def parse_fortigate_kv(texts: pl.Series, options: ReadOptions) -> pl.DataFrame:
 
 def parse_fortigate(texts: pl.Series, options: ReadOptions) -> pl.DataFrame:
     """Parse FortiGate records, key=value or CEF."""
-    return dispatch(texts, options, [(CEF_MARK, parse_cef)], parse_fortigate_kv)
+    return dispatch(texts, options, [(CEF_MARKS, parse_cef)], parse_fortigate_kv)
 
 
 def sniff_fortigate(head: bytes, name: str) -> bool:

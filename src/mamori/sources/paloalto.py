@@ -21,10 +21,11 @@ from mamori.sources.batch import (
     dispatch,
     finish_json,
     head_text,
+    joined_lines,
     json_fields,
     text_source,
 )
-from mamori.sources.cef import CEF_MARK, parse_cef
+from mamori.sources.cef import CEF_MARKS, parse_cef
 from mamori.sources.syslog_header import syslog_parts
 from mamori.sources.timeparse import with_formats
 
@@ -81,7 +82,7 @@ def _csv_rows_bulk(bodies: pl.Series, log_type: str) -> pl.DataFrame:
     """Split CSV records of one log type with Polars' CSV reader (quotes and doubled quotes handled)."""
     names = COLUMNS.get(log_type, _HEAD)
     width = max(len(names), int(bodies.str.count_matches(",").max() or 0) + 1)  # type: ignore[arg-type]
-    data = ("," * (width - 1) + "\n" + "\n".join(bodies.to_list()) + "\n").encode()
+    data = ("," * (width - 1) + "\n").encode() + joined_lines(bodies)  # no Python string per record
     frame = pl.read_csv(io.BytesIO(data), has_header=False, infer_schema=False, truncate_ragged_lines=True,
                         quote_char='"').slice(1)
     frame.columns = [names[i] if i < len(names) else f"field_{i}" for i in range(frame.width)]
@@ -89,17 +90,24 @@ def _csv_rows_bulk(bodies: pl.Series, log_type: str) -> pl.DataFrame:
     return frame.select([c for c in frame.columns if frame[c].null_count() < frame.height])
 
 
+def _bodies(texts: pl.Series) -> pl.Series:
+    """Each record from its CSV start on (null where it has none): the whole text when the record starts
+    with it (the usual case, told by an anchored regex), else the start's match and the text cut off after it
+    (capturing the rest would cost a regex step per character)."""
+    at_start = texts.str.contains("^" + CSV_START).fill_null(False)
+    if at_start.all():
+        return texts
+    start = texts.str.extract(CSV_START, 0)
+    rest = texts.str.replace(f"^(?s:.*?)(?:{CSV_START})", "")
+    return pl.select(pl.when(start.is_not_null()).then(start + rest)).to_series()
+
+
 def parse_csv(texts: pl.Series, options: ReadOptions) -> pl.DataFrame:
     """Parse PAN-OS syslog CSV records, naming columns by log type (extra columns are ``field_N``);
     each log type is split in bulk by Polars' CSV reader, with Python's csv module as the fallback
     for a batch whose quoting that reader refuses."""
     header = syslog_parts(texts, options)
-    # the record from its CSV start on: the start's match and the rest cut off after it (capturing the rest
-    # would cost a regex step per character)
-    start = texts.str.extract(CSV_START, 0)
-    rest = texts.str.replace(f"^(?s:.*?)(?:{CSV_START})", "")
-    bodies = pl.select(pl.when(start.is_not_null()).then(start + rest)).to_series().fill_null("").str.replace_all(
-        "\n", " ", literal=True)
+    bodies = _bodies(texts).fill_null("").str.replace_all("\n", " ", literal=True)
     types = bodies.str.extract(r"^[^,]*,[^,]*,[^,]*,([A-Z]+),", 1).fill_null("")
     parts: list[pl.DataFrame] = []
     for log_type in types.unique(maintain_order=True).to_list():  # first met first: the same column order every run
@@ -111,7 +119,7 @@ def parse_csv(texts: pl.Series, options: ReadOptions) -> pl.DataFrame:
         except pl.exceptions.PolarsError:
             part = _csv_rows_python(subset.to_list())
         parts.append(part.with_columns(index.alias("_i")))
-    frame = pl.concat(parts, how="diagonal_relaxed").sort("_i").drop("_i")
+    frame = parts[0].drop("_i") if len(parts) == 1 else pl.concat(parts, how="diagonal_relaxed").sort("_i").drop("_i")
     stamp = frame["time_generated"] if "time_generated" in frame.columns else pl.Series(
         [None] * len(texts), dtype=pl.Utf8)
     times = with_formats(stamp, (), TIME_FORMATS, options.default_timezone).fill_null(header[schema.TIME])
@@ -127,7 +135,8 @@ def parse_json(texts: pl.Series, options: ReadOptions) -> pl.DataFrame:
 
 def parse_paloalto(texts: pl.Series, options: ReadOptions) -> pl.DataFrame:
     """Parse Palo Alto records: CSV, JSON or CEF."""
-    return dispatch(texts, options, [(CEF_MARK, parse_cef), (r"^\s*\{", parse_json), (CSV_START, parse_csv)])
+    return dispatch(texts, options, [(CEF_MARKS, parse_cef), (r"^\s*\{", parse_json),
+                                     (("^" + CSV_START, CSV_START), parse_csv)])  # at the start, as a rule
 
 
 def sniff_paloalto(head: bytes, name: str) -> bool:

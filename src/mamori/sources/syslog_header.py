@@ -39,16 +39,18 @@ def _subset(texts: pl.Series, mask: pl.Series, pattern: str, names: tuple[str, .
     """Run the header ``pattern`` on the rows of ``mask`` only; return full-height columns of its groups
     and the ``message`` after the header (null where it does not match)."""
     n = len(texts)
-    out = {name: nulls(n, name) for name in names}
+    empty = nulls(n)
+    out = {name: empty.alias(name) for name in names}
     if not mask.any():
         return out
-    index = mask.arg_true()
-    found = pl.DataFrame({"t": texts.filter(mask)}).select(
+    every = bool(mask.all())  # every row (a file of one kind): no rows to pick or put back
+    found = pl.DataFrame({"t": texts if every else texts.filter(mask)}).select(
         pl.col("t"), pl.col("t").str.extract_groups(pattern).alias("g")).unnest("g")
     found = found.with_columns(pl.col("t").str.slice(pl.col("_head").str.len_chars()).alias("message"))
+    index = None if every else mask.arg_true()
     for name in names:
         if name in found.columns:
-            out[name] = out[name].scatter(index, found[name])
+            out[name] = found[name].alias(name) if index is None else out[name].scatter(index, found[name])
     return out
 
 
@@ -65,8 +67,12 @@ def syslog_parts(texts: pl.Series, options: ReadOptions, now: dt.datetime | None
     headerless = ~(got5424 | got3164)
     bare = _subset(texts, headerless & texts.str.contains(_MAY_BARE), BARE_TAG, ("program", "pid", "message"))
 
+    any5424, any3164 = bool(got5424.any()), bool(got3164.any())
+
     def pick(name: str, third: pl.Series | None = None) -> pl.Series:
         other = third if third is not None else nulls(len(texts))
+        if not (any5424 or any3164):  # no header in the batch (bare vendor messages): nothing to choose
+            return other.alias(name)
         return pl.select(pl.when(got5424).then(f5424[name]).when(got3164).then(f3164[name])
                          .otherwise(other)).to_series().alias(name)
 
@@ -74,7 +80,9 @@ def syslog_parts(texts: pl.Series, options: ReadOptions, now: dt.datetime | None
     program = pick("program", bare["program"])
     pid = pick("pid", bare["pid"])
     message = pick("message", bare["message"])
-    if message.null_count():
+    if message.null_count() == len(message):
+        message = texts.str.strip_chars().alias("message")
+    elif message.null_count():
         message = message.fill_null(texts.str.strip_chars())
     frame = pl.DataFrame([
         pick("pri").alias("syslog_pri"),
@@ -116,6 +124,8 @@ def syslog_time(stamps: pl.Series, options: ReadOptions, now: dt.datetime | None
         return parse_yearless(s, "%b %d %H:%M:%S%.f", options.default_timezone, options.default_year, now)
 
     for mask, parse in ((iso, from_iso), (with_year, from_with_year), (yearless, from_yearless)):
+        if mask.all():  # one form on every row
+            return parse(stamps).cast(UTC_NS).alias(schema.TIME)
         if mask.any():
             result = result.scatter(mask.arg_true(), parse(stamps.filter(mask)))
     return result

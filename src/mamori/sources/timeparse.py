@@ -17,6 +17,9 @@ UTC_NS = pl.Datetime("ns", "UTC")
 
 ISO_ZONED = ("%Y-%m-%dT%H:%M:%S%.f%#z",)
 ISO_NAIVE = ("%Y-%m-%dT%H:%M:%S%.f",)
+# ISO 8601 text as services write it: ``T`` or a space, at most nine fraction digits, ``Z``, an offset or no
+# zone, no other blank
+_PLAIN_ISO = r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?$"
 
 
 def _empty(values: pl.Series) -> pl.Series:
@@ -51,8 +54,9 @@ def parse_epoch(values: pl.Series) -> pl.Series:
     """Parse epoch numbers in seconds, milliseconds, microseconds or nanoseconds (told apart by size)."""
     text = values.cast(pl.Utf8).str.strip_chars()
     frame = pl.DataFrame({"t": text})
-    integer = pl.col("t").str.extract(r"^(\d{9,19})$", 1)
-    decimal = pl.col("t").str.extract(r"^(\d{9,11}\.\d+)$", 1)
+    t = pl.col("t")
+    # whole-text tests, not extracts: a regex that captures costs far more than one that only matches
+    integer = pl.when(t.str.contains(r"^\d{9,19}$")).then(t)
     digits = integer.str.len_chars()
     as_int = integer.cast(pl.Int64, strict=False)
     ns = (
@@ -61,14 +65,21 @@ def parse_epoch(values: pl.Series) -> pl.Series:
         .when(digits <= 17).then(as_int * 1_000)
         .otherwise(as_int)
     )
-    from_decimal = (decimal.cast(pl.Float64, strict=False) * 1e6).round(0).cast(pl.Int64) * 1000
-    out = frame.select(pl.coalesce(ns, from_decimal).cast(UTC_NS).alias("t")).to_series()
+    out = frame.select(ns.cast(UTC_NS).alias("t")).to_series()
+    if out.null_count() > text.null_count():  # decimal seconds (never all digits, so never an integer above)
+        decimal = pl.when(t.str.contains(r"^\d{9,11}\.\d+$")).then(t)
+        from_decimal = (decimal.cast(pl.Float64, strict=False) * 1e6).round(0).cast(pl.Int64) * 1000
+        out = out.fill_null(frame.select(from_decimal.cast(UTC_NS).alias("t")).to_series())
     return out.alias(values.name)
 
 
 def parse_iso(values: pl.Series, default_tz: str = "UTC") -> pl.Series:
     """Parse ISO 8601 times (``T`` or space, any fraction, ``Z``/``+09:00``/``+0900`` or no zone)."""
-    text = values.cast(pl.Utf8).str.strip_chars().str.replace(r"^(\d{4}-\d\d-\d\d) ", "${1}T")
+    text = values.cast(pl.Utf8)
+    if text.str.contains(_PLAIN_ISO).all():  # of the rewrites below, only the first would change a thing
+        text = text.str.replace(" ", "T", literal=True)
+        return with_formats(text, ISO_ZONED, (*ISO_NAIVE, "%Y-%m-%dT%H:%M", "%Y-%m-%d"), default_tz).alias(values.name)
+    text = text.str.strip_chars().str.replace(r"^(\d{4}-\d\d-\d\d) ", "${1}T")
     text = text.str.replace(r"(\.\d{9})\d+", "${1}").str.replace(r" ?(UTC|GMT)$", "Z")
     return with_formats(text, ISO_ZONED, (*ISO_NAIVE, "%Y-%m-%dT%H:%M", "%Y-%m-%d"), default_tz).alias(values.name)
 
