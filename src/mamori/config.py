@@ -36,7 +36,8 @@ class Settings:
     tail_source: str = ""  # reader for tailed files; empty: detect
     batch_rows: int = 20_000
     batch_seconds: float = 0.5
-    parse_processes: int = 1  # worker processes parsing the next batch while one is detected (0: inline)
+    # worker processes parsing and rule-matching the next batches while the service stores one (0: inline)
+    parse_processes: int = dataclasses.field(default_factory=lambda: min(2, os.cpu_count() or 1))
     spool_max_bytes: int = 256 * 1024 * 1024  # unprocessed spool above this: inputs are slowed or told to retry
     spool_segment_bytes: int = 64 * 1024 * 1024
     spool_keep_seconds: float = 300.0  # consumed spool kept this long (HTTP idempotency keys)
