@@ -378,47 +378,42 @@ class GroupingWorker:
         alert = session.get(Alert, item.alert_id)
         if alert is None:
             return []
+        link = session.scalars(select(IncidentAlert).where(IncidentAlert.alert_id == alert.id)).first()
+        if link is not None:  # brought into an incident earlier in this round
+            return self._refresh_incident(session, link.incident_id, [item], {alert.id: tree}, mark)
         is_new = item.alert_id > mark.last_id
         from mamori.api.routes_alerts import alert_dict  # here: the api package imports the service, which imports us
         extra = {"process_tree": sorted(tree)} if tree else {}
         out: list[CaseEvent] = []
-        link = session.scalars(select(IncidentAlert).where(IncidentAlert.alert_id == alert.id)).first()
         incident: Incident | None = None
-        if link is not None:
-            incident = workflow.get_incident(session, link.incident_id)
-            if incident.status not in workflow.closed_statuses():
-                before = workflow.incident_dict(incident)
-                workflow.refresh_summary(session, incident, self.rules, [alert], extra)
-                out.extend(self._updated(incident, before, f"alert {alert.id} changed"))
-        else:
-            values: dict[str, Iterable[object]] = dict(workflow.alert_entity_values(alert))
-            values["process_tree"] = tree
-            facts = AlertFacts(alert.id, alert.level, alert.first_seen, alert.last_seen,
-                               alert_entities(values, self.rules))
-            decision = decide(facts, _open_cases(session, facts, self.rules), self.rules)
-            if decision.action == "join" and decision.incident_id is not None:
-                incident = workflow.get_incident(session, decision.incident_id)
-                before = workflow.incident_dict(incident)
-                workflow.link_alert(session, incident, alert.id, decision.reason)
-                workflow.record_change(session, incident, "system", "alert", None, str(alert.id),
-                                       decision.message or decision.reason)
-                session.flush()
-                for other_id in decision.merge_ids:
-                    other_before = workflow.incident_dict(workflow.get_incident(session, other_id))
-                    other = merge_into(session, incident, other_id, "system", decision.message or decision.reason)
-                    out.extend(self._updated(other, other_before, f"merged into incident {incident.id}"))
-                workflow.refresh_summary(session, incident, self.rules, [alert], extra)
-                if incident.entities != before["entities"]:
-                    out.extend(self._pull_earlier(session, incident, handled_max))
-                out.extend(self._updated(incident, before, f"alert {alert.id} joined: {decision.reason}"))
-            elif decision.action == "open":
-                incident = workflow.new_incident(session, [alert], "system", self.rules,
-                                                 reason=decision.message or decision.reason,
-                                                 extra_entities=extra)
-                pulled = self._pull_earlier(session, incident, handled_max)
-                out.append(CaseEvent("incident.created", incident=workflow.incident_dict(incident),
-                                     changes={"reason": decision.reason, "alert_ids": [alert.id]}))
-                out.extend(pulled)
+        values: dict[str, Iterable[object]] = dict(workflow.alert_entity_values(alert))
+        values["process_tree"] = tree
+        facts = AlertFacts(alert.id, alert.level, alert.first_seen, alert.last_seen,
+                           alert_entities(values, self.rules))
+        decision = decide(facts, _open_cases(session, facts, self.rules), self.rules)
+        if decision.action == "join" and decision.incident_id is not None:
+            incident = workflow.get_incident(session, decision.incident_id)
+            before = workflow.incident_dict(incident)
+            workflow.link_alert(session, incident, alert.id, decision.reason)
+            workflow.record_change(session, incident, "system", "alert", None, str(alert.id),
+                                   decision.message or decision.reason)
+            session.flush()
+            for other_id in decision.merge_ids:
+                other_before = workflow.incident_dict(workflow.get_incident(session, other_id))
+                other = merge_into(session, incident, other_id, "system", decision.message or decision.reason)
+                out.extend(self._updated(other, other_before, f"merged into incident {incident.id}"))
+            workflow.refresh_summary(session, incident, self.rules, [alert], extra)
+            if incident.entities != before["entities"]:
+                out.extend(self._pull_earlier(session, incident, handled_max))
+            out.extend(self._updated(incident, before, f"alert {alert.id} joined: {decision.reason}"))
+        elif decision.action == "open":
+            incident = workflow.new_incident(session, [alert], "system", self.rules,
+                                             reason=decision.message or decision.reason,
+                                             extra_entities=extra)
+            pulled = self._pull_earlier(session, incident, handled_max)
+            out.append(CaseEvent("incident.created", incident=workflow.incident_dict(incident),
+                                 changes={"reason": decision.reason, "alert_ids": [alert.id]}))
+            out.extend(pulled)
         alert_event = CaseEvent("alert.created" if is_new else "alert.updated", alert=alert_dict(alert),
                                 incident=workflow.incident_dict(incident) if incident is not None else None)
         return [alert_event, *out]

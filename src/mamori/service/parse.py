@@ -18,7 +18,7 @@ import polars as pl
 
 from mamori.collect.spool import Entry
 from mamori.events import schema
-from mamori.events.frame import build_frame, concat_frames, event_uid
+from mamori.events.frame import build_frame, concat_frames, event_uids
 from mamori.service.match_ahead import RuleHits
 from mamori.sources.base import ReadOptions
 from mamori.sources.batch import finish, flatten
@@ -70,7 +70,7 @@ def _restamp(frame: pl.DataFrame, source: str, origins: Sequence[str], offsets: 
     columns = [
         pl.Series(schema.ORIGIN, list(origins), dtype=pl.Utf8),
         pl.Series(schema.OFFSET, list(offsets), dtype=pl.Int64),
-        pl.Series(schema.UID, [event_uid(source, o, n) for o, n in zip(origins, offsets, strict=True)],
+        pl.Series(schema.UID, event_uids(source, origins, offsets),
                   dtype=pl.Utf8),
     ]
     return frame.with_columns(columns)

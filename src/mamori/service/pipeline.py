@@ -45,7 +45,7 @@ class PipelineSettings:
     retention_days: int = 30
     retention_bytes_per_source: int = 0
     options: ReadOptions = DEFAULT_OPTIONS
-    parse_processes: int = 1  # parse the next batch in this many worker processes while detecting (0: inline)
+    parse_processes: int = 1  # worker processes parsing and rule-matching the next batches (0: inline)
 
 
 def read_state(session: Session, key: str) -> bytes | None:

@@ -64,9 +64,7 @@ def watch_parent(service_pid: int, every: float = 1.0) -> None:
 
 @dataclass(frozen=True)
 class ParsedForTransfer:
-    """A parsed batch as it crosses from a parser process: the frame as LZ4 Parquet bytes. A batch of
-    Windows events is wide and sparse (hundreds of mostly empty columns); pickled as is it weighs ten
-    times more and costs more to move than parsing it again."""
+    """A parsed batch as it crosses from a parser process, its frames as bytes (``events.transfer``)."""
 
     frame: bytes
     received_ns: bytes
@@ -91,10 +89,9 @@ def parse_for_transfer(entries: list[Entry], options: ReadOptions, spec: MatchSp
 
 @dataclass
 class _InFlight:
-    """A batch the reader has taken from the spool: its first entry, its entries (empty: the spool had
-    nothing there within the batch wait) and its parse, running in a parser process or done."""
+    """A batch the reader has taken from the spool: its entries (empty: the spool had nothing there
+    within the batch wait) and its parse, running in a parser process or done."""
 
-    start: int
     entries: list[Entry]
     parse: Future[ParsedForTransfer] | Parsed | None
 
@@ -126,9 +123,7 @@ class ReadAhead:
 
     def take(self, start: int) -> Batch | None:
         """The batch starting at ``start`` (None when the spool has nothing there within the batch wait)."""
-        if self._next != start:
-            self.discard()
-            self._start_reader(start)
+        self.ahead(start)
         got = self._flight.get()
         if isinstance(got, Exception):  # the reader failed (the spool): stop, the pipeline retries
             self.discard()
@@ -149,7 +144,9 @@ class ReadAhead:
         """Make sure batches from ``start`` on are being read (the reader runs ahead on its own)."""
         if self._next != start:
             self.discard()
-            self._start_reader(start)
+            self._next = start
+            self._reader = threading.Thread(target=self._read_from, args=(start,), name="read-ahead", daemon=True)
+            self._reader.start()
 
     def discard(self) -> None:
         """Drop the batches in flight and stop the reader (the pipeline will read from its commit again)."""
@@ -170,17 +167,12 @@ class ReadAhead:
         if self._parsers is not None:
             self._parsers.shutdown(wait=True, cancel_futures=True)
 
-    def _start_reader(self, start: int) -> None:
-        self._next = start
-        self._reader = threading.Thread(target=self._read_from, args=(start,), name="read-ahead", daemon=True)
-        self._reader.start()
-
     def _read_from(self, start: int) -> None:
         """The reader thread: consecutive batches from ``start``, each handed to a parser as it is read."""
         try:
             while not self._stop.is_set():
                 entries = self.spool.read(start, self.rows, self.seconds)
-                flight = _InFlight(start, entries, self._submit(entries) if entries else None)
+                flight = _InFlight(entries, self._submit(entries) if entries else None)
                 while not self._stop.is_set():
                     try:
                         self._flight.put(flight, timeout=0.1)

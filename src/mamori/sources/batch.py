@@ -8,7 +8,6 @@ and ``_error`` (why a record cannot be read; such records go to quarantine, not 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ import polars as pl
 import pyarrow as pa
 
 from mamori.events import schema
+from mamori.events.frame import event_uids
 from mamori.sources.base import ReadOptions, ReadProblem, ReadResult, Sniffer, SourceSpec
 from mamori.sources.text import decode, iter_line_columns, open_binary
 from mamori.sources.timeparse import parse_auto
@@ -28,17 +28,6 @@ ERROR = "_error"
 Parser = Callable[[pl.Series, ReadOptions], pl.DataFrame]
 UTC_NS = pl.Datetime("ns", "UTC")
 MAX_RAW_PROBLEM = 4000
-
-
-def _uids(source: str, origin: str, offsets: Sequence[int]) -> list[str]:
-    """The same ids as ``events.frame.event_uid``, with the common prefix hashed once."""
-    base = hashlib.blake2b(f"{source}\x1f{origin}\x1f".encode(), digest_size=12)
-    out = []
-    for offset in offsets:
-        h = base.copy()
-        h.update(b"%d" % offset)
-        out.append(h.hexdigest())
-    return out
 
 
 def finish(parsed: pl.DataFrame, raws: pl.Series, offsets: Sequence[int], *, source: str, origin: str,
@@ -77,7 +66,7 @@ def finish(parsed: pl.DataFrame, raws: pl.Series, offsets: Sequence[int], *, sou
         times.alias(schema.TIME),
         pl.Series(schema.SOURCE, [source] * n, dtype=pl.Utf8),
         hosts.alias(schema.HOST),
-        pl.Series(schema.UID, _uids(source, origin, offset_series.to_list()), dtype=pl.Utf8),
+        pl.Series(schema.UID, event_uids(source, [origin] * n, offset_series.to_list()), dtype=pl.Utf8),
         pl.Series(schema.ORIGIN, [origin] * n, dtype=pl.Utf8),
         offset_series,
         raw_series,
