@@ -11,9 +11,11 @@ import orjson
 import pytest
 
 from mamori.collect.spool import Entry, Spool
+from mamori.events.schema import CORE_SCHEMA
 from mamori.service.parse import parse_entries
 from mamori.service.readahead import ReadAhead, parse_for_transfer
 from mamori.sources.base import ReadOptions
+from mamori.store.lake import decode_parts, encode_parts
 
 WINDOWS_EVENT = {"EventID": 4688, "Channel": "Security", "Computer": "pc1.example.jp", "ProviderName":
                  "Microsoft-Windows-Security-Auditing", "NewProcessName": "C:\\Windows\\System32\\whoami.exe",
@@ -33,15 +35,24 @@ def _lines(count: int) -> list[str]:
     return lines
 
 
-def test_a_batch_parsed_in_a_parser_process_arrives_as_parsed_inline() -> None:
+def test_a_batch_parsed_in_a_parser_process_arrives_as_the_lake_stores_the_inline_parse() -> None:
     entries = [Entry("syslog", "tcp:127.0.0.1:1", tuple(_lines(30)), time.time_ns(), None, 0),
                Entry("syslog", "tcp:127.0.0.1:2", tuple(_lines(9)), time.time_ns(), None, 1)]
     inline = parse_entries(entries, ReadOptions())
     moved = parse_for_transfer(entries, ReadOptions()).parsed()
-    assert moved.frame.equals(inline.frame)
-    assert moved.frame.schema == inline.frame.schema
-    assert moved.received_ns.equals(inline.received_ns)
+    stored = encode_parts(inline.frame)
+    assert stored.order is not None  # two sources: the rows come regrouped, one lake file each
+    assert [p.source for p in stored.parts] == ["syslog", "winjson"]
+    assert moved.frame.equals(decode_parts(stored.parts))
+    assert moved.lake_parts == stored.parts  # the very bytes the pipeline writes
+    assert moved.received_ns.equals(inline.received_ns.gather(stored.order))
     assert moved.quarantined == inline.quarantined
+    by_uid = {row["_uid"]: row for row in inline.frame.to_dicts()}
+    assert len(by_uid) == moved.frame.height == inline.frame.height
+    for row in moved.frame.to_dicts():  # every event intact: its fields as text, empty ones left out
+        expected = by_uid[row["_uid"]]
+        assert {k: v for k, v in row.items() if v is not None} == {
+            k: v if k in CORE_SCHEMA or v is None else str(v) for k, v in expected.items() if v is not None}
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from sqlalchemy import inspect
 from mamori.errors import MamoriError
 from mamori.events.frame import build_frame
 from mamori.store.db import make_engine, migrate
-from mamori.store.lake import Lake
+from mamori.store.lake import Lake, decode_parts, encode_parts
 from mamori.store.query import EventQuery, search_events, stored_uids
 
 
@@ -40,6 +41,32 @@ def test_batches_land_in_day_and_source_partitions_with_differing_columns(tmp_pa
     assert search_events(lake, EventQuery(source="syslog", since=today - timedelta(hours=1))).total == 0
     with pytest.raises(MamoriError, match="no stored event has a field"):
         search_events(lake, EventQuery(fields={"Nope": "1"}))
+
+
+def test_a_batch_encoded_elsewhere_is_stored_as_the_same_files_with_rows_regrouped_by_partition(
+        tmp_path: Path) -> None:
+    today = datetime.now(UTC)
+    batch = pl.concat([_frame("winjson", 2, today, Image="a.exe"), _frame("syslog", 2, today, program="sshd"),
+                       _frame("winjson", 1, today, start=2, Image="b.exe")], how="diagonal")
+    encoded = encode_parts(batch)
+    assert encoded.order is not None and encoded.order.tolist() == [0, 1, 4, 2, 3]
+    assert encoded.frame.get_column("_source").to_list() == ["winjson"] * 3 + ["syslog"] * 2
+    assert [(p.day, p.source) for p in encoded.parts] == [(today.date().isoformat(), "winjson"),
+                                                           (today.date().isoformat(), "syslog")]
+    back = decode_parts(encoded.parts)
+    assert back.get_column("_uid").to_list() == encoded.frame.get_column("_uid").to_list()
+    assert "program" not in pl.read_parquet(io.BytesIO(encoded.parts[0].data)).columns  # empty there: left out
+    here, there = Lake(tmp_path / "here", fsync=False), Lake(tmp_path / "there", fsync=False)
+    here.write(batch, 0, 5)
+    there.write_parts(encoded.parts, 0, 5)
+    for mine, theirs in zip(here.files(), there.files(), strict=True):
+        assert (mine.day, mine.source, mine.start, mine.end) == (theirs.day, theirs.source, theirs.start, theirs.end)
+        assert pl.read_parquet(mine.path).equals(pl.read_parquet(theirs.path))
+
+
+def test_a_batch_of_one_partition_keeps_its_row_order() -> None:
+    encoded = encode_parts(_frame("syslog", 3, datetime.now(UTC)))
+    assert encoded.order is None and len(encoded.parts) == 1
 
 
 def test_files_of_an_uncommitted_range_are_discarded_so_a_replay_stores_once(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from mamori.sources.batch import finish, flatten
 from mamori.sources.syslog import parse_syslog
 from mamori.sources.windows_event import looks_like_windows_event
 from mamori.sources.winjson import records_to_frame
+from mamori.store.lake import EncodedPart
 
 RECORDS_PER_ENTRY = 1_000_000  # offsets: seq * this + index, unique within an origin
 MAX_QUARANTINE_RAW = 4000
@@ -47,6 +48,7 @@ class Parsed:
     received_ns: pl.Series
     quarantined: list[Quarantined] = field(default_factory=list)
     hits: RuleHits | None = None  # the rules' hits, when the parser process matched the batch too
+    lake_parts: list[EncodedPart] | None = None  # the lake files' content, when the parser process encoded them
 
 
 @dataclass

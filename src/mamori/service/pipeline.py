@@ -23,6 +23,7 @@ from mamori.collect.spool import Spool
 from mamori.service.alerting import AlertBook, apply, draft, settle
 from mamori.service.detection import DetectionStage
 from mamori.service.metrics import Metrics
+from mamori.service.parse import Parsed
 from mamori.service.readahead import ReadAhead
 from mamori.sources.base import ReadOptions
 from mamori.store.lake import Lake
@@ -144,7 +145,7 @@ class Pipeline:
         self.batches.ahead(end)  # the next batch is read and parsed while this one is detected
         parsed_at = time.perf_counter()
         frame = parsed.frame
-        writing = self._writer.submit(self.lake.write, frame, self.committed, end)  # overlaps detection
+        writing = self._writer.submit(self._store, parsed, self.committed, end)  # overlaps detection
         try:
             detections = self.stage.detect(frame, parsed.hits) if frame.height else []
         finally:
@@ -185,6 +186,13 @@ class Pipeline:
         self.last_batch_ns = time.time_ns()
         self._maintain()
         return len(entries)
+
+    def _store(self, parsed: Parsed, start: int, end: int) -> None:
+        """Write a batch to the lake: as encoded by its parser process, else encoded here."""
+        if parsed.lake_parts is not None:
+            self.lake.write_parts(parsed.lake_parts, start, end)
+        else:
+            self.lake.write(parsed.frame, start, end)
 
     def _maintain(self) -> None:
         now = time.monotonic()

@@ -28,6 +28,7 @@ from mamori.events.transfer import frame_from_bytes, frame_to_bytes
 from mamori.service.match_ahead import HitsForTransfer, MatchSpec, match_batch
 from mamori.service.parse import Parsed, Quarantined, parse_entries
 from mamori.sources.base import ReadOptions
+from mamori.store.lake import EncodedPart, decode_parts, encode_parts
 
 log = logging.getLogger("mamori.service")
 
@@ -66,25 +67,29 @@ def watch_parent(service_pid: int, every: float = 1.0) -> None:
 class ParsedForTransfer:
     """A parsed batch as it crosses from a parser process, its frames as bytes (``events.transfer``)."""
 
-    frame: bytes
+    parts: list[EncodedPart]
     received_ns: bytes
     quarantined: list[Quarantined]
     hits: HitsForTransfer | None = None
 
     def parsed(self) -> Parsed:
-        """The batch back as the pipeline uses it."""
-        frame = frame_from_bytes(self.frame)
+        """The batch back as the pipeline uses it: read from its lake files' content, which the
+        pipeline then writes as they are."""
+        frame = decode_parts(self.parts)
         received = frame_from_bytes(self.received_ns).to_series()
-        return Parsed(frame, received, self.quarantined, self.hits.rule_hits() if self.hits is not None else None)
+        return Parsed(frame, received, self.quarantined, self.hits.rule_hits() if self.hits is not None else None,
+                      self.parts)
 
 
 def parse_for_transfer(entries: list[Entry], options: ReadOptions, spec: MatchSpec | None = None) -> ParsedForTransfer:
-    """Parse entries (in a parser process) into what travels back cheaply; with ``spec``, match the
-    rules on the batch too (see ``match_ahead``)."""
+    """Parse entries (in a parser process) into what travels back cheaply: the batch encoded as its
+    lake files (``store.lake.encode_parts``: the service then only writes bytes), rows regrouped by
+    lake partition; with ``spec``, the rules' hits on those rows too (see ``match_ahead``)."""
     parsed = parse_entries(entries, options)
-    hits = match_batch(parsed.frame, spec) if spec is not None else None
-    return ParsedForTransfer(frame_to_bytes(parsed.frame), frame_to_bytes(parsed.received_ns.to_frame()),
-                             parsed.quarantined, hits)
+    encoded = encode_parts(parsed.frame)
+    received = parsed.received_ns if encoded.order is None else parsed.received_ns.gather(encoded.order)
+    hits = match_batch(encoded.frame, spec) if spec is not None else None
+    return ParsedForTransfer(encoded.parts, frame_to_bytes(received.to_frame()), parsed.quarantined, hits)
 
 
 @dataclass

@@ -8,15 +8,17 @@ different fields; readers union files by column name. Files are written then ren
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from mamori.events import schema
@@ -77,21 +79,21 @@ class Lake:
 
     def write(self, frame: pl.DataFrame, start: int, end: int) -> list[Path]:
         """Store a batch holding spool entries ``start`` to ``end`` (exclusive), one file per day and source."""
-        if frame.height == 0:
-            return []
-        today = datetime.now(UTC).date().isoformat()
-        days = frame.get_column(schema.TIME).dt.strftime("%Y-%m-%d").fill_null(today)
-        keyed = frame.with_columns(days.alias(DAY))
+        return self.write_parts(encode_parts(frame).parts, start, end)
+
+    def write_parts(self, parts: Sequence[EncodedPart], start: int, end: int) -> list[Path]:
+        """Store a batch already encoded into its files (``encode_parts``, run where the batch was
+        parsed): what is left here is only writing bytes, no Parquet encoding."""
         written: list[Path] = []
-        for (day, source), part in keyed.group_by([DAY, schema.SOURCE], maintain_order=True):
-            folder = self.root / f"{DAY}={day}" / f"{SRC}={_partition_value(str(source))}"
+        for part in parts:
+            folder = self.root / f"{DAY}={part.day}" / f"{SRC}={_partition_value(part.source)}"
             folder.mkdir(parents=True, exist_ok=True)
-            data = _normalise(part.drop(DAY))
             target = folder / f"b{start:020d}-{end:020d}.parquet"
             tmp = target.with_suffix(".tmp")
-            data.write_parquet(tmp, compression="lz4", statistics=True)
-            if self.fsync:
-                with tmp.open("rb") as handle:
+            with tmp.open("wb") as handle:
+                handle.write(part.data)
+                if self.fsync:
+                    handle.flush()
                     os.fsync(handle.fileno())
             os.replace(tmp, target)
             written.append(target)
@@ -150,6 +152,60 @@ class Lake:
                     item.path.unlink(missing_ok=True)
                     removed += 1
         return removed
+
+
+@dataclass(frozen=True)
+class EncodedPart:
+    """The content of one lake file of a batch: its day and source partition and its Parquet bytes."""
+
+    day: str
+    source: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class EncodedBatch:
+    """A batch ready for the lake: its rows regrouped so each partition's rows are together (in order
+    of first appearance), ``order`` the original row of each (None: already so), and each partition's
+    file content, in the same order."""
+
+    frame: pl.DataFrame
+    order: np.ndarray | None
+    parts: list[EncodedPart]
+
+
+def encode_parts(frame: pl.DataFrame, today: str | None = None) -> EncodedBatch:
+    """Split a batch by event day (``today`` when it has no time) and source, and encode each part as
+    the lake stores it. Parquet encoding is most of a write's cost; done in the process that parsed
+    the batch, it leaves the service only bytes to write and read back."""
+    if frame.height == 0:
+        return EncodedBatch(frame, None, [])
+    today = today or datetime.now(UTC).date().isoformat()
+    days = frame.get_column(schema.TIME).dt.strftime("%Y-%m-%d").fill_null(today)
+    keys = pl.DataFrame([days.alias(DAY), frame.get_column(schema.SOURCE)])
+    groups = keys.with_row_index("_i").group_by([DAY, schema.SOURCE], maintain_order=True).agg(pl.col("_i"))
+    order: np.ndarray | None = None
+    if groups.height > 1:
+        order = np.concatenate([np.asarray(rows, dtype=np.int64) for rows in groups.get_column("_i").to_list()])
+        frame = frame[order]
+    parts: list[EncodedPart] = []
+    first = 0
+    for day, source, rows in groups.iter_rows():
+        part = _normalise(frame.slice(first, len(rows)))
+        first += len(rows)
+        buffer = io.BytesIO()
+        part.write_parquet(buffer, compression="lz4", statistics=True)
+        parts.append(EncodedPart(day, str(source), buffer.getvalue()))
+    return EncodedBatch(frame, order, parts)
+
+
+def decode_parts(parts: Sequence[EncodedPart]) -> pl.DataFrame:
+    """The batch back from its encoded parts, rows in the parts' order (fields empty in a whole part
+    come back empty in it)."""
+    frames = [pl.read_parquet(io.BytesIO(part.data)) for part in parts]
+    if not frames:
+        return pl.DataFrame()
+    return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
 
 
 def _normalise(frame: pl.DataFrame) -> pl.DataFrame:
