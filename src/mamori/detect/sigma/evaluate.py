@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
@@ -43,6 +44,7 @@ from mamori.detect.sigma.plan import (
     PTest,
     Test,
 )
+from mamori.detect.sigma.regex_dialect import polars_pattern
 from mamori.detect.sigma.required_literal import test_literal
 
 Bits = np.ndarray | None  # None: false everywhere
@@ -445,16 +447,43 @@ def _arrow_bits(array: pa.Array) -> np.ndarray:
 _PY_REGEX: dict[tuple[str, int], re.Pattern[str]] = {}
 
 
+_COMPILES_SLOWLY: set[str] = set()  # patterns Arrow took long on (compiling, every call): Polars runs them
+SLOW_ARROW_CALL = 0.001  # seconds; a Polars call costs about a tenth of this, its compiled patterns kept
+
+
 def _regex_bits(values: pa.Array, pattern: str, py_flags: int, py_pattern: str | None = None) -> np.ndarray:
-    """RE2 through Arrow; Python ``re`` for what RE2 refuses (look-around, back-references)."""
+    """RE2 semantics through Arrow, which compiles the pattern on every call: cheap for most patterns,
+    but some (long alternations, counted repeats) take milliseconds, every batch; those move to
+    Polars' regex engine, which keeps compiled patterns (``regex_dialect`` says them in its syntax).
+    Python ``re`` for what RE2 refuses (look-around, back-references)."""
+    if pattern in _COMPILES_SLOWLY:
+        bits = polars_regex_bits(values, pattern)
+        if bits is not None:
+            return bits
+    started = time.perf_counter()
     try:
-        return _arrow_bits(pc.match_substring_regex(values, pattern=pattern))
+        bits = _arrow_bits(pc.match_substring_regex(values, pattern=pattern))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         key = (py_pattern or pattern, py_flags)
         compiled = _PY_REGEX.get(key)
         if compiled is None:
             compiled = _PY_REGEX[key] = re.compile(key[0], py_flags)
         return _python_bits(values, lambda v: compiled.search(v) is not None)
+    if time.perf_counter() - started > SLOW_ARROW_CALL and polars_pattern(pattern) is not None:
+        _COMPILES_SLOWLY.add(pattern)
+    return bits
+
+
+def polars_regex_bits(values: pa.Array, pattern: str) -> np.ndarray | None:
+    """Which values hold an RE2 pattern, by Polars (None: the pattern has no faithful Polars form)."""
+    translated = polars_pattern(pattern)
+    if translated is None:
+        return None
+    try:
+        bits: np.ndarray = pl.Series("v", values, dtype=pl.Utf8).str.contains(translated).fill_null(False).to_numpy()
+    except pl.exceptions.ComputeError:  # a pattern Rust's regex refuses
+        return None
+    return bits
 
 
 def _python_bits(values: pa.Array, check: Callable[[str], bool]) -> np.ndarray:
