@@ -12,8 +12,9 @@ from evtx import PyEvtxParser
 from mamori_testing import shared_data
 from polars.testing import assert_frame_equal
 
+from mamori.sources.base import ReadOptions
 from mamori.sources.evtx import read_evtx, read_evtx_files
-from mamori.sources.registry import sniff_source
+from mamori.sources.registry import get_source, sniff_source
 from mamori.sources.winjson import read_winjson, records_to_frame
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "windows"
@@ -136,12 +137,13 @@ def test_winjson_array_items_take_distinct_offsets_from_one() -> None:
 
 def test_same_events_look_the_same_read_from_evtx_or_as_json(tmp_path: Path) -> None:
     """EVTX files, their records as JSON lines (the evtx rendering) read from a file, and the same
-    records handed over decoded (network ingest) give the same fields, time, host and raw text."""
+    records handed over decoded (network ingest) give the same fields, OCSF fields, time, host and
+    raw text."""
     files = sorted(shared_data("evtx-attack-samples", "Credential Access").rglob("*.evtx"))
     texts = [str(r["data"]) for f in files for r in PyEvtxParser(str(f)).records_json() if r is not None]
     lines = tmp_path / "records.jsonl"
     lines.write_text("\n".join(texts) + "\n", encoding="utf-8")
-    from_evtx = _read([r.frame for r in read_evtx_files(files)])
+    from_evtx = _read([r.frame for r in read_evtx_files(files, ocsf=True)])
     from_file = _read([r.frame for r in read_winjson(lines)])
     from_ingest = records_to_frame([orjson.loads(t) for t in texts], "http:winlogbeat:k", raws=texts)
     assert from_evtx.height == len(texts) > 700
@@ -150,3 +152,22 @@ def test_same_events_look_the_same_read_from_evtx_or_as_json(tmp_path: Path) -> 
     assert_frame_equal(from_evtx.drop(ids), from_file.drop(ids))
     assert_frame_equal(from_evtx.drop(ids), from_ingest.drop(ids))
     assert from_file.get_column("_offset").to_list() == list(range(1, len(texts) + 1))
+    classes = set(from_evtx.get_column("class_uid").unique())
+    assert {"3002", "1007", "4001", "1008"} <= classes  # logons, processes, connections, log clearing
+    for name in ("type_uid", "status", "user.name", "src_endpoint.ip", "process.file.path", "metadata.event_code"):
+        assert from_evtx.get_column(name).null_count() < from_evtx.height, name
+
+
+def test_the_registered_evtx_reader_adds_the_ocsf_fields_and_the_bulk_reader_only_on_request() -> None:
+    """`mamori hunt` reads EVTX in bulk and its rules need the original fields only; readers that keep
+    events (the registered reader, JSON files, network ingest) add the OCSF fields."""
+    path = shared_data("evtx-attack-samples", "UACME_59_Sysmon.evtx")
+    plain = _read([r.frame for r in read_evtx_files([path])])
+    registered = _read([r.frame for r in get_source("evtx").read(path, ReadOptions())])
+    assert "class_uid" not in plain.columns
+    assert registered.drop([c for c in registered.columns if c not in plain.columns]).equals(plain)
+    assert registered.get_column("class_uid").null_count() == 0
+    sysmon = registered.filter(pl.col("Channel") == "Microsoft-Windows-Sysmon/Operational")
+    assert sysmon.height and (sysmon.get_column("class_uid") != "0").all()
+    assert "class_uid" in _read([r.frame for r in read_winjson(FIXTURES / "winlogbeat.json")]).columns
+    assert "class_uid" not in records_to_frame([{"EventID": 1, "Channel": "Security"}], "x", ocsf=False).columns

@@ -119,20 +119,40 @@ def _truncation(path: Path) -> str | None:
             f"records after chunk {whole} (offset {HEADER_BLOCK + whole * CHUNK_SIZE}) are lost")
 
 
-def read_evtx_files(paths: Iterable[Path], options: ReadOptions | None = None) -> Iterator[ReadResult]:
-    """Stream many EVTX files as batches of up to ``options.batch_rows`` events gathered across files."""
+def read_evtx_files(paths: Iterable[Path], options: ReadOptions | None = None, *,
+                    ocsf: bool = False) -> Iterator[ReadResult]:
+    """Stream many EVTX files as batches of up to ``options.batch_rows`` events gathered across files.
+
+    With ``ocsf`` each batch also gets the OCSF fields (``events/ocsf/windows.yaml``, shared with the
+    JSON reader). They are off by default: `mamori hunt` reads through here and its Sigma rules address
+    the original fields only, and the file tail hands the events to the service, which adds them on
+    ingest (as ``winjson`` events)."""
     options = options or ReadOptions()
     pending = _Pending()
     for path in paths:
         for _ in _parse_into(path, pending, options.batch_rows):
-            yield pending.flush()
+            yield _with_ocsf(pending.flush(), ocsf)
     if pending.events or pending.problems:
-        yield pending.flush()
+        yield _with_ocsf(pending.flush(), ocsf)
 
 
-def read_evtx(path: Path, options: ReadOptions | None = None) -> Iterator[ReadResult]:
+def _with_ocsf(result: ReadResult, ocsf: bool) -> ReadResult:
+    if ocsf:
+        from mamori.events.ocsf import normalise  # imported when asked for: it loads the mapping files
+
+        result.frame = normalise(result.frame, SOURCE)
+    return result
+
+
+def read_evtx(path: Path, options: ReadOptions | None = None, *, ocsf: bool = False) -> Iterator[ReadResult]:
     """Stream one EVTX file as event batches; bad records become problems, never a stop."""
-    return read_evtx_files([path], options)
+    return read_evtx_files([path], options, ocsf=ocsf)
+
+
+def read_evtx_source(path: Path, options: ReadOptions | None = None) -> Iterator[ReadResult]:
+    """The registered EVTX reader: events with their OCSF fields, as every source's reader gives them
+    (for inspection and any caller of the source registry)."""
+    return read_evtx_files([path], options, ocsf=True)
 
 
 def empty_evtx_frame() -> pl.DataFrame:
@@ -145,4 +165,4 @@ def sniff_evtx(head: bytes, name: str) -> bool:
     return head.startswith(EVTX_MAGIC) or name.lower().endswith(".evtx")
 
 
-SPECS = [SourceSpec(SOURCE, "Windows event log files (.evtx)", read_evtx, sniff_evtx, priority=90)]
+SPECS = [SourceSpec(SOURCE, "Windows event log files (.evtx)", read_evtx_source, sniff_evtx, priority=90)]

@@ -29,11 +29,12 @@ def _dumps(event: dict[str, Any]) -> str:
 
 
 def records_to_frame(events: Sequence[dict[str, Any]], origin: str, first_offset: int = 1, *,
-                     offsets: Sequence[int] | None = None, raws: Sequence[str] | None = None) -> pl.DataFrame:
+                     offsets: Sequence[int] | None = None, raws: Sequence[str] | None = None,
+                     ocsf: bool = True) -> pl.DataFrame:
     """Build a batch from decoded Windows event objects (any supported shape). ``offsets`` are the
     events' places in ``origin`` (by default record numbers from ``first_offset``); ``raws`` their
     original texts (by default each event serialised again). Used by the JSON file reader and by
-    network ingest."""
+    network ingest, so both give the OCSF fields (``events/ocsf/windows.yaml``) unless ``ocsf`` is off."""
     flats, times = [], []
     for event in events:
         flat, time_text = flatten_any(event)
@@ -43,7 +44,12 @@ def records_to_frame(events: Sequence[dict[str, Any]], origin: str, first_offset
         offsets = range(first_offset, first_offset + len(flats))
     if raws is None:
         raws = [_dumps(event) for event in events]
-    return windows_frame(flats, times, source=SOURCE, origin=origin, offsets=list(offsets), raws=raws)
+    frame = windows_frame(flats, times, source=SOURCE, origin=origin, offsets=list(offsets), raws=raws)
+    if not ocsf:
+        return frame
+    from mamori.events.ocsf import normalise  # imported when needed, as in ``batch.finish``
+
+    return normalise(frame, SOURCE)
 
 
 def _decode_text(text: str, origin: str) -> Iterator[tuple[int, Any | None, str, str | None]]:
