@@ -19,7 +19,10 @@ def match() -> Callable[..., list[int]]:
     def run(rule: str, events: list[dict[str, Any]], placeholders: dict[str, list[str]] | None = None) -> list[int]:
         ruleset = ruleset_from(rule, placeholders=placeholders)
         frame = records_to_frame(events, "test")
-        hits = Detector(ruleset).detect(frame)
+        detector = Detector(ruleset)
+        hits = detector.detect(frame)
+        screened = detector.detect(frame)  # from the second batch on, rules are screened first (``screen``)
+        assert screened.equals(hits), "screening the rules changed what they match"
         return sorted(hits.get_column("_row").to_list())
 
     return run

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Container, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -112,7 +112,7 @@ class BatchEvaluator:
         if self._parent is not None:
             assert self._index is not None
             whole = self._parent._encode(field, lower)
-            encoded = None if whole is None else (whole[0][self._index], whole[1])
+            encoded = None if whole is None else (np.take(whole[0], self._index), whole[1])
             self._encoded[key] = encoded  # type: ignore[assignment]
             return encoded
         if field in self._columns:
@@ -129,7 +129,7 @@ class BatchEvaluator:
             if isinstance(dictionary, pa.ChunkedArray):
                 dictionary = dictionary.combine_chunks()
             values = dictionary.dictionary
-            codes = dictionary.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
+            codes = dictionary.indices.fill_null(len(values)).to_numpy(zero_copy_only=False).astype(np.intp)
             base = self._encoded[(field, False)] = (codes, values)
         if not lower:
             return base
@@ -139,7 +139,7 @@ class BatchEvaluator:
         lowered_values = relowered.dictionary
         remap = np.append(relowered.indices.to_numpy(zero_copy_only=False), len(lowered_values))
         self._lower_remap[field] = remap
-        encoded = (remap[codes], lowered_values)
+        encoded = (np.take(remap, codes), lowered_values)
         self._encoded[key] = encoded
         return encoded
 
@@ -181,7 +181,7 @@ class BatchEvaluator:
         table[len(values)] = on_null
         if not table.any():
             return None
-        rows: np.ndarray = table[codes]
+        rows: np.ndarray = np.take(table, codes)  # (twice as fast as table[codes])
         return rows
 
     def _expression_bits(self, test: Test, field: str, values: pa.Array, required: str) -> np.ndarray | None:
@@ -396,6 +396,22 @@ class BatchEvaluator:
             answer = lowered is not None and len(self._required_candidates(test.field, required, lowered[1])) > 0
         self._may_memo[test] = answer
         return answer
+
+    def literals_found(self, field: str, cased: bool) -> tuple[Container[str], Container[str]] | None:
+        """The rule literals occurring in some value of ``field`` (lower-cased unless ``cased``) and the
+        literals its index looks for; None when the field is empty in the whole batch."""
+        encoded = self._encode(field, lower=not cased)
+        if encoded is None:
+            return None
+        index = self._literal_index_for(field, Test(field, CONTAINS, "", cased), encoded[1])
+        return index.found, index.announced
+
+    def values_present(self, field: str, cased: bool) -> Collection[str]:
+        """The distinct values of ``field`` in the batch (lower-cased unless ``cased``)."""
+        encoded = self._encode(field, lower=not cased)
+        if encoded is None:
+            return {}
+        return self._literal_index_for(field, Test(field, EQ, frozenset(), cased), encoded[1]).position
 
     # --- plans --------------------------------------------------------------------------------
 
@@ -686,6 +702,23 @@ class LiteralIndex:
         self._by_literal: dict[str, Any] = matcher.occurrences(values) if self._announced and self.size else {}
 
     @property
+    def found(self) -> dict[str, Any]:
+        """The announced literals occurring in some value (with where, in the index's own form)."""
+        return self._by_literal
+
+    @property
+    def announced(self) -> frozenset[str]:
+        """Every literal this index looked for."""
+        return self._announced
+
+    @property
+    def position(self) -> dict[str, int]:
+        """Each distinct value's position."""
+        if self._position is None:
+            self._position = {v: i for i, v in enumerate(self.values) if v is not None}
+        return self._position
+
+    @property
     def values(self) -> list[str | None]:
         """The distinct values as Python strings (made on first need: prefix, suffix, equality)."""
         if self._values is None:
@@ -709,18 +742,16 @@ class LiteralIndex:
     def may_hold(self, test: Test) -> bool:
         """Whether some value could pass a literal test (its literal occurs somewhere)."""
         if test.kind == EQ:
-            if self._position is None:
-                self._position = {v: i for i, v in enumerate(self.values) if v is not None}
-            return any(v in self._position for v in test.arg)  # type: ignore[attr-defined]
+            position = self.position
+            return any(v in position for v in test.arg)  # type: ignore[attr-defined]
         return len(self.positions(str(test.arg))) > 0
 
     def bits(self, test: Test) -> np.ndarray | None:
         """A test's result over the distinct values, or None when no value passes."""
         if test.kind == EQ:
             out = np.zeros(self.size, dtype=bool)
-            if self._position is None:
-                self._position = {v: i for i, v in enumerate(self.values) if v is not None}
-            hits = [self._position[v] for v in test.arg if v in self._position]  # type: ignore[attr-defined]
+            position = self.position
+            hits = [position[v] for v in test.arg if v in position]  # type: ignore[attr-defined]
             if not hits:
                 return None
             out[hits] = True
