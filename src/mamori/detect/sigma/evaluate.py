@@ -463,15 +463,16 @@ def _arrow_bits(array: pa.Array) -> np.ndarray:
 _PY_REGEX: dict[tuple[str, int], re.Pattern[str]] = {}
 
 
-_COMPILES_SLOWLY: set[str] = set()  # patterns Arrow took long on (compiling, every call): Polars runs them
-SLOW_ARROW_CALL = 0.001  # seconds; a Polars call costs about a tenth of this, its compiled patterns kept
+_COMPILES_SLOWLY: set[str] = set()  # patterns Arrow takes long on (compiling, every call): Polars runs them
+_SLOW_ONCE: set[str] = set()  # patterns one Arrow call was slow on (a busy machine can make any call slow)
+SLOW_ARROW_CALL = 0.002  # seconds; a Polars call costs about a tenth of this, its compiled patterns kept
 
 
 def _regex_bits(values: pa.Array, pattern: str, py_flags: int, py_pattern: str | None = None) -> np.ndarray:
     """RE2 semantics through Arrow, which compiles the pattern on every call: cheap for most patterns,
-    but some (long alternations, counted repeats) take milliseconds, every batch; those move to
-    Polars' regex engine, which keeps compiled patterns (``regex_dialect`` says them in its syntax).
-    Python ``re`` for what RE2 refuses (look-around, back-references)."""
+    but some (long alternations, counted repeats) take milliseconds, every batch; those (slow on two
+    calls running) move to Polars' regex engine, which keeps compiled patterns (``regex_dialect``
+    says them in its syntax). Python ``re`` for what RE2 refuses (look-around, back-references)."""
     if pattern in _COMPILES_SLOWLY:
         bits = polars_regex_bits(values, pattern)
         if bits is not None:
@@ -485,7 +486,11 @@ def _regex_bits(values: pa.Array, pattern: str, py_flags: int, py_pattern: str |
         if compiled is None:
             compiled = _PY_REGEX[key] = re.compile(key[0], py_flags)
         return _python_bits(values, lambda v: compiled.search(v) is not None)
-    if time.perf_counter() - started > SLOW_ARROW_CALL and polars_pattern(pattern) is not None:
+    if time.perf_counter() - started <= SLOW_ARROW_CALL:
+        _SLOW_ONCE.discard(pattern)
+    elif pattern not in _SLOW_ONCE:
+        _SLOW_ONCE.add(pattern)
+    elif polars_pattern(pattern) is not None:
         _COMPILES_SLOWLY.add(pattern)
     return bits
 
