@@ -13,6 +13,7 @@ from dataclasses import dataclass
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _CONTROL_BYTES = bytes(b for b in range(0x20) if b not in (0x09, 0x0A, 0x0D))  # the same set (UTF-8 has
 # these bytes only as these characters, never inside a multi-byte one)
+_OCTET_START = re.compile(rb"\n[0-9]")  # a message opening with a digit may be octet-counted
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,43 @@ class SyslogFramer:
         del buffer[:position]
         return messages, rejected
 
+    def feed_text(self, data: bytes) -> tuple[list[str], list[Rejected]]:
+        """``feed`` and ``decode_messages`` in one: the complete messages as text, and every refused
+        piece. A chunk of plain newline-framed text (the common case: no octet count, no line over the
+        limit, valid UTF-8 without control bytes) is split and decoded in a few whole-chunk passes
+        instead of message by message; anything else takes the message-by-message path."""
+        if not self._skip and not self._discarding:
+            texts = self._plain_lines(data)
+            if texts is not None:
+                return texts, []
+        messages, rejected = self.feed(data)
+        texts, bad = decode_messages(messages)
+        return texts, rejected + bad
+
+    def _plain_lines(self, data: bytes) -> list[str] | None:
+        """The complete lines of the buffer and ``data`` when they are plain text (see ``feed_text``),
+        the rest kept for the next chunk; None, and nothing changed, otherwise."""
+        whole = bytes(self._buffer) + data
+        end = whole.rfind(b"\n") + 1
+        if end == 0 or len(whole) - end > self.max_bytes or whole[:1].isdigit() or \
+                _OCTET_START.search(whole, 0, end) is not None:
+            return None
+        body = whole[:end]
+        if b"\xef\xbb\xbf" in body or len(body.translate(None, _CONTROL_BYTES)) != end:
+            return None
+        if max(map(len, body.split(b"\n"))) > self.max_bytes:
+            return None
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        lines = text.split("\n")
+        lines.pop()  # the body ends with a newline: nothing after it
+        if "\r" in text:
+            lines = [line.rstrip("\r") for line in lines]
+        self._buffer = bytearray(whole[end:])
+        return [line for line in lines if line.strip(" \t\r")]
+
     def flush(self) -> tuple[list[bytes], list[Rejected]]:
         """At the end of the connection: a last unterminated line is a message."""
         rest = bytes(self._buffer).rstrip(b"\r\n")
@@ -108,6 +146,19 @@ class SyslogFramer:
         if len(rest) > self.max_bytes:
             return [], [Rejected(f"line longer than the {self.max_bytes}-byte limit", rest[:PREVIEW])]
         return [rest], []
+
+
+def decode_messages(messages: list[bytes]) -> tuple[list[str], list[Rejected]]:
+    """Decode framed messages; the ones that are not text become rejected pieces."""
+    texts: list[str] = []
+    bad: list[Rejected] = []
+    for message in messages:
+        text, reason = decode_message(message)
+        if text is None:
+            bad.append(Rejected(reason or "unreadable", message))
+        else:
+            texts.append(text)
+    return texts, bad
 
 
 def decode_message(message: bytes) -> tuple[str | None, str | None]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from mamori.collect.framing import Rejected, SyslogFramer, decode_message
+from mamori.collect.framing import Rejected, SyslogFramer, decode_messages
 from mamori.collect.spool import Entry, Spool
 
 READ_BYTES = 256 * 1024
@@ -39,19 +39,6 @@ def quarantine_records(rejected: list[Rejected], where: str) -> list[str]:
     return [orjson.dumps({"where": where, "reason": r.reason,
                           "raw": r.raw[:2048].decode("utf-8", errors="backslashreplace")}).decode()
             for r in rejected]
-
-
-def split_decoded(messages: list[bytes], where: str) -> tuple[list[str], list[Rejected]]:
-    """Decode framed messages; the ones that are not text become rejected pieces."""
-    texts: list[str] = []
-    bad: list[Rejected] = []
-    for message in messages:
-        text, reason = decode_message(message)
-        if text is None:
-            bad.append(Rejected(reason or "unreadable", message))
-        else:
-            texts.append(text)
-    return texts, bad
 
 
 class SyslogInputs:
@@ -82,9 +69,12 @@ class SyslogInputs:
                 while self.spool.full:  # back-pressure: stop reading, TCP slows the sender
                     await asyncio.sleep(FULL_POLL_SECONDS)
                 data = await reader.read(READ_BYTES)
-                messages, rejected = framer.feed(data) if data else framer.flush()
-                texts, bad = split_decoded(messages, origin)
-                rejected += bad
+                if data:
+                    texts, rejected = framer.feed_text(data)
+                else:
+                    messages, rejected = framer.flush()
+                    texts, bad = decode_messages(messages)
+                    rejected += bad
                 await self._spool("syslog", origin, texts)
                 await self._spool(QUARANTINE, origin, quarantine_records(rejected, origin))
                 self.counters.received += len(texts)
@@ -146,7 +136,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             self.rejected.append(Rejected(f"datagram of {len(data)} bytes is over the "
                                           f"{self.inputs.max_line_bytes}-byte limit", data[:2048]))
         else:
-            texts, bad = split_decoded([data.rstrip(b"\r\n\x00")], addr[0])
+            texts, bad = decode_messages([data.rstrip(b"\r\n\x00")])
             self.pending.extend(texts)
             self.rejected.extend(bad)
         if not self.scheduled:
