@@ -146,9 +146,9 @@ class Detector:
         rule_ids: list[str] = []
         rows: list[np.ndarray] = []
         held: list[list[str]] = []
-        first_rule = 0
+        next_rule = 0  # rules are numbered in group order, as the screen has them
         for group in self._groups.values():
-            first_rule += len(group.rules)
+            first_rule, next_rule = next_rule, next_rule + len(group.rules)
             if group.entry_indexes:
                 group_rows = np.flatnonzero(np.any(masks[group.entry_indexes], axis=0))
                 if not len(group_rows):
@@ -159,8 +159,7 @@ class Detector:
                 group_rows = np.arange(frame.height)
                 view = evaluator if group.keyword_needles is None else evaluator.subset(group_rows,
                                                                                         group.keyword_needles)
-            for number, (rule, plan) in enumerate(zip(group.rules, group.plans, strict=True),
-                                                  first_rule - len(group.rules)):
+            for number, (rule, plan) in enumerate(zip(group.rules, group.plans, strict=True), first_rule):
                 if rule.id in self.disabled or not passing[number]:
                     continue
                 started = time.perf_counter()
