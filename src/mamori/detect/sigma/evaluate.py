@@ -125,10 +125,12 @@ class BatchEvaluator:
             return None
         base = self._encoded.get((field, False))
         if base is None:
-            dictionary = pc.dictionary_encode(series.rename("v").rechunk().to_arrow())
+            # Polars' own string views go to Arrow without a copy (half the cost of large strings);
+            # the distinct values, few, are then cast for the kernels that want plain strings
+            dictionary = pc.dictionary_encode(series.rename("v").to_arrow(compat_level=pl.CompatLevel.newest()))
             if isinstance(dictionary, pa.ChunkedArray):
                 dictionary = dictionary.combine_chunks()
-            values = dictionary.dictionary
+            values = dictionary.dictionary.cast(pa.large_string())
             codes = dictionary.indices.fill_null(len(values)).to_numpy(zero_copy_only=False).astype(np.intp)
             base = self._encoded[(field, False)] = (codes, values)
         if not lower:
