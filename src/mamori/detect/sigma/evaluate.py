@@ -105,7 +105,9 @@ class BatchEvaluator:
     # --- columns ------------------------------------------------------------------------------
 
     def _encode(self, field: str, lower: bool) -> tuple[np.ndarray, pa.Array] | None:
-        """(codes per row, distinct values); null rows get the code ``len(values)``."""
+        """(codes per row, distinct values); null rows get the code ``len(values)``. Lower-cased, the
+        codes stay those of the original values (``_lower_remap`` maps them to the lower-cased ones):
+        a test's few distinct answers are mapped, not every row's code."""
         key = (field, lower)
         if key in self._encoded:
             return self._encoded[key]
@@ -141,7 +143,7 @@ class BatchEvaluator:
         lowered_values = relowered.dictionary
         remap = np.append(relowered.indices.to_numpy(zero_copy_only=False), len(lowered_values))
         self._lower_remap[field] = remap
-        encoded = (np.take(remap, codes), lowered_values)
+        encoded = (codes, lowered_values)
         self._encoded[key] = encoded
         return encoded
 
@@ -163,7 +165,8 @@ class BatchEvaluator:
         field = test.field
         if test.kind == FIELDREF:
             return self._fieldref(test)
-        encoded = self._encode(field, lower=not test.cased and test.kind in {EQ, CONTAINS, STARTS, ENDS, GLOB})
+        lower = not test.cased and test.kind in {EQ, CONTAINS, STARTS, ENDS, GLOB}
+        encoded = self._encode(field, lower=lower)
         if encoded is None:  # the field is absent (or null) everywhere
             if test.kind == NULL or (test.kind == EXISTS and not test.arg):
                 return np.ones(self.rows, dtype=bool)
@@ -183,6 +186,8 @@ class BatchEvaluator:
         table[len(values)] = on_null
         if not table.any():
             return None
+        if lower:  # answers per lower-cased value -> per original value, which the codes number
+            table = np.take(table, self._lower_remap[field])
         rows: np.ndarray = np.take(table, codes)  # (twice as fast as table[codes])
         return rows
 
