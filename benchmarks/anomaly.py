@@ -35,6 +35,7 @@ def adfa_ld(args: argparse.Namespace) -> None:
     print(f"{'family':<18}{'attacks':>8}{'AUC':>8}{'@1%FA':>8}{'@5%FA':>8}")
     for r in (*result.families, result.overall):
         print(f"{r.family:<18}{r.attacks:>8}{r.auc:>8.4f}{r.caught_at_1pct:>8.3f}{r.caught_at_5pct:>8.3f}")
+    print(f"parts alone: n-gram AUC {result.sequence_auc:.4f}, call-set AUC {result.call_set_auc:.4f}")
     print(f"elapsed {time.perf_counter() - start:.1f} s")
     print(f"adfa-ld AUC {result.overall.auc:.4f}")
 

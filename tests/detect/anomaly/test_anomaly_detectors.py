@@ -13,12 +13,14 @@ from sklearn.metrics import roc_auc_score
 from mamori.detect.anomaly import (
     Anomaly,
     BeaconingDetector,
+    CallSetModel,
     DomainNameModel,
     Explanation,
     NgramSequenceModel,
     RiskScorer,
     SprayingDetector,
     TabularKnnModel,
+    TraceAnomalyModel,
 )
 from mamori.detect.anomaly.metrics import detection_at_false_alarm, roc_auc
 
@@ -98,6 +100,33 @@ def test_sequence_model_scores_unseen_call_patterns_higher_and_survives_save(tmp
     assert scores[1] > scores[0] * 5
     model.save(tmp_path / "m.npz")
     assert np.allclose(NgramSequenceModel.load(tmp_path / "m.npz").score([odd]), scores[1:])
+
+
+def test_call_set_model_measures_repertoire_novelty_and_leaves_each_trace_out() -> None:
+    normal = [np.array([3, 4, 5, 6] * 10), np.array([3, 4, 5, 6] * 12), np.array([1, 2, 3, 4] * 10)]
+    model = CallSetModel().fit(normal)
+    scores = model.score([np.array([6, 5, 4, 3] * 3), np.array([3, 4] * 20), np.array([3, 4, 5, 99] * 5)])
+    assert scores[0] == 0.0  # same calls as a normal trace, whatever their order
+    assert scores[1] == pytest.approx(0.5)  # half of the nearest normal repertoire
+    assert scores[2] == pytest.approx(1 - 3 / 5)  # one call no normal trace makes
+    # {3,4,5,6} is shared by two training traces (0 each); {1,2,3,4} alone is 1 - 2/6 from it
+    assert sorted(model.held_out_scores().tolist()) == pytest.approx([0.0, 0.0, 1 - 2 / 6])
+
+
+def test_trace_model_adds_order_and_repertoire_novelty_and_survives_save(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    programs = [np.array([3, 4, 5, 6, 7]), np.array([1, 2, 3, 4, 8, 9]), np.array([11, 12, 13, 3, 4])]
+    normal = [np.tile(programs[i % 3], int(rng.integers(5, 15))) for i in range(30)]
+    model = TraceAnomalyModel(order=3, folds=3).fit(normal)
+    known = np.tile(programs[1], 8)
+    reordered = np.tile(programs[1][::-1], 8)  # familiar calls, unfamiliar order
+    narrow = np.array([3, 4] * 20)  # familiar pairs, a repertoire no normal program has
+    scores = model.score([known, reordered, narrow])
+    assert scores[1] > scores[0] and scores[2] > scores[0]
+    surprise, distance = model.parts([known, reordered, narrow])
+    assert distance[1] == 0.0 < distance[2] and surprise[1] > surprise[2]
+    model.save(tmp_path / "trace.npz")
+    assert np.allclose(TraceAnomalyModel.load(tmp_path / "trace.npz").score([known, reordered, narrow]), scores)
 
 
 def test_tabular_model_scores_far_rows_higher_and_survives_save(tmp_path: Path) -> None:

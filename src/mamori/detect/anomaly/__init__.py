@@ -18,7 +18,7 @@ from mamori.detect.anomaly.off_hours import OffHoursDetector
 from mamori.detect.anomaly.records import Anomaly, Explanation
 from mamori.detect.anomaly.risk import RiskIncident, RiskScorer
 from mamori.detect.anomaly.spraying import SprayingDetector
-from mamori.detect.anomaly.syscalls import NgramSequenceModel
+from mamori.detect.anomaly.syscalls import CallSetModel, NgramSequenceModel, TraceAnomalyModel
 from mamori.detect.anomaly.tabular import TabularKnnModel
 from mamori.detect.anomaly.volume import VolumeDetector
 
@@ -26,6 +26,7 @@ __all__ = [
     "Anomaly",
     "BeaconingDetector",
     "BehaviourVectorDetector",
+    "CallSetModel",
     "DomainNameModel",
     "Explanation",
     "FirstSeenDetector",
@@ -39,6 +40,7 @@ __all__ = [
     "SprayingDetector",
     "SuspiciousDomainDetector",
     "TabularKnnModel",
+    "TraceAnomalyModel",
     "UebaEngine",
     "VolumeDetector",
     "default_detectors",

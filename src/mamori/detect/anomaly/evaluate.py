@@ -15,7 +15,7 @@ from mamori.detect.anomaly.nslkdd import SYMBOLIC, numeric_fields, read_nsl_kdd
 from mamori.detect.anomaly.records import Anomaly
 from mamori.detect.anomaly.risk import RiskIncident
 from mamori.detect.anomaly.scenario import Injection, Scenario
-from mamori.detect.anomaly.syscalls import NgramSequenceModel, load_adfa_ld
+from mamori.detect.anomaly.syscalls import TraceAnomalyModel, load_adfa_ld
 from mamori.detect.anomaly.tabular import TabularKnnModel
 
 
@@ -38,6 +38,8 @@ class AdfaResult:
     families: tuple[FamilyResult, ...]
     train_traces: int
     normal_traces: int
+    sequence_auc: float = float("nan")  # the n-gram part alone
+    call_set_auc: float = float("nan")  # the call-set part alone
 
 
 def _family(name: str, y: np.ndarray, s: np.ndarray) -> FamilyResult:
@@ -51,10 +53,10 @@ def _family(name: str, y: np.ndarray, s: np.ndarray) -> FamilyResult:
 
 
 def evaluate_adfa_ld(path: Path, order: int = 7, every: int = 1) -> AdfaResult:
-    """Train on normal training traces only; score validation normals and attacks (every ``every``-th
-    trace of each set, for a quick run)."""
+    """Train :class:`TraceAnomalyModel` on normal training traces only; score validation normals and
+    attacks (every ``every``-th trace of each set, for a quick run)."""
     data = load_adfa_ld(path)
-    model = NgramSequenceModel(order).fit(data.train)
+    model = TraceAnomalyModel(order).fit(data.train)
     normals = data.validation[::every]
     attacks = data.attacks[::every]
     families = np.array(data.attack_families[::every])
@@ -62,6 +64,7 @@ def evaluate_adfa_ld(path: Path, order: int = 7, every: int = 1) -> AdfaResult:
     s_att = model.score(attacks)
     scores = np.concatenate([s_norm, s_att])
     y = np.r_[np.zeros(len(s_norm), dtype=bool), np.ones(len(s_att), dtype=bool)]
+    surprise, distance = model.parts(normals + attacks)
     per_family = []
     for fam in sorted(set(families.tolist())):
         mask = families == fam
@@ -72,7 +75,14 @@ def evaluate_adfa_ld(path: Path, order: int = 7, every: int = 1) -> AdfaResult:
                 np.concatenate([s_norm, s_att[mask]]),
             )
         )
-    return AdfaResult(_family("all", y, scores), tuple(per_family), len(data.train), len(normals))
+    return AdfaResult(
+        _family("all", y, scores),
+        tuple(per_family),
+        len(data.train),
+        len(normals),
+        roc_auc(y, surprise),
+        roc_auc(y, distance),
+    )
 
 
 @dataclass(frozen=True)

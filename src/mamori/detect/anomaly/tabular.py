@@ -12,6 +12,16 @@ gain), LOF and kNN-distance ratios (0.90 / 0.71 at most), isolation forest (0.94
 tail score (0.957 / 0.796), PCA reconstruction error (0.950 / 0.828), Gaussian mixtures (0.966 / 0.831)
 and kNN + PCA score averages (0.965 / 0.855). In KDDTest-21, snmpgetattack and snmpguess rows look
 like normal SNMP traffic (AUC 0.31 / 0.43); mailbomb, smurf and guess_passwd rows are the next hardest.
+Also not better (one test run each, settings fixed beforehand): an autoencoder (MLPRegressor 32-8-32)
+reconstruction error 0.945 / 0.788; kNN within the row's own service (services with 50+ normal rows)
+0.954 / 0.788; kNN per feature group (basic, content, traffic, host; each with the categoricals)
+rank-summed 0.957 / 0.848, rank maximum 0.950 / 0.825; equal total weight per feature group 0.969 /
+0.868; numerics scaled by their spread within the row's service (shrunk towards the global spread)
+0.947 / 0.753; kNN distance over the service's typical normal kNN distance 0.909 / 0.725; k=50
+0.968 / 0.867; within-service kNN for services with 20+ normal rows 0.960 / 0.814, rank-summed with
+this model 0.966 / 0.849; Manhattan distance from the row's pattern of non-zero features and
+categories to the nearest normal pattern 0.896 / 0.812, added to this model as ranks among held-out
+normal scores 0.968 / 0.874 (the call-set idea that helps on ADFA-LD, see syscalls.py).
 """
 
 from __future__ import annotations
