@@ -52,6 +52,8 @@ class Settings:
     taxii_partners: str = ""  # comma-separated user names that are TLP partners (may receive TLP:AMBER)
     grouping_rules: Path | None = None  # alert-to-incident grouping YAML; None: mamori/cases/data/grouping.yaml
     playbooks: Path | None = None  # a folder of response playbook YAML files run on case events
+    anomaly_interval_seconds: float = 300.0  # UEBA rounds over the newly stored events (0: off)
+    anomaly_baseline_days: int = 28  # stored history the behaviour baselines are built from
 
     @property
     def db_url(self) -> str:

@@ -23,6 +23,7 @@ from mamori.collect.syslog_listen import InputCounters, SyslogInputs, tls_contex
 from mamori.config import Settings
 from mamori.errors import MamoriError
 from mamori.intel.store import IntelStore
+from mamori.service.anomaly_worker import AnomalySettings, AnomalyWorker
 from mamori.service.detection import DetectionStage, load_stage
 from mamori.service.intel_stage import IntelStage
 from mamori.service.metrics import Metrics
@@ -75,6 +76,9 @@ class Service:
         self.tailer: Any = None
         self.cases_worker = GroupingWorker(self.sessions, self.lake, self.cases_bus,
                                            load_rules(settings.grouping_rules))
+        self.anomaly_worker = AnomalyWorker(self.lake, self.sessions, data / "anomaly", AnomalySettings(
+            settings.anomaly_interval_seconds, settings.anomaly_baseline_days,
+            throttle_seconds=settings.alert_throttle_seconds), self.metrics)
         self._register_gauges()
 
     def _register_gauges(self) -> None:
@@ -111,6 +115,7 @@ class Service:
         settings = self.settings
         self.pipeline.start()
         self.cases_worker.start()
+        self.anomaly_worker.start()
         self.playbooks.start()
         try:
             if settings.syslog_tcp_port >= 0:
@@ -167,6 +172,7 @@ class Service:
         if self.tailer is not None:
             self.tailer.stop()
         await asyncio.to_thread(self.cases_worker.stop)
+        await asyncio.to_thread(self.anomaly_worker.stop)
         await asyncio.to_thread(self.pipeline.stop)
         await asyncio.to_thread(self.playbooks.stop)
         self.spool.close()

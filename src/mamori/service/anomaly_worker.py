@@ -1,0 +1,230 @@
+"""Behaviour baselines and anomaly alerts in the running service (the UEBA engine on the lake).
+
+Every ``interval`` the worker reads the lake files written since its last round (a cursor on the
+spool ranges the files hold, so each stored event is scored once, late arrivals included) and scores
+them with the UEBA engine (``detect.anomaly``): first-seen, volume spikes, spraying, beaconing,
+off-hours, rare domains, behaviour vectors, and entity risk. Each anomaly becomes an alert through
+the same drafting as rule detections (de-duplicated per detector and entity, the events behind it
+linked, the explanation in English and Japanese), so incidents group them with the rest.
+
+The baselines are built from the stored events of the last ``baseline_days`` once there is history
+(and again every ``refit_days``), and saved with the cursor under ``<data>/anomaly`` after every
+round: they survive a restart. Until a baseline exists nothing is scored: a detector without one
+would call everything new.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+from sqlalchemy.orm import Session, sessionmaker
+
+from mamori.detect.anomaly.engine import UebaEngine
+from mamori.detect.anomaly.records import Anomaly
+from mamori.detect.anomaly.risk import RiskIncident
+from mamori.events import schema
+from mamori.service.alerting import AlertBook, apply, draft, settle
+from mamori.service.detection import Detection
+from mamori.service.metrics import Metrics
+from mamori.store.lake import Lake, LakeFile
+
+log = logging.getLogger("mamori.service")
+
+AUTHOR = "Mamori UEBA"
+RISK_RULE = "mamori-anomaly-entity-risk"
+
+
+@dataclass(frozen=True)
+class AnomalySettings:
+    """How often to score, how much history a baseline takes, when to rebuild it."""
+
+    interval_seconds: float = 300.0
+    baseline_days: int = 28
+    min_history_hours: float = 24.0  # stored history needed before a first baseline
+    refit_days: float = 1.0
+    throttle_seconds: float = 3600.0
+
+
+def anomaly_rule_id(detector: str) -> str:
+    """The rule id anomaly alerts of one detector carry (what alert lists and filters show)."""
+    return f"mamori-anomaly-{detector}"
+
+
+def anomaly_detection(anomaly: Anomaly, rows: tuple[int, ...]) -> Detection:
+    """An anomaly as a detection of the batch it was found in (``rows``: its events there)."""
+    level = "high" if anomaly.score >= 60 else "medium" if anomaly.score >= 30 else "low"
+    entity = (("host", anomaly.entity),) if anomaly.entity_type == "host" else (("user", anomaly.entity),)
+    return Detection(anomaly_rule_id(anomaly.detector), f"Anomaly: {anomaly.detector} ({anomaly.entity_type})",
+                     level, AUTHOR, ("anomaly", f"anomaly.{anomaly.detector}"), rows, anomaly.event_uids,
+                     (anomaly.explanation.en, anomaly.explanation.ja), int(anomaly.time.timestamp() * 1e9), entity)
+
+
+def risk_detection(incident: RiskIncident) -> Detection:
+    """An entity whose risk crossed the threshold, listing each contribution and its points."""
+    lines = [f"{a.detector} at {a.time.isoformat()}: {points:.0f} points ({a.explanation.en})"
+             for a, points in incident.contributions]
+    uids = tuple(u for a, _ in incident.contributions for u in a.event_uids)
+    entity = (("host", incident.entity),) if incident.entity_type == "host" else (("user", incident.entity),)
+    return Detection(RISK_RULE, f"Entity risk over threshold ({incident.entity_type})", "high", AUTHOR,
+                     ("anomaly", "risk"), (), uids[:200],
+                     (incident.explanation.en, incident.explanation.ja, *lines), int(incident.time.timestamp() * 1e9),
+                     entity)
+
+
+class AnomalyWorker:
+    """Scores the newly stored events on a schedule and raises anomaly alerts (see the module)."""
+
+    def __init__(self, lake: Lake, sessions: sessionmaker[Session], state_dir: Path,
+                 settings: AnomalySettings | None = None, metrics: Metrics | None = None) -> None:
+        self.lake = lake
+        self.sessions = sessions
+        self.state_dir = state_dir
+        self.settings = settings or AnomalySettings()
+        self.metrics = metrics or Metrics()
+        self.book = AlertBook(self.settings.throttle_seconds)
+        self.engine: UebaEngine | None = None
+        self.cursor = 0  # spool position up to which stored events were scored
+        self.fitted_at: datetime | None = None
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._load()
+
+    # --- state ---------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        marks = self.state_dir / "worker.json"
+        if not marks.exists():
+            return
+        try:
+            saved = json.loads(marks.read_text(encoding="utf-8"))
+            self.engine = UebaEngine.load(self.state_dir / "engine")
+        except (OSError, ValueError, KeyError) as exc:  # a damaged state is rebuilt from the lake
+            log.warning("anomaly state in %s unreadable (%s): the baselines are built again", self.state_dir, exc)
+            self.engine = None
+            return
+        self.cursor = int(saved["cursor"])
+        self.fitted_at = datetime.fromisoformat(saved["fitted_at"])
+
+    def _save(self) -> None:
+        assert self.engine is not None and self.fitted_at is not None
+        fresh = self.state_dir / "engine.new"
+        shutil.rmtree(fresh, ignore_errors=True)
+        self.engine.save(fresh)
+        target = self.state_dir / "engine"
+        old = self.state_dir / "engine.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            target.rename(old)
+        fresh.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+        marks = self.state_dir / "worker.json"
+        tmp = marks.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"cursor": self.cursor, "fitted_at": self.fitted_at.isoformat()}), encoding="utf-8")
+        tmp.replace(marks)
+
+    # --- rounds --------------------------------------------------------------------------------
+
+    def run_once(self, now: datetime | None = None) -> int:
+        """One round: build or refresh the baselines when due, score what was stored since the last
+        round, write the alerts. Returns the anomalies raised."""
+        now = now or datetime.now(UTC)
+        files = [f for f in self.lake.files() if f.end > self.cursor]
+        if self.engine is None or self._refit_due(now):
+            if not self._fit(now) and self.engine is None:
+                return 0
+            files = [f for f in files if f.end > self.cursor]
+        if not files:
+            return 0
+        events = _read(files)
+        self.cursor = max(f.end for f in files)
+        raised = 0
+        if events.height:
+            assert self.engine is not None
+            anomalies, incidents = self.engine.score_with_risk(events)
+            raised = self._alert(events, anomalies, incidents, now)
+        self._save()
+        self.metrics.inc("mamori_anomalies_total", raised)
+        return raised
+
+    def _refit_due(self, now: datetime) -> bool:
+        return self.fitted_at is not None and now - self.fitted_at >= timedelta(days=self.settings.refit_days)
+
+    def _fit(self, now: datetime) -> bool:
+        """Build the baselines from the stored history; False while there is too little of it. A first
+        baseline takes everything stored (scoring starts after it); a refresh takes what was scored."""
+        since = (now - timedelta(days=self.settings.baseline_days)).date().isoformat()
+        refresh = self.engine is not None
+        history = [f for f in self.lake.files() if f.day >= since and (not refresh or f.end <= self.cursor)]
+        if not history:
+            return False
+        events = _read(history)
+        if events.height == 0:
+            return False
+        first, last = events.get_column(schema.TIME).min(), events.get_column(schema.TIME).max()
+        hours = (last - first).total_seconds() / 3600 if isinstance(first, datetime) and isinstance(last, datetime) \
+            else 0.0
+        if hours < self.settings.min_history_hours:
+            return False
+        engine = UebaEngine()
+        engine.fit(events)
+        self.engine = engine
+        self.fitted_at = now
+        if not refresh:
+            self.cursor = max([self.cursor, *(f.end for f in history)])
+        self._save()
+        log.info("anomaly baselines built from %d stored events (%.0f hours)", events.height, hours)
+        return True
+
+    def _alert(self, events: pl.DataFrame, anomalies: list[Anomaly], incidents: list[RiskIncident],
+               now: datetime) -> int:
+        if not anomalies and not incidents:
+            return 0
+        row_of = {u: i for i, u in enumerate(events.get_column(schema.UID).to_list())}
+        detections = [anomaly_detection(a, tuple(row_of[u] for u in a.event_uids if u in row_of)) for a in anomalies]
+        detections += [risk_detection(i) for i in incidents]
+        received = pl.Series("received", [None] * events.height, dtype=pl.Int64)
+        drafts = draft(detections, events, received, self.book, now)
+        with self.sessions.begin() as session:
+            _, changes = apply(session, drafts, self.book, now)
+        settle(self.book, changes)
+        return len(anomalies) + len(incidents)
+
+    # --- thread --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run rounds every ``interval_seconds`` on a background thread."""
+        if self._thread is not None or self.settings.interval_seconds <= 0:
+            return
+        self.book.load(self.sessions)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="anomaly", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop after the current round."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.settings.interval_seconds):
+            try:
+                self.run_once()
+                self.error = None
+            except Exception as exc:  # keep the service running; the next round tries again
+                self.error = f"{type(exc).__name__}: {exc}"
+                log.exception("anomaly round failed")
+
+
+def _read(files: list[LakeFile]) -> pl.DataFrame:
+    frames = [pl.read_parquet(f.path) for f in files]
+    return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
