@@ -128,3 +128,43 @@ def test_health_stats_metrics_and_openapi_describe_the_running_service(service: 
             assert name in metrics
         assert client.get("/openapi.json").json()["info"]["title"] == "Mamori SOC API"
         assert client.get("/docs").status_code == 200
+
+
+def test_only_an_anomaly_alert_takes_a_benign_verdict_which_closes_it_and_is_audited(service: Running) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import create_engine, select
+    from sqlalchemy.orm import Session
+
+    from mamori.service.anomaly_worker import anomaly_rule_id
+    from mamori.store.records import Alert, AuditEntry
+
+    engine = create_engine(f"sqlite:///{service.data_dir / 'mamori.db'}")
+    try:
+        with Session(engine) as session, session.begin():
+            now = datetime.now(UTC)
+            anomaly = Alert(rule_id=anomaly_rule_id("logon_hosts_user"), rule_title="Anomaly: logon_hosts_user (user)",
+                            level="medium", author="Mamori UEBA", tags=["anomaly"], first_seen=now, last_seen=now,
+                            created_at=now, updated_at=now, user="taro", event_uids=[], status="new",
+                            dedup_key="not-one-the-worker-raised", count=1,
+                            explanation="taro logged on to distinct hosts: 14 (typical 2)")
+            session.add(anomaly)
+            session.flush()
+            anomaly_id = anomaly.id
+        with httpx.Client(base_url=service.url, headers=service.headers("analyst")) as client:
+            client.post("/api/v1/ingest", json=[_event(300, "whoami /priv", "WS-BENIGN")])
+            sigma = wait_for(lambda: client.get("/api/v1/alerts", params={"host": "WS-BENIGN"}).json()["alerts"])[0]
+            refused = client.post(f"/api/v1/alerts/{sigma['id']}/benign")
+            assert refused.status_code == 409 and "not an anomaly alert" in refused.json()["detail"]
+            viewer = client.post(f"/api/v1/alerts/{anomaly_id}/benign", headers=service.headers("viewer"))
+            assert viewer.status_code == 403
+            verdict = client.post(f"/api/v1/alerts/{anomaly_id}/benign")
+            assert verdict.status_code == 200
+            # the worker never raised this one: closed, nothing learned
+            assert (verdict.json()["status"], verdict.json()["learned"]) == ("closed", False)
+            assert client.post("/api/v1/alerts/999999/benign").status_code == 404
+        with Session(engine) as session:
+            entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "alert.benign")).one()
+        assert (entry.actor, entry.target, entry.detail["learned"]) == ("analyst-user", f"alert {anomaly_id}", False)
+    finally:
+        engine.dispose()

@@ -100,3 +100,24 @@ def test_too_little_history_scores_nothing_and_builds_no_baseline(tmp_path: Path
     worker = AnomalyWorker(lake, sessions, tmp_path / "anomaly")
     assert worker.run_once(scenario.train_end) == 0
     assert worker.engine is None and worker.cursor == 0 and not _alerts(sessions)
+
+
+def test_a_benign_verdict_is_learned_kept_across_a_restart_and_quiets_the_same_anomaly(
+        tmp_path: Path, scenario: Scenario, sessions: sessionmaker[Session]) -> None:
+    lake = Lake(tmp_path / "lake", fsync=False)
+    history = scenario.events.filter(pl.col(schema.TIME) < scenario.train_end)
+    attacks = scenario.events.filter(pl.col(schema.TIME) >= scenario.train_end)
+    seq = _store_days(lake, history, 0)
+    worker = AnomalyWorker(lake, sessions, tmp_path / "anomaly")
+    worker.run_once(scenario.train_end)
+    _store_days(lake, attacks, seq)
+    worker.run_once(scenario.end)
+    spike = next(a for a in _alerts(sessions) if a.rule_id == anomaly_rule_id("logon_hosts_user") and a.user == "taro")
+    assert not worker.mark_benign("no such alert")
+    assert worker.mark_benign(spike.dedup_key)
+    restarted = AnomalyWorker(lake, sessions, tmp_path / "anomaly")
+    assert restarted.engine is not None
+    taro = [k for k in restarted.engine.benign if k.startswith("logon_hosts_user|user|taro|")]
+    assert taro  # the allow-list entry survived the restart
+    again = restarted.engine.score(attacks)
+    assert not [a for a in again if a.detector == "logon_hosts_user" and a.entity == "taro"]

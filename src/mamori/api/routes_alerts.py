@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from mamori.api.auth import Analyst, Principal, Viewer, audit
 from mamori.api.deps import parse_time, service_of
+from mamori.service.anomaly_worker import ANOMALY_RULE_PREFIX, RISK_RULE
 from mamori.store.records import ALERT_STATUSES, Alert, utcnow
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
@@ -92,6 +93,28 @@ def acknowledge(request: Request, alert_id: int, principal: Principal = Analyst)
 def close(request: Request, alert_id: int, principal: Principal = Analyst) -> dict[str, Any]:
     """Close the alert; new detections for the same entities open a new one."""
     return _change(request, alert_id, principal, "alert.close", status="closed")
+
+
+@router.post("/{alert_id}/benign", summary="Mark an anomaly alert benign")
+def benign(request: Request, alert_id: int, principal: Principal = Analyst) -> dict[str, Any]:
+    """An analyst's verdict on an anomaly alert: it is closed and its detector learns the behaviour
+    (an allow-list entry and the baseline updated), so the same thing stays quiet; audited, with
+    whether the detector could learn it. 409 for an alert no anomaly detector raised."""
+    service = service_of(request)
+    with service.sessions.begin() as session:
+        alert = session.get(Alert, alert_id)
+        if alert is None:
+            raise HTTPException(404, detail=f"no alert {alert_id}")
+        if not alert.rule_id.startswith(ANOMALY_RULE_PREFIX) or alert.rule_id == RISK_RULE:
+            raise HTTPException(409, detail=f"alert {alert_id} is not an anomaly alert (rule {alert.rule_id})")
+        learned = service.anomaly_worker.mark_benign(alert.dedup_key)
+        before = {"status": alert.status}
+        alert.status = "closed"
+        alert.updated_at = utcnow()
+        audit(session, principal.user, "alert.benign", f"alert {alert_id}", before=before,
+              after={"status": "closed"}, learned=learned)
+        session.flush()
+        return {**alert_dict(alert), "learned": learned}
 
 
 @router.post("/{alert_id}/assign", summary="Assign an alert")

@@ -27,7 +27,7 @@ import polars as pl
 from sqlalchemy.orm import Session, sessionmaker
 
 from mamori.detect.anomaly.engine import UebaEngine
-from mamori.detect.anomaly.records import Anomaly
+from mamori.detect.anomaly.records import Anomaly, Explanation
 from mamori.detect.anomaly.risk import RiskIncident
 from mamori.events import schema
 from mamori.service.alerting import AlertBook, apply, draft, settle
@@ -38,7 +38,9 @@ from mamori.store.lake import Lake, LakeFile
 log = logging.getLogger("mamori.service")
 
 AUTHOR = "Mamori UEBA"
+ANOMALY_RULE_PREFIX = "mamori-anomaly-"
 RISK_RULE = "mamori-anomaly-entity-risk"
+RAISED_KEPT = 20_000  # anomaly alerts remembered for an analyst's "benign" verdict
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class AnomalySettings:
 
 def anomaly_rule_id(detector: str) -> str:
     """The rule id anomaly alerts of one detector carry (what alert lists and filters show)."""
-    return f"mamori-anomaly-{detector}"
+    return f"{ANOMALY_RULE_PREFIX}{detector}"
 
 
 def anomaly_detection(anomaly: Anomaly, rows: tuple[int, ...]) -> Detection:
@@ -93,6 +95,8 @@ class AnomalyWorker:
         self.cursor = 0  # spool position up to which stored events were scored
         self.fitted_at: datetime | None = None
         self.error: str | None = None
+        self.raised: dict[str, dict[str, object]] = {}  # alert dedup key -> the anomaly behind it
+        self._lock = threading.Lock()  # rounds and verdicts take turns on the engine
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._load()
@@ -112,6 +116,7 @@ class AnomalyWorker:
             return
         self.cursor = int(saved["cursor"])
         self.fitted_at = datetime.fromisoformat(saved["fitted_at"])
+        self.raised = dict(saved.get("raised", {}))
 
     def _save(self) -> None:
         assert self.engine is not None and self.fitted_at is not None
@@ -127,7 +132,8 @@ class AnomalyWorker:
         shutil.rmtree(old, ignore_errors=True)
         marks = self.state_dir / "worker.json"
         tmp = marks.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"cursor": self.cursor, "fitted_at": self.fitted_at.isoformat()}), encoding="utf-8")
+        tmp.write_text(json.dumps({"cursor": self.cursor, "fitted_at": self.fitted_at.isoformat(),
+                                   "raised": self.raised}, ensure_ascii=False), encoding="utf-8")
         tmp.replace(marks)
 
     # --- rounds --------------------------------------------------------------------------------
@@ -135,7 +141,22 @@ class AnomalyWorker:
     def run_once(self, now: datetime | None = None) -> int:
         """One round: build or refresh the baselines when due, score what was stored since the last
         round, write the alerts. Returns the anomalies raised."""
-        now = now or datetime.now(UTC)
+        with self._lock:
+            return self._round(now or datetime.now(UTC))
+
+    def mark_benign(self, alert_key: str) -> bool:
+        """An analyst's verdict on an anomaly alert (by its dedup key): the detector takes it into its
+        baseline and this anomaly is allow-listed, saved at once. False when the worker does not know
+        the alert (not an anomaly alert, or older than what it remembers)."""
+        with self._lock:
+            record = self.raised.get(alert_key)
+            if record is None or self.engine is None:
+                return False
+            self.engine.mark_benign(_anomaly_of(record))
+            self._save()
+            return True
+
+    def _round(self, now: datetime) -> int:
         files = [f for f in self.lake.files() if f.end > self.cursor]
         if self.engine is None or self._refit_due(now):
             if not self._fit(now) and self.engine is None:
@@ -189,12 +210,19 @@ class AnomalyWorker:
             return 0
         row_of = {u: i for i, u in enumerate(events.get_column(schema.UID).to_list())}
         detections = [anomaly_detection(a, tuple(row_of[u] for u in a.event_uids if u in row_of)) for a in anomalies]
+        behind = {id(d): a for d, a in zip(detections, anomalies, strict=True)}
         detections += [risk_detection(i) for i in incidents]
         received = pl.Series("received", [None] * events.height, dtype=pl.Int64)
         drafts = draft(detections, events, received, self.book, now)
         with self.sessions.begin() as session:
             _, changes = apply(session, drafts, self.book, now)
         settle(self.book, changes)
+        for item in drafts:
+            anomaly = behind.get(id(item.detection))
+            if anomaly is not None:
+                self.raised[item.key] = _record_of(anomaly)
+        while len(self.raised) > RAISED_KEPT:  # the oldest verdicts first out (dicts keep insertion order)
+            del self.raised[next(iter(self.raised))]
         return len(anomalies) + len(incidents)
 
     # --- thread --------------------------------------------------------------------------------
@@ -223,6 +251,23 @@ class AnomalyWorker:
             except Exception as exc:  # keep the service running; the next round tries again
                 self.error = f"{type(exc).__name__}: {exc}"
                 log.exception("anomaly round failed")
+
+
+def _record_of(anomaly: Anomaly) -> dict[str, object]:
+    """What a verdict needs of an anomaly, as JSON."""
+    return {"detector": anomaly.detector, "entity_type": anomaly.entity_type, "entity": anomaly.entity,
+            "time": anomaly.time.isoformat(), "score": anomaly.score, "observed": anomaly.observed,
+            "typical": anomaly.typical, "window": anomaly.window, "peer_group": anomaly.peer_group,
+            "detail": [list(pair) for pair in anomaly.detail]}
+
+
+def _anomaly_of(record: dict[str, object]) -> Anomaly:
+    detail = record["detail"]
+    assert isinstance(detail, list)
+    return Anomaly(str(record["detector"]), str(record["entity_type"]), str(record["entity"]),
+                   datetime.fromisoformat(str(record["time"])), float(record["score"]),  # type: ignore[arg-type]
+                   float(record["observed"]), float(record["typical"]), str(record["window"]),  # type: ignore[arg-type]
+                   Explanation("", ""), str(record["peer_group"]), (), tuple((str(k), str(v)) for k, v in detail))
 
 
 def _read(files: list[LakeFile]) -> pl.DataFrame:
