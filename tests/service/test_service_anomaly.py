@@ -121,3 +121,30 @@ def test_a_benign_verdict_is_learned_kept_across_a_restart_and_quiets_the_same_a
     assert taro  # the allow-list entry survived the restart
     again = restarted.engine.score(attacks)
     assert not [a for a in again if a.detector == "logon_hosts_user" and a.entity == "taro"]
+
+
+def test_the_anomaly_command_rebuilds_the_baselines_of_a_data_folder_and_shows_them(
+        tmp_path: Path, scenario: Scenario) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from mamori.cli import main
+
+    data = tmp_path / "data"
+    engine = make_engine(f"sqlite:///{data / 'mamori.db'}") if data.mkdir() is None else None
+    assert engine is not None
+    migrate(engine)
+    engine.dispose()
+    lake = Lake(data / "lake", fsync=False)
+    _store_days(lake, scenario.events.filter(pl.col(schema.TIME) < scenario.train_end), 0)
+    runner = CliRunner()
+    before = json.loads(runner.invoke(main, ["anomaly", "status", "--data-dir", str(data)]).output)
+    assert before["baselines_built"] is None
+    built = runner.invoke(main, ["anomaly", "rebuild", "--data-dir", str(data)])
+    assert built.exit_code == 0, built.output
+    after = json.loads(runner.invoke(main, ["anomaly", "status", "--data-dir", str(data)]).output)
+    assert after["baselines_built"] and after["scored_up_to_spool_entry"] == 7
+    assert "password_spraying" in after["detectors"]
+    missing = runner.invoke(main, ["anomaly", "status", "--data-dir", str(tmp_path / "nothing")])
+    assert missing.exit_code != 0 and "--data-dir" in missing.output

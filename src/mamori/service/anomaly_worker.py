@@ -7,7 +7,7 @@ off-hours, rare domains, behaviour vectors, and entity risk. Each anomaly become
 the same drafting as rule detections (de-duplicated per detector and entity, the events behind it
 linked, the explanation in English and Japanese), so incidents group them with the rest.
 
-The baselines are built from the stored events of the last ``baseline_days`` once there is history
+The baselines are built from the last ``baseline_days`` of stored events (up to the newest) once there is history
 (and again every ``refit_days``), and saved with the cursor under ``<data>/anomaly`` after every
 round: they survive a restart. Until a baseline exists nothing is scored: a detector without one
 would call everything new.
@@ -156,6 +156,26 @@ class AnomalyWorker:
             self._save()
             return True
 
+    def rebuild(self, now: datetime | None = None) -> bool:
+        """Build the baselines again from everything stored in the baseline window, now; scoring goes
+        on from the newest stored events. False when the history is still too short."""
+        with self._lock:
+            previous, self.engine = self.engine, None
+            if self._fit(now or datetime.now(UTC)):
+                return True
+            self.engine = previous
+            return False
+
+    def status(self) -> dict[str, object]:
+        """What the worker holds: when its baselines were built, how far it scored, its detectors,
+        the allow-listed anomalies and the alerts it remembers for verdicts."""
+        engine = self.engine
+        return {"baselines_built": self.fitted_at.isoformat() if self.fitted_at else None,
+                "scored_up_to_spool_entry": self.cursor,
+                "detectors": [d.name for d in engine.detectors] if engine else [],
+                "allow_listed": len(engine.benign) if engine else 0,
+                "alerts_remembered": len(self.raised), "last_error": self.error}
+
     def _round(self, now: datetime) -> int:
         files = [f for f in self.lake.files() if f.end > self.cursor]
         if self.engine is None or self._refit_due(now):
@@ -181,9 +201,13 @@ class AnomalyWorker:
     def _fit(self, now: datetime) -> bool:
         """Build the baselines from the stored history; False while there is too little of it. A first
         baseline takes everything stored (scoring starts after it); a refresh takes what was scored."""
-        since = (now - timedelta(days=self.settings.baseline_days)).date().isoformat()
         refresh = self.engine is not None
-        history = [f for f in self.lake.files() if f.day >= since and (not refresh or f.end <= self.cursor)]
+        stored = [f for f in self.lake.files() if not refresh or f.end <= self.cursor]
+        if not stored:
+            return False
+        newest = min(max(f.day for f in stored), now.date().isoformat())  # imported history may be old
+        since = (datetime.fromisoformat(newest) - timedelta(days=self.settings.baseline_days)).date().isoformat()
+        history = [f for f in stored if f.day >= since]
         if not history:
             return False
         events = _read(history)
