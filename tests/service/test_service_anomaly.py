@@ -148,3 +148,29 @@ def test_the_anomaly_command_rebuilds_the_baselines_of_a_data_folder_and_shows_t
     assert "password_spraying" in after["detectors"]
     missing = runner.invoke(main, ["anomaly", "status", "--data-dir", str(tmp_path / "nothing")])
     assert missing.exit_code != 0 and "--data-dir" in missing.output
+
+
+def test_rule_alerts_add_their_points_to_entity_risk_and_a_crossing_lists_them(
+        tmp_path: Path, scenario: Scenario, sessions: sessionmaker[Session]) -> None:
+    from datetime import UTC, datetime
+
+    lake = Lake(tmp_path / "lake", fsync=False)
+    history = scenario.events.filter(pl.col(schema.TIME) < scenario.train_end)
+    seq = _store_days(lake, history, 0)
+    worker = AnomalyWorker(lake, sessions, tmp_path / "anomaly")
+    worker.run_once(scenario.train_end)
+    now = datetime.now(UTC)
+    with sessions.begin() as session:  # two critical rule alerts about one quiet user
+        for n in range(2):
+            session.add(Alert(rule_id=f"rule-{n}", rule_title=f"Mimikatz use {n}", level="critical", author="x",
+                              tags=[], first_seen=scenario.train_end + timedelta(hours=1), last_seen=now,
+                              created_at=now, updated_at=now, user="user005", event_uids=[f"u{n}"], status="new",
+                              dedup_key=f"k{n}", count=1))
+    day = scenario.events.filter(pl.col(schema.TIME) >= scenario.train_end).filter(
+        pl.col(schema.TIME) < scenario.train_end + timedelta(days=1))
+    _store_days(lake, day, seq)
+    worker.run_once(scenario.train_end + timedelta(days=1))
+    risk = [a for a in _alerts(sessions) if a.rule_id == RISK_RULE and a.user == "user005"]
+    assert len(risk) == 1
+    assert "Sigma rule 'Mimikatz use 0' (critical)" in risk[0].explanation
+    assert worker.alert_mark >= 2

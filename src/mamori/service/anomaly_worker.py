@@ -3,7 +3,8 @@
 Every ``interval`` the worker reads the lake files written since its last round (a cursor on the
 spool ranges the files hold, so each stored event is scored once, late arrivals included) and scores
 them with the UEBA engine (``detect.anomaly``): first-seen, volume spikes, spraying, beaconing,
-off-hours, rare domains, behaviour vectors, and entity risk. Each anomaly becomes an alert through
+off-hours, rare domains, behaviour vectors, and entity risk, to which the rule alerts stored since
+the last round add their points too (by level). Each anomaly becomes an alert through
 the same drafting as rule detections (de-duplicated per detector and entity, the events behind it
 linked, the explanation in English and Japanese), so incidents group them with the rest.
 
@@ -24,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mamori.detect.anomaly.engine import UebaEngine
@@ -34,6 +36,7 @@ from mamori.service.alerting import AlertBook, apply, draft, settle
 from mamori.service.detection import Detection
 from mamori.service.metrics import Metrics
 from mamori.store.lake import Lake, LakeFile
+from mamori.store.records import Alert
 
 log = logging.getLogger("mamori.service")
 
@@ -41,6 +44,7 @@ AUTHOR = "Mamori UEBA"
 ANOMALY_RULE_PREFIX = "mamori-anomaly-"
 RISK_RULE = "mamori-anomaly-entity-risk"
 RAISED_KEPT = 20_000  # anomaly alerts remembered for an analyst's "benign" verdict
+RULE_POINTS = {"informational": 5.0, "low": 10.0, "medium": 20.0, "high": 40.0, "critical": 60.0}
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ class AnomalyWorker:
         self.book = AlertBook(self.settings.throttle_seconds)
         self.engine: UebaEngine | None = None
         self.cursor = 0  # spool position up to which stored events were scored
+        self.alert_mark = 0  # rule alerts up to this id have added to entity risk
         self.fitted_at: datetime | None = None
         self.error: str | None = None
         self.raised: dict[str, dict[str, object]] = {}  # alert dedup key -> the anomaly behind it
@@ -117,6 +122,7 @@ class AnomalyWorker:
         self.cursor = int(saved["cursor"])
         self.fitted_at = datetime.fromisoformat(saved["fitted_at"])
         self.raised = dict(saved.get("raised", {}))
+        self.alert_mark = int(saved.get("alert_mark", 0))
 
     def _save(self) -> None:
         assert self.engine is not None and self.fitted_at is not None
@@ -133,7 +139,8 @@ class AnomalyWorker:
         marks = self.state_dir / "worker.json"
         tmp = marks.with_suffix(".tmp")
         tmp.write_text(json.dumps({"cursor": self.cursor, "fitted_at": self.fitted_at.isoformat(),
-                                   "raised": self.raised}, ensure_ascii=False), encoding="utf-8")
+                                   "alert_mark": self.alert_mark, "raised": self.raised}, ensure_ascii=False),
+                       encoding="utf-8")
         tmp.replace(marks)
 
     # --- rounds --------------------------------------------------------------------------------
@@ -190,6 +197,7 @@ class AnomalyWorker:
         if events.height:
             assert self.engine is not None
             anomalies, incidents = self.engine.score_with_risk(events)
+            incidents += self.engine.risk.add(self._rule_contributions())
             raised = self._alert(events, anomalies, incidents, now)
         self._save()
         self.metrics.inc("mamori_anomalies_total", raised)
@@ -222,11 +230,23 @@ class AnomalyWorker:
         engine.fit(events)
         self.engine = engine
         self.fitted_at = now
-        if not refresh:
+        if not refresh:  # scoring, and risk from rule alerts, start after the history
             self.cursor = max([self.cursor, *(f.end for f in history)])
+            with self.sessions() as session:
+                self.alert_mark = max(self.alert_mark, session.scalar(select(func.max(Alert.id))) or 0)
         self._save()
         log.info("anomaly baselines built from %d stored events (%.0f hours)", events.height, hours)
         return True
+
+    def _rule_contributions(self) -> list[Anomaly]:
+        """The rule alerts opened since the last round, as risk contributions of their user and host
+        (points by level): entity risk counts what the rules found, not only the anomalies."""
+        with self.sessions() as session:
+            alerts = list(session.scalars(select(Alert).where(
+                Alert.id > self.alert_mark, Alert.rule_id.not_like(f"{ANOMALY_RULE_PREFIX}%")).order_by(Alert.id)))
+        if alerts:
+            self.alert_mark = alerts[-1].id
+        return [contribution for alert in alerts for contribution in rule_contribution(alert)]
 
     def _alert(self, events: pl.DataFrame, anomalies: list[Anomaly], incidents: list[RiskIncident],
                now: datetime) -> int:
@@ -275,6 +295,16 @@ class AnomalyWorker:
             except Exception as exc:  # keep the service running; the next round tries again
                 self.error = f"{type(exc).__name__}: {exc}"
                 log.exception("anomaly round failed")
+
+
+def rule_contribution(alert: Alert) -> list[Anomaly]:
+    """A rule alert's share of entity risk: its level's points, for its user and for its host."""
+    seen = alert.first_seen if alert.first_seen.tzinfo else alert.first_seen.replace(tzinfo=UTC)
+    text = Explanation(f"Sigma rule '{alert.rule_title}' ({alert.level}) matched {alert.count} event(s)",
+                       f"Sigmaルール「{alert.rule_title}」（{alert.level}）が {alert.count} 件のイベントに一致")
+    return [Anomaly(f"rule {alert.rule_id}", entity_type, entity, seen, RULE_POINTS.get(alert.level, 10.0),
+                    float(alert.count), 0.0, "", text, event_uids=tuple((alert.event_uids or [])[:20]))
+            for entity_type, entity in (("user", alert.user), ("host", alert.host)) if entity]
 
 
 def _record_of(anomaly: Anomaly) -> dict[str, object]:
