@@ -138,3 +138,34 @@ def test_error_pages_speak_the_readers_language(console: Console) -> None:
     assert missing.status_code == 404 and "インシデント #999999 はありません。" in missing.text
     assert nowhere.status_code == 404 and "このページはありません。" in nowhere.text
     assert refused.status_code == 403 and "アナリスト ロールが必要です（現在: 閲覧者）" in refused.text
+
+
+def test_an_anomaly_alert_page_offers_the_benign_verdict_which_closes_it_in_either_language(
+        console: Console) -> None:
+    import sqlite3
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC).isoformat(sep=" ")
+    with sqlite3.connect(console.data_dir / "mamori.db") as db:  # an anomaly alert as the UEBA worker writes one
+        cursor = db.execute(
+            "INSERT INTO alerts (rule_id, rule_title, level, author, tags, first_seen, last_seen, created_at, "
+            "updated_at, user, event_uids, explanation, status, dedup_key, count) VALUES "
+            "(?, ?, 'medium', 'Mamori UEBA', '[\"anomaly\"]', ?, ?, ?, ?, 'taro', '[]', ?, 'new', 'console-k', 1)",
+            ("mamori-anomaly-logon_hosts_user", "Anomaly: logon_hosts_user (user)", now, now, now, now,
+             "taro logged on to distinct hosts: 14"))
+        anomaly_id = cursor.lastrowid
+    with console.login("analyst", "ja") as client:
+        page = client.get(f"/console/alerts/{anomaly_id}").text
+        assert "正常と判定（検知器に学習させる）" in page
+        assert "正常と判定" not in client.get("/console/alerts/1").text  # a rule alert: no such button
+        token = csrf_of(page)
+        assert client.post(f"/console/alerts/{anomaly_id}/benign", data={}).status_code == 403  # no CSRF token
+        done = client.post(f"/console/alerts/{anomaly_id}/benign", data={"csrf": token})
+        # the worker never raised this one (written here): closed, and the page says nothing was learned
+        assert done.status_code == 303 and done.headers["location"].endswith("?done=benign_unlearned")
+        assert "学習できませんでした" in client.get(done.headers["location"]).text
+        refused = client.post("/console/alerts/1/benign", data={"csrf": token})
+        assert refused.status_code == 409
+    with console.api("admin") as api:
+        assert api.get(f"/api/v1/alerts/{anomaly_id}").json()["status"] == "closed"
+    assert _audited(console, "alert.benign", "analyst-user") == 1

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from mamori.api.auth import Analyst, Principal, Viewer, audit
 from mamori.api.deps import parse_time, service_of
 from mamori.service.anomaly_worker import ANOMALY_RULE_PREFIX, RISK_RULE
+from mamori.service.runtime import Service
 from mamori.store.records import ALERT_STATUSES, Alert, utcnow
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
@@ -95,12 +96,9 @@ def close(request: Request, alert_id: int, principal: Principal = Analyst) -> di
     return _change(request, alert_id, principal, "alert.close", status="closed")
 
 
-@router.post("/{alert_id}/benign", summary="Mark an anomaly alert benign")
-def benign(request: Request, alert_id: int, principal: Principal = Analyst) -> dict[str, Any]:
-    """An analyst's verdict on an anomaly alert: it is closed and its detector learns the behaviour
-    (an allow-list entry and the baseline updated), so the same thing stays quiet; audited, with
-    whether the detector could learn it. 409 for an alert no anomaly detector raised."""
-    service = service_of(request)
+def benign_verdict(service: Service, alert_id: int, actor: str, **detail: str) -> dict[str, Any]:
+    """Close an anomaly alert as benign and teach its detector (``AnomalyWorker.mark_benign``); audited
+    with whether the detector could learn it. 404 for no such alert, 409 for a rule alert."""
     with service.sessions.begin() as session:
         alert = session.get(Alert, alert_id)
         if alert is None:
@@ -111,10 +109,18 @@ def benign(request: Request, alert_id: int, principal: Principal = Analyst) -> d
         before = {"status": alert.status}
         alert.status = "closed"
         alert.updated_at = utcnow()
-        audit(session, principal.user, "alert.benign", f"alert {alert_id}", before=before,
-              after={"status": "closed"}, learned=learned)
+        audit(session, actor, "alert.benign", f"alert {alert_id}", before=before, after={"status": "closed"},
+              learned=learned, **detail)
         session.flush()
         return {**alert_dict(alert), "learned": learned}
+
+
+@router.post("/{alert_id}/benign", summary="Mark an anomaly alert benign")
+def benign(request: Request, alert_id: int, principal: Principal = Analyst) -> dict[str, Any]:
+    """An analyst's verdict on an anomaly alert: it is closed and its detector learns the behaviour
+    (an allow-list entry and the baseline updated), so the same thing stays quiet; audited, with
+    whether the detector could learn it. 409 for an alert no anomaly detector raised."""
+    return benign_verdict(service_of(request), alert_id, principal.user)
 
 
 @router.post("/{alert_id}/assign", summary="Assign an alert")

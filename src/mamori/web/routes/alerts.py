@@ -11,11 +11,12 @@ from sqlalchemy import func, select
 
 from mamori.api.auth import audit
 from mamori.api.deps import service_of
-from mamori.api.routes_alerts import alert_dict
+from mamori.api.routes_alerts import alert_dict, benign_verdict
 from mamori.cases import workflow
 from mamori.cases.records import IncidentAlert
 from mamori.detect.attack import LEVELS
 from mamori.errors import MamoriError
+from mamori.service.anomaly_worker import ANOMALY_RULE_PREFIX, RISK_RULE
 from mamori.store.records import ALERT_STATUSES, Alert, utcnow
 from mamori.web.casebus import publish
 from mamori.web.context import ConsoleUser, Reader, checked_form, page_error, render
@@ -64,8 +65,23 @@ def alert_page(request: Request, alert_id: int, user: ConsoleUser = Reader) -> R
         if alert is None:
             raise page_error(404, "error.no_alert", id=alert_id)
         incident_id = _incident_of(session, alert_id)
+    anomaly = alert.rule_id.startswith(ANOMALY_RULE_PREFIX) and alert.rule_id != RISK_RULE
     return render(request, "alert.html", user, alert=alert, incident_id=incident_id, actions=BULK_ACTIONS,
-                  message=request.query_params.get("done", ""))
+                  message=request.query_params.get("done", ""), anomaly=anomaly)
+
+
+@router.post("/alerts/{alert_id}/benign", summary="Mark an anomaly alert benign")
+async def benign(request: Request, alert_id: int, user: ConsoleUser = Reader) -> Response:
+    """The analyst's "benign" verdict on an anomaly alert: closed, its detector taught; audited."""
+    await checked_form(request, user, "analyst")
+    try:
+        shown = benign_verdict(service_of(request), alert_id, user.name, via="console")
+    except HTTPException as exc:
+        raise page_error(exc.status_code, "error.not_anomaly" if exc.status_code == 409 else "error.no_alert",
+                         id=alert_id) from exc
+    publish(request, "alert.updated", user.name, alert=shown, changes={"status": "closed"})
+    done = "benign" if shown["learned"] else "benign_unlearned"
+    return RedirectResponse(f"/console/alerts/{alert_id}?done={done}", 303)
 
 
 def _incident_of(session: Any, alert_id: int) -> int | None:
