@@ -120,6 +120,8 @@ def test_health_stats_metrics_and_openapi_describe_the_running_service(service: 
         health = client.get("/api/v1/health").json()
         assert health["status"] == "ok"
         assert set(health["inputs"]) >= {"syslog_tcp", "syslog_udp", "api"}
+        assert health["anomaly"]["baselines_built"] is None  # no stored history yet: no baseline, no error
+        assert health["anomaly"]["last_error"] is None
         stats = client.get("/api/v1/stats").json()
         assert stats["received"]["http"] >= 5
         metrics = client.get("/metrics").text

@@ -25,17 +25,19 @@ def healthz() -> dict[str, str]:
 
 @router.get("/api/v1/health", summary="Health of every part")
 def health(request: Request, principal: Principal = Viewer) -> dict[str, Any]:
-    """Pipeline, spool and inputs: degraded when the pipeline fails or lags, or the spool is full."""
+    """Pipeline, spool, inputs and the anomaly worker: degraded when the pipeline fails or lags, the
+    spool is full or the last anomaly round failed."""
     service = service_of(request)
     pipeline = service.pipeline
     lag = pipeline.lag_seconds()
+    anomaly = service.anomaly_worker.status()
     status = "ok"
-    if pipeline.error or service.spool.full or lag > 60:
+    if pipeline.error or service.spool.full or lag > 60 or anomaly["last_error"]:
         status = "degraded"
     return {"status": status, "uptime_seconds": round(time.time() - service.started_at, 1),
             "pipeline": {"committed": pipeline.committed, "lag_seconds": round(lag, 3), "error": pipeline.error},
             "spool": {"pending_bytes": service.spool.pending_bytes, "full": service.spool.full},
-            "inputs": service.ports, "rules": len(service.stage.rules())}
+            "inputs": service.ports, "rules": len(service.stage.rules()), "anomaly": anomaly}
 
 
 @router.get("/api/v1/stats", summary="Ingest statistics")
