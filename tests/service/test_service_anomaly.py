@@ -174,3 +174,21 @@ def test_rule_alerts_add_their_points_to_entity_risk_and_a_crossing_lists_them(
     assert len(risk) == 1
     assert "Sigma rule 'Mimikatz use 0' (critical)" in risk[0].explanation
     assert worker.alert_mark >= 2
+
+
+def test_the_columns_read_for_scoring_give_the_anomalies_all_columns_give(tmp_path: Path, scenario: Scenario) -> None:
+    from mamori.detect.anomaly.engine import UebaEngine
+    from mamori.service.anomaly_worker import read_for_scoring
+
+    lake = Lake(tmp_path / "lake", fsync=False)
+    seq = _store_days(lake, scenario.events.filter(pl.col(schema.TIME) < scenario.train_end), 0)
+    _store_days(lake, scenario.events.filter(pl.col(schema.TIME) >= scenario.train_end), seq)
+    history = [f for f in lake.files() if f.end <= seq]
+    recent = [f for f in lake.files() if f.end > seq]
+    found = []
+    for read in (read_for_scoring, lambda files: pl.concat([pl.read_parquet(f.path) for f in files],
+                                                          how="diagonal_relaxed")):
+        engine = UebaEngine()
+        engine.fit(read(history))
+        found.append(sorted(a.key for a in engine.score(read(recent))))
+    assert found[0] == found[1] and len(found[0]) > 10

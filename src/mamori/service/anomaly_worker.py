@@ -28,6 +28,8 @@ import polars as pl
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from mamori.detect.anomaly import fields
+from mamori.detect.anomaly.domains import QUERY
 from mamori.detect.anomaly.engine import UebaEngine
 from mamori.detect.anomaly.records import Anomaly, Explanation
 from mamori.detect.anomaly.risk import RiskIncident
@@ -191,7 +193,7 @@ class AnomalyWorker:
             files = [f for f in files if f.end > self.cursor]
         if not files:
             return 0
-        events = _read(files)
+        events = read_for_scoring(files)
         self.cursor = max(f.end for f in files)
         raised = 0
         if events.height:
@@ -216,9 +218,10 @@ class AnomalyWorker:
         newest = min(max(f.day for f in stored), now.date().isoformat())  # imported history may be old
         since = (datetime.fromisoformat(newest) - timedelta(days=self.settings.baseline_days)).date().isoformat()
         history = [f for f in stored if f.day >= since]
-        if not history:
+        days = {f.day for f in history}
+        if len(days) * 24 <= self.settings.min_history_hours:  # too few days stored: no need to read them
             return False
-        events = _read(history)
+        events = read_for_scoring(history)
         if events.height == 0:
             return False
         first, last = events.get_column(schema.TIME).min(), events.get_column(schema.TIME).max()
@@ -324,6 +327,18 @@ def _anomaly_of(record: dict[str, object]) -> Anomaly:
                    Explanation("", ""), str(record["peer_group"]), (), tuple((str(k), str(v)) for k, v in detail))
 
 
-def _read(files: list[LakeFile]) -> pl.DataFrame:
-    frames = [pl.read_parquet(f.path) for f in files]
+# the columns the detectors read (a stored Windows batch has hundreds): the core ones but the raw text,
+# and every candidate name in ``detect.anomaly.fields`` and the domain detector's
+COLUMNS_READ = tuple(dict.fromkeys((
+    *(c for c in schema.CORE_COLUMNS if c != schema.RAW), "EventID", *fields.USER, *fields.SOURCE_IP,
+    *fields.DEST_IP, *fields.DEST_PORT, *fields.BYTES_OUT, *fields.IMAGE, *fields.PARENT_IMAGE,
+    *fields.PROCESS_USER, *QUERY)))
+
+
+def read_for_scoring(files: list[LakeFile]) -> pl.DataFrame:
+    """The stored events of ``files``, only the columns the detectors read."""
+    frames = []
+    for item in files:
+        present = set(pl.read_parquet_schema(item.path))
+        frames.append(pl.read_parquet(item.path, columns=[c for c in COLUMNS_READ if c in present]))
     return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
