@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from mamori.sources.batch import json_head_has, json_parser, json_source
+import polars as pl
+
+from mamori.sources.base import ReadOptions
+from mamori.sources.batch import finish_json, json_fields, json_head_has, json_source
+from mamori.sources.json_templates import template_fields
 
 SOURCE = "cloudtrail"
 
@@ -24,7 +28,16 @@ def _is_event(value: dict[str, Any]) -> str | None:
     return "not a CloudTrail event (no eventVersion / eventName / eventSource)"
 
 
-parse_cloudtrail = json_parser(("eventTime",), ("recipientAccountId",), accept=_is_event, accept_any=EVENT_KEYS)
+def parse_cloudtrail(texts: pl.Series, options: ReadOptions) -> pl.DataFrame:
+    """Parse CloudTrail records as ``batch.json_parser`` does (time from ``eventTime``, host from
+    ``recipientAccountId``). AWS writes the events of one kind alike (same keys, same order, compact):
+    a batch of a few kinds is read by their templates (``json_templates``), the same columns and values
+    for a fraction of the cost of decoding every record; any other batch is read as before (``json_fields``:
+    Arrow's reader for the whole batch, or record by record)."""
+    frame = template_fields(texts, _is_event)
+    if frame is None:
+        frame = json_fields(texts, _is_event, EVENT_KEYS)
+    return finish_json(frame, options, ("eventTime",), ("recipientAccountId",), None, "UTC")
 
 
 def sniff_cloudtrail(head: bytes, name: str) -> bool:
