@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -276,3 +276,31 @@ def test_alerts_older_than_the_first_start_are_grouped_without_being_published(
     assert incidents_of(case_sessions) == {1: [old, fresh]}
     assert [(e.kind, e.alert["id"] if e.alert else None) for e in seen] == [("alert.created", fresh),
                                                                          ("incident.updated", None)]
+
+
+def test_an_alert_that_grew_reads_only_its_new_first_events_from_the_files_stored_since_its_update(
+        case_sessions: sessionmaker[Session], add_alert: AddAlert, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from mamori.cases import worker as worker_module
+
+    calls: list[tuple[list[str], object]] = []
+
+    def recorded(lake: Lake, uids: list[str], *args: object, **kwargs: object) -> list[dict[str, object]]:
+        calls.append((list(uids), kwargs.get("stored_since")))
+        return [{"_uid": u} for u in uids]
+
+    monkeypatch.setattr(worker_module, "events_by_uid", recorded)
+    grown = add_alert(host="WS01", event_uids=["u-1"])
+    with case_sessions.begin() as session:  # made an hour ago
+        session.execute(update(Alert).where(Alert.id == grown).values(created_at=utcnow() - timedelta(hours=1)))
+    worker, _ = make_worker(case_sessions, tmp_path)
+    worker.run_once()
+    assert [uids for uids, _ in calls] == [["u-1"]]
+    updated = utcnow()
+    with case_sessions.begin() as session:  # a later batch adds an event to it
+        session.execute(update(Alert).where(Alert.id == grown).values(event_uids=["u-1", "u-2"], updated_at=updated))
+    worker.run_once()
+    uids, stored_since = calls[-1]
+    assert uids == ["u-2"]  # u-1 was read before
+    assert isinstance(stored_since, datetime)
+    assert stored_since.replace(tzinfo=None) >= (updated - worker_module.RECENT_FILES).replace(tzinfo=None)

@@ -193,6 +193,7 @@ class GroupingWorker:
         self.failed = 0
         self.history_before: datetime | None = None
         self._trees: dict[tuple[int, tuple[str, ...], str | None], set[str]] = {}  # see _process_trees
+        self._first_events: dict[int, dict[str, dict[str, object]]] = {}  # alert id -> its first events read
 
     def start(self) -> None:
         """Start polling in a background thread. On the very first start (no watermark yet) the alerts
@@ -245,12 +246,18 @@ class GroupingWorker:
             return {}
         unknown = [p for p in pending if _tree_key(p) not in self._trees]
         if unknown:
-            uids = [u for p in unknown for u in p.event_uids]
+            # only the events not read before: an alert that grew since has new first events, stored
+            # just before its update, not at its creation (minutes or hours of lake files ago)
+            uids = list(dict.fromkeys(u for p in unknown for u in p.event_uids
+                                      if u not in self._first_events.get(p.alert_id, {})))
             since, until = min(p.first_seen for p in unknown), max(p.last_seen for p in unknown)
+            stored = min(p.updated_at if p.alert_id in self._first_events else p.created_at for p in unknown)
             columns = (*PROCESS_FIELDS, "_host")
+            events: list[dict[str, object]] = []
             try:  # the files written since the alerts were made first, the whole days for what they lack
-                events = events_by_uid(self.lake, uids, since, until, columns, len(uids),
-                                       stored_since=min(p.created_at for p in unknown) - RECENT_FILES)
+                if uids:
+                    events = events_by_uid(self.lake, uids, since, until, columns, len(uids),
+                                           stored_since=stored - RECENT_FILES)
                 missing = set(uids) - {str(e.get("_uid")) for e in events}
                 if missing:
                     events += events_by_uid(self.lake, sorted(missing), since, until, columns, len(missing))
@@ -260,8 +267,11 @@ class GroupingWorker:
             by_uid = {str(e.get("_uid")): e for e in events}
             if len(self._trees) + len(unknown) > TREES_KEPT:
                 self._trees.clear()
+                self._first_events.clear()
             for p in unknown:
-                self._trees[_tree_key(p)] = process_tree_values([by_uid[u] for u in p.event_uids if u in by_uid],
+                known = self._first_events.setdefault(p.alert_id, {})
+                known.update((u, by_uid[u]) for u in p.event_uids if u in by_uid)
+                self._trees[_tree_key(p)] = process_tree_values([known[u] for u in p.event_uids if u in known],
                                                                 p.host)
         return {p.alert_id: self._trees[_tree_key(p)] for p in pending}
 
