@@ -8,20 +8,16 @@ from typing import Any
 
 import pytest
 from cases_testing import T0
+from mamori_testing import records_sessions
 from sqlalchemy.orm import Session, sessionmaker
 
-from mamori.store.db import make_engine, migrate, session_factory
 from mamori.store.records import Alert
 
 
 @pytest.fixture
 def case_sessions(tmp_path: Any) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'mamori.db'}")
-    migrate(engine)
-    try:
-        yield session_factory(engine)
-    finally:
-        engine.dispose()
+    with records_sessions(tmp_path) as sessions:
+        yield sessions
 
 
 AddAlert = Callable[..., int]

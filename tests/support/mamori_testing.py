@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
 from mamori.detect.sigma.loader import parse_rule_text
 from mamori.detect.sigma.model import Correlation, Rule, RuleSet
@@ -21,6 +24,19 @@ def shared_data(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"real data not available: {path} is absent (it ships beside the repo in CI)")
     return path
+
+
+@contextlib.contextmanager
+def records_sessions(folder: Path) -> Iterator[sessionmaker[Session]]:
+    """A migrated records database (SQLite in ``folder``) and its sessions, disposed afterwards."""
+    from mamori.store.db import make_engine, migrate, session_factory
+
+    engine = make_engine(f"sqlite:///{folder / 'mamori.db'}")
+    migrate(engine)
+    try:
+        yield session_factory(engine)
+    finally:
+        engine.dispose()
 
 
 def ruleset_from(*texts: str, placeholders: dict[str, list[str]] | None = None) -> RuleSet:
