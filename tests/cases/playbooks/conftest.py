@@ -18,13 +18,13 @@ from typing import Any
 
 import orjson
 import pytest
+from mamori_testing import records_sessions
 from playbook_testing import HttpSink, Received, SmtpSink
 from sqlalchemy.orm import Session, sessionmaker
 
 import mamori.cases.playbooks.records  # noqa: F401  (registers the playbook migrations)
 from mamori.cases.playbooks.loader import load_folder
 from mamori.cases.playbooks.model import Library
-from mamori.store.db import make_engine, migrate, session_factory
 
 
 @pytest.fixture
@@ -127,12 +127,8 @@ def smtp_tls_sink(tmp_path: Path) -> Iterator[tuple[SmtpSink, Path]]:
 
 @pytest.fixture
 def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'records.db'}")
-    migrate(engine)
-    try:
-        yield session_factory(engine)
-    finally:
-        engine.dispose()
+    with records_sessions(tmp_path) as made:
+        yield made
 
 
 @pytest.fixture
