@@ -187,3 +187,14 @@ def test_the_columns_read_for_scoring_give_the_anomalies_all_columns_give(tmp_pa
         engine.fit(read(history))
         found.append(sorted(a.key for a in engine.score(read(recent))))
     assert found[0] == found[1] and len(found[0]) > 10
+
+
+def test_a_refreshed_baseline_keeps_the_analysts_verdicts(tmp_path: Path, scenario: Scenario,
+                                                           sessions: sessionmaker[Session]) -> None:
+    _, worker = _scored_week(tmp_path, scenario, sessions)
+    spike = next(a for a in _alerts(sessions) if a.rule_id == anomaly_rule_id("logon_hosts_user") and a.user == "taro")
+    assert worker.mark_benign(spike.dedup_key)
+    assert worker.engine is not None
+    verdicts = set(worker.engine.benign)
+    assert worker.rebuild(scenario.end + timedelta(days=2))
+    assert worker.engine is not None and verdicts <= worker.engine.benign

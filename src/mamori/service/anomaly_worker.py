@@ -170,7 +170,7 @@ class AnomalyWorker:
         on from the newest stored events. False when the history is still too short."""
         with self._lock:
             previous, self.engine = self.engine, None
-            if self._fit(now or datetime.now(UTC)):
+            if self._fit(now or datetime.now(UTC), previous):
                 return True
             self.engine = previous
             return False
@@ -188,7 +188,7 @@ class AnomalyWorker:
     def _round(self, now: datetime) -> int:
         files = [f for f in self.lake.files() if f.end > self.cursor]
         if self.engine is None or self._refit_due(now):
-            if not self._fit(now) and self.engine is None:
+            if not self._fit(now, self.engine) and self.engine is None:
                 return 0
             files = [f for f in files if f.end > self.cursor]
         if not files:
@@ -208,9 +208,10 @@ class AnomalyWorker:
     def _refit_due(self, now: datetime) -> bool:
         return self.fitted_at is not None and now - self.fitted_at >= timedelta(days=self.settings.refit_days)
 
-    def _fit(self, now: datetime) -> bool:
+    def _fit(self, now: datetime, previous: UebaEngine | None) -> bool:
         """Build the baselines from the stored history; False while there is too little of it. A first
-        baseline takes everything stored (scoring starts after it); a refresh takes what was scored."""
+        baseline takes everything stored (scoring starts after it); a refresh takes what was scored.
+        The analysts' verdicts and the entity risk so far carry over from ``previous``."""
         refresh = self.engine is not None
         stored = [f for f in self.lake.files() if not refresh or f.end <= self.cursor]
         if not stored:
@@ -231,6 +232,8 @@ class AnomalyWorker:
             return False
         engine = UebaEngine()
         engine.fit(events)
+        if previous is not None:
+            engine.benign, engine.risk = previous.benign, previous.risk
         self.engine = engine
         self.fitted_at = now
         if not refresh:  # scoring, and risk from rule alerts, start after the history
