@@ -9,6 +9,8 @@ be slowed: datagrams that arrive while the spool is full are dropped and counted
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -20,6 +22,7 @@ from mamori.collect.framing import Rejected, SyslogFramer, decode_messages
 from mamori.collect.spool import Entry, Spool
 
 READ_BYTES = 256 * 1024
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024  # bytes asked of the kernel (it caps this at net.core.rmem_max)
 FULL_POLL_SECONDS = 0.05
 QUARANTINE = "quarantine"
 
@@ -104,6 +107,9 @@ class SyslogInputs:
         """Listen for syslog datagrams (one message each); return the bound port."""
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self), local_addr=(host, port))
+        sock = transport.get_extra_info("socket")
+        with contextlib.suppress(OSError):  # a bigger kernel buffer rides out a busy moment (UDP cannot wait)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
         self.transports.append(transport)
         bound = int(transport.get_extra_info("sockname")[1])
         self.ports["udp"] = bound

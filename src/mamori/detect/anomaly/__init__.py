@@ -8,6 +8,8 @@ feedback, scores entity risk with decay and saves/loads its baselines.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mamori.detect.anomaly.beaconing import BeaconingDetector
 from mamori.detect.anomaly.behaviour import BehaviourVectorDetector
 from mamori.detect.anomaly.domains import DomainNameModel, SuspiciousDomainDetector
@@ -19,8 +21,21 @@ from mamori.detect.anomaly.records import Anomaly, Explanation
 from mamori.detect.anomaly.risk import RiskIncident, RiskScorer
 from mamori.detect.anomaly.spraying import SprayingDetector
 from mamori.detect.anomaly.syscalls import CallSetModel, NgramSequenceModel, TraceAnomalyModel
-from mamori.detect.anomaly.tabular import TabularKnnModel
 from mamori.detect.anomaly.volume import VolumeDetector
+
+if TYPE_CHECKING:
+    from mamori.detect.anomaly.tabular import TabularKnnModel
+
+
+def __getattr__(name: str) -> object:
+    """``TabularKnnModel`` is imported when asked for: it needs scikit-learn (over a second to import),
+    which the service's anomaly worker and the UEBA detectors do not."""
+    if name == "TabularKnnModel":
+        from mamori.detect.anomaly.tabular import TabularKnnModel
+
+        return TabularKnnModel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Anomaly",
