@@ -7,10 +7,11 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from mamori.api.auth import Analyst, Principal, Viewer, audit
 from mamori.api.deps import parse_time, service_of
-from mamori.service.anomaly_worker import ANOMALY_RULE_PREFIX, RISK_RULE
+from mamori.service.anomaly_worker import is_anomaly_alert
 from mamori.service.runtime import Service
 from mamori.store.records import ALERT_STATUSES, Alert, utcnow
 
@@ -70,18 +71,28 @@ class Assignment(BaseModel):
     assignee: str = Field(min_length=1, max_length=200)
 
 
+def _alert(session: Session, alert_id: int) -> Alert:
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        raise HTTPException(404, detail=f"no alert {alert_id}")
+    return alert
+
+
+def _set(session: Session, alert: Alert, actor: str, action: str, values: dict[str, Any],
+         **detail: object) -> dict[str, Any]:
+    """Change an alert's fields, audited with before and after (and ``detail``)."""
+    before = {k: getattr(alert, k) for k in values}
+    for key, value in values.items():
+        setattr(alert, key, value)
+    alert.updated_at = utcnow()
+    audit(session, actor, action, f"alert {alert.id}", before=before, after=values, **detail)
+    session.flush()
+    return alert_dict(alert)
+
+
 def _change(request: Request, alert_id: int, principal: Principal, action: str, **values: Any) -> dict[str, Any]:
     with service_of(request).sessions.begin() as session:
-        alert = session.get(Alert, alert_id)
-        if alert is None:
-            raise HTTPException(404, detail=f"no alert {alert_id}")
-        before = {k: getattr(alert, k) for k in values}
-        for key, value in values.items():
-            setattr(alert, key, value)
-        alert.updated_at = utcnow()
-        audit(session, principal.user, action, f"alert {alert_id}", before=before, after=values)
-        session.flush()
-        return alert_dict(alert)
+        return _set(session, _alert(session, alert_id), principal.user, action, values)
 
 
 @router.post("/{alert_id}/acknowledge", summary="Acknowledge an alert")
@@ -100,19 +111,12 @@ def benign_verdict(service: Service, alert_id: int, actor: str, **detail: str) -
     """Close an anomaly alert as benign and teach its detector (``AnomalyWorker.mark_benign``); audited
     with whether the detector could learn it. 404 for no such alert, 409 for a rule alert."""
     with service.sessions.begin() as session:
-        alert = session.get(Alert, alert_id)
-        if alert is None:
-            raise HTTPException(404, detail=f"no alert {alert_id}")
-        if not alert.rule_id.startswith(ANOMALY_RULE_PREFIX) or alert.rule_id == RISK_RULE:
+        alert = _alert(session, alert_id)
+        if not is_anomaly_alert(alert.rule_id):
             raise HTTPException(409, detail=f"alert {alert_id} is not an anomaly alert (rule {alert.rule_id})")
         learned = service.anomaly_worker.mark_benign(alert.dedup_key)
-        before = {"status": alert.status}
-        alert.status = "closed"
-        alert.updated_at = utcnow()
-        audit(session, actor, "alert.benign", f"alert {alert_id}", before=before, after={"status": "closed"},
-              learned=learned, **detail)
-        session.flush()
-        return {**alert_dict(alert), "learned": learned}
+        return {**_set(session, alert, actor, "alert.benign", {"status": "closed"}, learned=learned, **detail),
+                "learned": learned}
 
 
 @router.post("/{alert_id}/benign", summary="Mark an anomaly alert benign")

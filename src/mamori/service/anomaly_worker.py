@@ -60,6 +60,11 @@ class AnomalySettings:
     throttle_seconds: float = 3600.0
 
 
+def is_anomaly_alert(rule_id: str) -> bool:
+    """Whether an alert of this rule is an anomaly one detector raised (what a benign verdict teaches)."""
+    return rule_id.startswith(ANOMALY_RULE_PREFIX) and rule_id != RISK_RULE
+
+
 def anomaly_rule_id(detector: str) -> str:
     """The rule id anomaly alerts of one detector carry (what alert lists and filters show)."""
     return f"{ANOMALY_RULE_PREFIX}{detector}"
@@ -258,7 +263,9 @@ class AnomalyWorker:
                now: datetime) -> int:
         if not anomalies and not incidents:
             return 0
-        row_of = {u: i for i, u in enumerate(events.get_column(schema.UID).to_list())}
+        wanted = list({u for a in anomalies for u in a.event_uids})  # a round holds millions of events: no dict of them
+        found = events.select(pl.int_range(pl.len()).alias("row"), schema.UID).filter(pl.col(schema.UID).is_in(wanted))
+        row_of = dict(zip(found.get_column(schema.UID).to_list(), found.get_column("row").to_list(), strict=True))
         detections = [anomaly_detection(a, tuple(row_of[u] for u in a.event_uids if u in row_of)) for a in anomalies]
         behind = {id(d): a for d, a in zip(detections, anomalies, strict=True)}
         detections += [risk_detection(i) for i in incidents]
@@ -340,8 +347,4 @@ COLUMNS_READ = tuple(dict.fromkeys((
 
 def read_for_scoring(files: list[LakeFile]) -> pl.DataFrame:
     """The stored events of ``files``, only the columns the detectors read."""
-    frames = []
-    for item in files:
-        present = set(pl.read_parquet_schema(item.path))
-        frames.append(pl.read_parquet(item.path, columns=[c for c in COLUMNS_READ if c in present]))
-    return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+    return Lake.read(files, COLUMNS_READ)

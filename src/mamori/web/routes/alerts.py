@@ -16,7 +16,7 @@ from mamori.cases import workflow
 from mamori.cases.records import IncidentAlert
 from mamori.detect.attack import LEVELS
 from mamori.errors import MamoriError
-from mamori.service.anomaly_worker import ANOMALY_RULE_PREFIX, RISK_RULE
+from mamori.service.anomaly_worker import is_anomaly_alert
 from mamori.store.records import ALERT_STATUSES, Alert, utcnow
 from mamori.web.casebus import publish
 from mamori.web.context import ConsoleUser, Reader, checked_form, page_error, render
@@ -65,9 +65,8 @@ def alert_page(request: Request, alert_id: int, user: ConsoleUser = Reader) -> R
         if alert is None:
             raise page_error(404, "error.no_alert", id=alert_id)
         incident_id = _incident_of(session, alert_id)
-    anomaly = alert.rule_id.startswith(ANOMALY_RULE_PREFIX) and alert.rule_id != RISK_RULE
     return render(request, "alert.html", user, alert=alert, incident_id=incident_id, actions=BULK_ACTIONS,
-                  message=request.query_params.get("done", ""), anomaly=anomaly)
+                  message=request.query_params.get("done", ""), anomaly=is_anomaly_alert(alert.rule_id))
 
 
 @router.post("/alerts/{alert_id}/benign", summary="Mark an anomaly alert benign")
