@@ -429,10 +429,10 @@ def _json_parts(path: Path, options: ReadOptions) -> Iterator[JsonPart]:
             text = decode(handle.read(), options.encoding)
         yield from _values_from_text(text)
         return
-    envelope = "|".join(_ENVELOPE_KEYS)
+    envelope = list(_ENVELOPE_KEYS)
     for first, column in iter_line_columns(path, options.encoding):
         # The lines ``_expand`` passes on as they are, when they start with ``{`` itself.
-        plain = column.str.starts_with("{") & ~column.str.slice(0, 40).str.contains(envelope)
+        plain = column.str.starts_with("{") & ~column.str.slice(0, 40).str.contains_any(envelope)
         start = 0
         for other in (~plain).arg_true().to_list():
             if other > start:

@@ -15,8 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 import polars as pl
+import pyarrow as pa
 
 from mamori.sources.batch import flatten, nulls
 
@@ -89,33 +91,53 @@ def _marked_copy(value: dict[str, Any]) -> dict[str, Any]:
 
 
 def template_rows(texts: pl.Series, template: Template) -> tuple[pl.Series, list[pl.Series]]:
-    """The rows of ``texts`` that are ``template``'s records, and their string values, one Series per value."""
-    count = len(template.quotes)
-    frame = pl.DataFrame({"t": texts}).with_columns(pl.col("t").str.split('"').alias("p")).select(
-        "t", *[pl.col("p").list.get(q, null_on_oob=True).alias(str(j)) for j, q in enumerate(template.quotes)])
-    rebuilt = [pl.lit(template.texts[0])]
-    for j in range(count):
-        rebuilt += [pl.col(str(j)), pl.lit(template.texts[j + 1])]
-    fits = pl.concat_str(rebuilt) == pl.col("t")
-    if count:  # a string holding a control character is not JSON (no backslash in the batch: no escape)
-        fits = fits & ~pl.concat_str([pl.col(str(j)) for j in range(count)]).str.contains(r"[\x00-\x1f]")
-    ok = frame.select(fits.fill_null(False)).to_series()
-    kept = frame.filter(ok)
-    return ok.arg_true(), [kept[str(j)] for j in range(count)]
+    """The rows of ``texts`` that are ``template``'s records, and their string values, one Series per value.
+    A row is cut at its first quotes into as many pieces as the template's text has (the last piece keeps
+    the rest): it is the template's when every piece between two values is the template's own piece (so it
+    has the template's quotes, no more), and its values are the pieces in between. Comparing pieces costs
+    less than putting the record's text back together and comparing that. The caller has made sure no text
+    holds a backslash or a control character (``template_fields``), so no value needs looking into."""
+    pieces = "".join(template.texts).split('"')  # the template's text with its values empty, cut at quotes
+    slots = set(template.quotes)
+    cut = pl.DataFrame({"t": texts}).select(pl.col("t").str.split_exact('"', len(pieces) - 1).alias("p")).unnest("p")
+    names = cut.columns
+    fits = pl.all_horizontal([pl.col(names[i]) == piece for i, piece in enumerate(pieces) if i not in slots])
+    ok = cut.select(fits.fill_null(False)).to_series()
+    values = cut.select([names[q] for q in template.quotes])
+    if not ok.all():
+        values = values.filter(ok)
+    return ok.arg_true(), values.get_columns()
 
 
 def template_fields(texts: pl.Series, accept: Callable[[dict[str, Any]], str | None] | None = None
                     ) -> pl.DataFrame | None:
     """``batch.json_fields(texts, accept)`` for a batch whose records are all those of a few templates
     (``TEMPLATES``; each made of the first record no earlier template reads), or None: a batch holding a
-    backslash or a null, a record no template reads, or a kind of record seldom met. Rows picked across
-    the batch are tried first, so that a batch of many kinds costs little more than that to decline."""
+    backslash, a control character or a null, a record no template reads, or a kind of record seldom met.
+    Rows picked across the batch are tried first, so that a batch of many kinds costs little more than that
+    to decline."""
     n = len(texts)
-    if n == 0 or texts.null_count() or texts.str.contains("\\", literal=True).any():
+    if n == 0 or texts.null_count() or _holds_escape_or_control(texts):
         return None
     if n > SAMPLE_ROWS and _read_by_templates(texts.gather_every(n // SAMPLE_ROWS), accept, TEMPLATES) is None:
         return None
     return _read_by_templates(texts, accept, TEMPLATE_SHARE)
+
+
+def _holds_escape_or_control(texts: pl.Series) -> bool:
+    """Whether a text holds a backslash or a control character (a byte below 0x20), read off the Arrow
+    buffer of the texts at once. No template reads such a record: ``orjson`` writes neither as it is
+    (a control character in a string is escaped, and none is written between tokens), so a batch
+    holding one would be declined anyway, after trying its templates."""
+    array = texts.to_arrow(compat_level=pl.CompatLevel.oldest())
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if array.type != pa.large_string():
+        array = array.cast(pa.large_string())
+    _, offsets, data = array.buffers()
+    bounds = np.frombuffer(offsets, dtype=np.int64)[array.offset: array.offset + len(array) + 1]
+    held = np.frombuffer(data, dtype=np.uint8)[int(bounds[0]): int(bounds[-1])] if data is not None else None
+    return held is not None and len(held) > 0 and bool((held < 0x20).any() or (held == 0x5C).any())
 
 
 Part = tuple[pl.Series, Template, list[pl.Series]]  # rows a template reads, the template, their string values
