@@ -24,7 +24,7 @@ def main() -> None:
     detections = result.detections
     files = {d["source_file"] for d in detections}
     evtx_files = [f for f in result.files if f.source == "evtx"]
-    print(f"rules loaded: {len(result.ruleset.rules)}, refused: {len(result.ruleset.refused)}")
+    print(f"rules loaded: {result.rules_loaded}, refused: {len(result.refused)}")
     print(f"events read: {result.events:,} from {len(result.files)} files ({len(evtx_files)} EVTX)")
     print(f"detections: {len(detections):,}; distinct rules fired: {len({d['rule_id'] for d in detections})}; "
           f"distinct events with a detection: {len({d['event_uid'] for d in detections}):,}; "

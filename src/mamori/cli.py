@@ -93,7 +93,8 @@ def _parse_time(value: str | None) -> datetime | None:
 @click.option("--timezone", "default_timezone", default="UTC", show_default=True,
               help="Zone of times that carry none (syslog), e.g. Asia/Tokyo.")
 @click.option("--no-cache", is_flag=True, help="Do not use or write the compiled rule cache.")
-@click.option("--workers", type=int, help="Reader processes (default: one per core).")
+@click.option("--workers", type=int, help="Processes (default: one per core, at most 4): each reads a share of the "
+              "files and, with hundreds of rules, compiles and runs a share of the rules over every event.")
 @click.option("--no-explain", is_flag=True, help="Skip the per-detection explanation.")
 @click.option("--quarantine", type=click.Path(path_type=Path),
               help="Append records that could not be read (file, line, reason, text) to this JSONL file.")

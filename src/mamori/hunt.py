@@ -24,7 +24,7 @@ from mamori.detect.attack import level_rank, tactics_of, techniques_of
 from mamori.detect.sigma.correlation import BaseHit, CorrelationEngine, CorrelationHit
 from mamori.detect.sigma.engine import ROW, RULE_ID, SELECTIONS, Detector
 from mamori.detect.sigma.explain import explanation_text
-from mamori.detect.sigma.model import Rule, RuleSet
+from mamori.detect.sigma.model import Refusal, Rule
 from mamori.detect.sigma.ruleset import load_ruleset
 from mamori.errors import MamoriError
 from mamori.events import schema
@@ -83,12 +83,15 @@ class HuntResult:
     """Everything a hunt produced, for the terminal summary and the detection outputs."""
 
     detections: list[dict[str, Any]]
-    ruleset: RuleSet
+    rules_loaded: int
+    correlations_loaded: int
+    refused: list[Refusal]
     files: list[FileReport]
     skipped: list[tuple[str, str]]
     events: int
     seconds: float
     unrouted_rules: list[Rule]
+    rule_processes: int = 1  # processes the rules were shared out over (``hunt_shares``)
 
     @property
     def complete(self) -> bool:
@@ -120,7 +123,7 @@ def discover(paths: Sequence[Path], forced: str | None) -> tuple[list[tuple[str,
     return chosen, skipped
 
 
-def _balance(files: list[tuple[str, Path]], parts: int) -> list[list[tuple[str, Path]]]:
+def balance_files(files: list[tuple[str, Path]], parts: int) -> list[list[tuple[str, Path]]]:
     """Split files into ``parts`` shares of similar total size."""
     bins: list[list[tuple[str, Path]]] = [[] for _ in range(parts)]
     sizes = [0] * parts
@@ -194,7 +197,7 @@ def _read_all(files: list[tuple[str, Path]], options: ReadOptions, workers: int,
     """Start reading: futures from a worker pool when it pays, else the results in this process."""
     if workers > 1 and len(files) > 1:
         pool = ProcessPoolExecutor(workers, mp_context=worker_context(fresh_process))
-        futures = [pool.submit(read_share_for_transfer, share, options) for share in _balance(files, workers * 2)]
+        futures = [pool.submit(read_share_for_transfer, share, options) for share in balance_files(files, workers * 2)]
         pool.shutdown(wait=False)
         yield from futures
     else:
@@ -224,6 +227,17 @@ def run_hunt(
     filters = filters or HuntFilters()
     files, skipped = discover(paths, source)
     count = workers or max(1, min(os.cpu_count() or 1, 4))
+    reports = {str(p): FileReport(str(p), s) for s, p in files}
+    if fresh_process and count > 1 and files:
+        shared = _hunt_in_shares(files, rule_sources, count, options, filters, cache_dir, use_cache, explain_matches)
+        if shared is not None:
+            for problems, counts in shared.accounts:
+                _account(reports, problems, counts)
+            found = _finish(shared.detections, shared.rules_loaded, 0, shared.refused, reports, skipped,
+                            shared.events, started, shared.unrouted, quarantine)
+            found.rule_processes = shared.processes
+            return found
+        fresh_process = False  # batch work ran here: readers must not be forked from this process any more
     pending = list(_read_all(files, options, count, fresh_process))  # readers start before rules load
     ruleset = load_ruleset(rule_sources, cache_dir=cache_dir, use_cache=use_cache, workers=1 if files else None,
                            background_cache_write=fresh_process)
@@ -231,7 +245,6 @@ def run_hunt(
     correlations = CorrelationEngine(ruleset.correlations, ruleset.rules)
     silenced = correlations.silenced_rules()
     rules = ruleset.by_id()
-    reports = {str(p): FileReport(str(p), s) for s, p in files}
     detections: list[dict[str, Any]] = []
     base_hits: list[BaseHit] = []
     events = 0
@@ -242,20 +255,13 @@ def run_hunt(
         frame = concat_frames(frames) if len(frames) > 1 else frames[0]
         hits, prepared = detector.run(frame, explain=explain_matches)
         if hits.height:
-            detections.extend(_records(prepared, hits, rules, filters, silenced))
+            detections.extend(detection_records(prepared, hits, rules, filters, silenced))
             base_hits.extend(_base_hits(frame, hits, correlations))
 
     for item in pending:
         results = _received(item.result()) if isinstance(item, Future) else item
         for result, counts in results:
-            for origin, number in counts.items():
-                if origin in reports:
-                    reports[origin].events += number
-            for problem in result.problems:
-                report = reports.get(problem.where) or next(
-                    (r for path, r in reports.items() if problem.where.startswith(path)), None)
-                if report is not None:
-                    report.problems.append(problem)
+            _account(reports, result.problems, counts)
             if result.frame.height == 0:
                 continue
             events += result.frame.height
@@ -270,13 +276,70 @@ def run_hunt(
         record = _correlation_record(fired)
         if filters.keeps_rule(record["rule_id"], record["rule_level"], record["tags"]):
             detections.append(record)
-    detections.sort(key=lambda d: (d["time"] or "", d["rule_id"]))
+    return _finish(detections, len(ruleset.rules), len(ruleset.correlations), ruleset.refused, reports, skipped,
+                   events, started, detector.unrouted, quarantine)
+
+
+@dataclass
+class _SharedFindings:
+    detections: list[dict[str, Any]]
+    rules_loaded: int
+    refused: list[Refusal]
+    events: int
+    unrouted: list[Rule]
+    accounts: list[tuple[list[ReadProblem], dict[str, int]]]
+    processes: int
+
+
+def _hunt_in_shares(files: list[tuple[str, Path]], rule_sources: Sequence[Path], count: int, options: ReadOptions,
+                    filters: HuntFilters, cache_dir: Path | None, use_cache: bool,
+                    explain: bool) -> _SharedFindings | None:
+    """The hunt with the rules split over ``count`` processes (``hunt_shares``), merged; None when the
+    rules cannot be split or hold correlations (the caller then hunts in one process)."""
+    from mamori.hunt_shares import hunt_in_shares, merge_rules, rule_file_shares
+
+    rule_shares = rule_file_shares(rule_sources, count)
+    if rule_shares is None:
+        return None
+    shared = hunt_in_shares(files, rule_shares, options, filters, cache_dir, use_cache, explain)
+    if shared is None:
+        return None
+    loaded, refused, dropped = merge_rules(shared.outcomes)
+    detections = [d for o in shared.outcomes for d in o.detections if (d["rule_id"], d["rule_path"]) not in dropped]
+    return _SharedFindings(detections, loaded, refused, sum(r.events for r in shared.reads),
+                           [r for o in shared.outcomes for r in o.unrouted],
+                           [account for read in shared.reads for account in read.accounts], len(shared.outcomes))
+
+
+def _account(reports: dict[str, FileReport], problems: list[ReadProblem], counts: dict[str, int]) -> None:
+    """Add a batch's events per file and its problems to the file reports."""
+    for origin, number in counts.items():
+        if origin in reports:
+            reports[origin].events += number
+    for problem in problems:
+        report = reports.get(problem.where) or next(
+            (r for path, r in reports.items() if problem.where.startswith(path)), None)
+        if report is not None:
+            report.problems.append(problem)
+
+
+def _finish(detections: list[dict[str, Any]], rules_loaded: int, correlations_loaded: int, refused: list[Refusal],
+            reports: dict[str, FileReport], skipped: list[tuple[str, str]], events: int, started: float,
+            unrouted: list[Rule], quarantine: Path | None) -> HuntResult:
+    """Order the detections, write the quarantine file, and wrap everything up."""
+    detections.sort(key=_detection_order)
     if quarantine is not None:
         from mamori.sources.quarantine import write_quarantine
 
         write_quarantine([p for r in reports.values() for p in r.problems], quarantine)
-    return HuntResult(detections, ruleset, list(reports.values()), skipped, events,
-                      time.perf_counter() - started, detector.unrouted)
+    return HuntResult(detections, rules_loaded, correlations_loaded, refused, list(reports.values()), skipped,
+                      events, time.perf_counter() - started, unrouted)
+
+
+def _detection_order(detection: dict[str, Any]) -> tuple[str, str, str, str]:
+    """Time, then rule, then where the event was: one order whichever process found what."""
+    return (detection["time"] or "", detection["rule_id"], detection.get("source_file") or "",
+            str(detection.get("record_id") or ""))
 
 
 def _iso(value: Any) -> str | None:
@@ -287,7 +350,7 @@ def _iso(value: Any) -> str | None:
     return str(value)
 
 
-def _records(prepared: pl.DataFrame, hits: pl.DataFrame, rules: dict[str, Rule], filters: HuntFilters,
+def detection_records(prepared: pl.DataFrame, hits: pl.DataFrame, rules: dict[str, Rule], filters: HuntFilters,
              silenced: set[str]) -> list[dict[str, Any]]:
     """Detection records for the hits of one batch (``prepared``: the batch with rule-side names)."""
     out: list[dict[str, Any]] = []

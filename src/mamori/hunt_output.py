@@ -55,14 +55,19 @@ def render_table(detections: Sequence[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+def _matched_by(processes: int) -> str:
+    return "matched in one process" if processes == 1 else f"shared out over {processes} processes"
+
+
 def print_summary(result: HuntResult, console: Console, top: int = 15) -> None:
     """Counts by level, tactic and host, the top rules, the files read, speed, and every problem."""
     detections = result.detections
     rate = result.events / result.seconds if result.seconds else 0.0
     rules_fired = {d["rule_id"] for d in detections}
     console.print(f"[bold]mamori hunt[/]: {result.events:,} events from {len(result.files)} files in "
-                  f"{result.seconds:.2f} s ({rate:,.0f} events/s); {len(result.ruleset.rules):,} rules, "
-                  f"{len(result.ruleset.correlations)} correlations; {len(detections):,} detections "
+                  f"{result.seconds:.2f} s ({rate:,.0f} events/s); {result.rules_loaded:,} rules "
+                  f"({_matched_by(result.rule_processes)}), "
+                  f"{result.correlations_loaded} correlations; {len(detections):,} detections "
                   f"from {len(rules_fired)} rules")
     levels = Counter(d["rule_level"] for d in detections)
     by_level = Table(title="By level")
@@ -123,10 +128,10 @@ def print_summary(result: HuntResult, console: Console, top: int = 15) -> None:
         console.print(f"[dim]skipped {path}: {reason}[/]")
     if len(result.skipped) > 20:
         console.print(f"[dim]... {len(result.skipped) - 20} more files skipped[/]")
-    for refusal in result.ruleset.refused[:50]:
+    for refusal in result.refused[:50]:
         console.print(f"[yellow]rule refused[/] {refusal.path}: {refusal.reason}")
-    if len(result.ruleset.refused) > 50:
-        console.print(f"[yellow]... {len(result.ruleset.refused) - 50} more rules refused "
+    if len(result.refused) > 50:
+        console.print(f"[yellow]... {len(result.refused) - 50} more rules refused "
                       "(see `mamori rules list --refused`)[/]")
     if result.unrouted_rules:
         console.print(f"[dim]{len(result.unrouted_rules)} rules have a log source no reader serves yet "

@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import pickle
 import stat
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from mamori.detect.sigma.loader import RULE_SUFFIXES, iter_rule_texts, parse_rule_text
@@ -83,6 +83,21 @@ def load_ruleset(
     ``background_cache_write``: write the cache from a forked child so a cold start does not wait for
     it (half a second for the SigmaHQ set); only for callers that end soon after (the hunt command),
     since the child is not reaped."""
+    ruleset, write_cache = load_ruleset_later_cache(sources, cache_dir, placeholders, workers, use_cache)
+    write_cache(background_cache_write)
+    return ruleset
+
+
+def load_ruleset_later_cache(
+    sources: Sequence[Path],
+    cache_dir: Path | None = None,
+    placeholders: Mapping[str, Sequence[str]] | None = None,
+    workers: int | None = None,
+    use_cache: bool = True,
+) -> tuple[RuleSet, Callable[[bool], None]]:
+    """``load_ruleset``, leaving the cache write (after a cold load) to the caller: the second item writes
+    it when called, from a forked child if asked (``background``). For a caller that has better use for
+    the CPU right now (a hunt whose every core is matching) and writes once its work is done."""
     setting = repr(sorted((placeholders or {}).items())).encode()
     stamp = _stamp(sources, setting) if use_cache else None
     cache_file = (cache_dir or default_cache_dir()) / f"rules-{stamp}.pickle"
@@ -91,7 +106,7 @@ def load_ruleset(
             with cache_file.open("rb") as handle, _no_gc():
                 cached = pickle.load(handle)
             if isinstance(cached, RuleSet):
-                return cached
+                return cached, _written
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
             pass
     texts = [(path, data if isinstance(data, bytes) else data.encode()) for path, data in iter_rule_texts(sources)]
@@ -105,12 +120,20 @@ def load_ruleset(
     with _no_gc():
         items, refused, plans = _parse_all(texts, placeholders, workers)
     ruleset = _assemble(items, refused, key, plans)
-    if stamp is not None:
-        if background_cache_write and hasattr(os, "fork"):
+
+    def write_cache(background: bool) -> None:
+        if stamp is None:
+            return
+        if background and hasattr(os, "fork"):
             _write_cache_in_child(cache_file, ruleset)
         else:
             _write_cache(cache_file, ruleset)
-    return ruleset
+
+    return ruleset, write_cache
+
+
+def _written(background: bool) -> None:
+    """The cache write of a rule set read from the cache: nothing to do."""
 
 
 def _stamp(sources: Sequence[Path], setting: bytes) -> str | None:

@@ -1,0 +1,269 @@
+"""``mamori hunt`` on every core: the rules split into shares, one process per share, each process
+matching its share against every event.
+
+Why rules and not events: a hunt of a few thousand events spends most of its time compiling rules,
+and a big hunt most of its time matching them; both divide by rules. Splitting by events would leave
+every process compiling every rule. Each process reads a share of the files (and leaves the batches
+in a scratch folder for the others), compiles its share of the rules, then matches its rules on every
+batch. Rules are shared out by folder: in SigmaHQ's layout a folder is one log source, so a share's
+rules meet fewer kinds of events and read fewer fields.
+
+Correlation rules need the hits of the rules they name, wherever those were compiled: when any share
+holds one, the split is abandoned (``hunt_in_shares`` gives None) and the hunt runs in one process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import shutil
+import tempfile
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from mamori.detect.sigma.engine import Detector
+from mamori.detect.sigma.loader import RULE_SUFFIXES
+from mamori.detect.sigma.model import Refusal, Rule
+from mamori.detect.sigma.ruleset import load_ruleset_later_cache
+from mamori.errors import MamoriError
+from mamori.events.frame import concat_frames
+from mamori.events.transfer import frame_from_bytes, frame_to_bytes
+from mamori.sources.base import ReadOptions, ReadProblem
+
+KEEP_OWN_ROWS = 200_000  # a process keeps the batches it read in memory up to this many rows
+MIN_RULE_FILES = 400  # below this, compiling is quick and one process does everything
+BALANCE_SLACK = 1.15  # a folder stays whole in one share while it is at most this much over a fair share
+
+
+@dataclass
+class ShareRead:
+    """What one process read: its batches (scratch file names, in reading order), the events and problems
+    per input, and whether its rule share holds a correlation."""
+
+    share: int
+    batches: list[str] = field(default_factory=list)
+    events: int = 0
+    accounts: list[tuple[list[ReadProblem], dict[str, int]]] = field(default_factory=list)
+    has_correlations: bool = False
+
+
+@dataclass
+class ShareOutcome:
+    """What one process found with its rules: detection records, and what its rules were."""
+
+    detections: list[dict[str, Any]]
+    rules: list[tuple[str, str]]  # (id, path) of every rule the share loaded
+    correlations: int
+    refused: list[Refusal]
+    unrouted: list[Rule]
+
+
+@dataclass
+class SharedHunt:
+    """Every process's reading and findings, the main process's first."""
+
+    reads: list[ShareRead]
+    outcomes: list[ShareOutcome]
+
+
+def rule_file_shares(sources: Sequence[Path], parts: int) -> list[list[Path]] | None:
+    """The rule files of ``sources`` in ``parts`` shares of similar size, folder by folder; None when the
+    rules should not be split (a zip, a missing path, too few files to be worth it)."""
+    units: dict[tuple[int, str], list[Path]] = {}
+    for number, source in enumerate(sources):
+        if source.is_dir():
+            for path in sorted(source.rglob("*")):  # the order and spelling ``iter_rule_texts`` gives
+                if path.suffix.lower() in RULE_SUFFIXES and path.is_file():
+                    units.setdefault((number, str(path.parent)), []).append(path)
+        elif source.is_file() and source.suffix.lower() in RULE_SUFFIXES:
+            units.setdefault((number, str(source)), []).append(source)
+        else:
+            return None
+    sizes = {path: path.stat().st_size for paths in units.values() for path in paths}
+    total = sum(sizes.values())
+    if parts < 2 or len(sizes) < MIN_RULE_FILES or total == 0:
+        return None
+    fair = total / parts
+    pieces: list[list[Path]] = []
+    for paths in units.values():
+        if sum(sizes[p] for p in paths) <= fair * BALANCE_SLACK:
+            pieces.append(paths)
+        else:  # a folder bigger than a share is shared out file by file
+            pieces.extend([p] for p in paths)
+    shares: list[list[Path]] = [[] for _ in range(parts)]
+    loads = [0] * parts
+    for piece in sorted(pieces, key=lambda ps: (-sum(sizes[p] for p in ps), str(ps[0]))):
+        target = loads.index(min(loads))
+        shares[target].extend(piece)
+        loads[target] += sum(sizes[p] for p in piece)
+    return [sorted(share) for share in shares if share]
+
+
+def hunt_in_shares(files: list[tuple[str, Path]], rule_shares: list[list[Path]], options: ReadOptions,
+                   filters: Any, cache_dir: Path | None, use_cache: bool, explain: bool) -> SharedHunt | None:
+    """Run the hunt with one process per rule share (this one and forked children); None when a share
+    holds a correlation rule (the caller then hunts in one process). Only for a process that has done
+    no batch work yet: the children are forked."""
+    from mamori.hunt import balance_files
+
+    count = len(rule_shares)
+    file_shares = balance_files(files, count)
+    file_shares += [[] for _ in range(count - len(file_shares))]
+    scratch = Path(tempfile.mkdtemp(prefix="mamori-hunt-"))
+    context = multiprocessing.get_context("fork")
+    children: list[tuple[BaseProcess, Connection]] = []
+    job = _Job(scratch, options, filters, cache_dir, use_cache, explain)
+    try:
+        for share in range(1, count):
+            ours, theirs = context.Pipe()
+            work = (job, share, file_shares[share], rule_shares[share], theirs)
+            process: BaseProcess = context.Process(target=_child, args=work, name=f"mamori-hunt-share-{share}")
+            process.start()
+            theirs.close()
+            children.append((process, ours))
+        own = _Participant(job, 0, file_shares[0], rule_shares[0])
+        reads = [own.read_and_compile()] + [_receive(process, conn, "ready") for process, conn in children]
+        if any(read.has_correlations for read in reads):
+            for _, conn in children:
+                conn.send(None)
+            return None
+        order = [name for read in reads for name in read.batches]
+        for _, conn in children:
+            conn.send(order)
+        outcomes = [own.detect(order)] + [_receive(process, conn, "done") for process, conn in children]
+        return SharedHunt(reads, outcomes)  # the children end by themselves, and are reaped at exit
+    except BaseException:
+        for process, _ in children:
+            process.terminate()
+            process.join()
+        raise
+    finally:
+        for _, conn in children:
+            conn.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class _Job:
+    scratch: Path
+    options: ReadOptions
+    filters: Any
+    cache_dir: Path | None
+    use_cache: bool
+    explain: bool
+
+
+class _Participant:
+    """One process's part: read a share of the files, compile a share of the rules, match every batch."""
+
+    def __init__(self, job: _Job, share: int, files: list[tuple[str, Path]], rule_files: list[Path]) -> None:
+        self.job = job
+        self.share = share
+        self.files = files
+        self.rule_files = rule_files
+        self.kept: dict[str, pl.DataFrame] = {}
+
+    def read_and_compile(self) -> ShareRead:
+        """Read this share's files into scratch batches, then compile this share's rules."""
+        from mamori.hunt import read_share
+
+        read = ShareRead(self.share)
+        kept_rows = 0
+        for number, (result, counts) in enumerate(read_share(self.files, self.job.options)):
+            read.accounts.append((result.problems, counts))
+            if result.frame.height == 0:
+                continue
+            name = f"{self.share}-{number}.parquet"
+            read.batches.append(name)
+            read.events += result.frame.height
+            if kept_rows + result.frame.height <= KEEP_OWN_ROWS:
+                self.kept[name] = result.frame
+                kept_rows += result.frame.height
+            (self.job.scratch / name).write_bytes(frame_to_bytes(result.frame))
+        self.ruleset, self.write_cache = load_ruleset_later_cache(self.rule_files, cache_dir=self.job.cache_dir,
+                                                                  use_cache=self.job.use_cache, workers=1)
+        read.has_correlations = bool(self.ruleset.correlations)
+        self.detector = Detector(self.ruleset)
+        return read
+
+    def detect(self, order: list[str]) -> ShareOutcome:
+        """Match this share's rules on every batch, in the order given (the same in every process)."""
+        from mamori.hunt import detection_records
+
+        rules = self.ruleset.by_id()
+        detections: list[dict[str, Any]] = []
+        waiting: list[pl.DataFrame] = []
+        waiting_rows = 0
+
+        def run(frames: list[pl.DataFrame]) -> None:
+            frame = concat_frames(frames) if len(frames) > 1 else frames[0]
+            hits, prepared = self.detector.run(frame, explain=self.job.explain)
+            if hits.height:
+                detections.extend(detection_records(prepared, hits, rules, self.job.filters, set()))
+
+        for name in order:
+            frame = self.kept.get(name)
+            if frame is None:
+                frame = frame_from_bytes((self.job.scratch / name).read_bytes())
+            waiting.append(frame)
+            waiting_rows += frame.height
+            if waiting_rows >= self.job.options.batch_rows:
+                run(waiting)
+                waiting, waiting_rows = [], 0
+        if waiting:
+            run(waiting)
+        self.write_cache(True)  # only now: until here every core had matching to do
+        return ShareOutcome(detections, [(r.id, r.path) for r in self.ruleset.rules],
+                            len(self.ruleset.correlations), list(self.ruleset.refused), list(self.detector.unrouted))
+
+
+def _child(job: _Job, share: int, files: list[tuple[str, Path]], rule_files: list[Path], conn: Connection) -> None:
+    """A forked process's whole part; any failure goes back to the main process as text."""
+    try:
+        participant = _Participant(job, share, files, rule_files)
+        conn.send(("ready", participant.read_and_compile()))
+        order = conn.recv()
+        if order is not None:
+            conn.send(("done", participant.detect(order)))
+    except EOFError:
+        pass  # the main process has gone: nothing to report to
+    except BaseException:  # whatever broke, the main process must hear of it
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def _receive(process: BaseProcess, conn: Connection, expected: str) -> Any:
+    """The next message of a child, or a clear error when it failed or vanished."""
+    while not conn.poll(0.2):
+        if not process.is_alive() and not conn.poll():
+            raise MamoriError(f"a hunt process ({process.name}) stopped unexpectedly (exit code {process.exitcode})")
+    try:
+        kind, payload = conn.recv()
+    except EOFError as exc:
+        raise MamoriError(f"a hunt process ({process.name}) stopped before answering") from exc
+    if kind == "error":
+        raise MamoriError(f"a hunt process ({process.name}) failed:\n{payload}")
+    if kind != expected:
+        raise MamoriError(f"a hunt process ({process.name}) answered {kind!r}, expected {expected!r}")
+    return payload
+
+
+def merge_rules(outcomes: Sequence[ShareOutcome]) -> tuple[int, list[Refusal], set[tuple[str, str]]]:
+    """Rules loaded over all shares, the refusals (with an id loaded twice refused as one process would
+    have: the first file in path order keeps it), and the (id, path) pairs whose detections are dropped."""
+    refused = [r for outcome in outcomes for r in outcome.refused]
+    first: dict[str, str] = {}
+    for rule_id, path in sorted((pair for o in outcomes for pair in o.rules), key=lambda pair: pair[1]):
+        first.setdefault(rule_id, path)
+    dropped = {(rule_id, path) for o in outcomes for rule_id, path in o.rules if first[rule_id] != path}
+    refused += [Refusal(path, f"duplicate rule id {rule_id} (first in {first[rule_id]})", rule_id)
+                for rule_id, path in dropped]
+    loaded = sum(len(o.rules) for o in outcomes) - len(dropped)
+    return loaded, sorted(refused, key=lambda r: r.path), dropped
