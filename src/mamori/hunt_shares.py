@@ -15,6 +15,7 @@ holds one, the split is abandoned (``hunt_in_shares`` gives None) and the hunt r
 from __future__ import annotations
 
 import multiprocessing
+import os
 import shutil
 import tempfile
 import traceback
@@ -75,34 +76,42 @@ class SharedHunt:
 def rule_file_shares(sources: Sequence[Path], parts: int) -> list[list[Path]] | None:
     """The rule files of ``sources`` in ``parts`` shares of similar size, folder by folder; None when the
     rules should not be split (a zip, a missing path, too few files to be worth it)."""
-    units: dict[tuple[int, str], list[Path]] = {}
+    units: dict[tuple[int, str], list[str]] = {}
+    sizes: dict[str, int] = {}
     for number, source in enumerate(sources):
         if source.is_dir():
-            for path in sorted(source.rglob("*")):  # the order and spelling ``iter_rule_texts`` gives
-                if path.suffix.lower() in RULE_SUFFIXES and path.is_file():
-                    units.setdefault((number, str(path.parent)), []).append(path)
+            for folder, _dirs, names in os.walk(source):
+                for name in names:
+                    if name.lower().endswith(RULE_SUFFIXES):
+                        path = os.path.join(folder, name)  # as ``iter_rule_texts`` spells it: the rule's path
+                        try:
+                            sizes[path] = os.stat(path).st_size
+                        except OSError:
+                            continue
+                        units.setdefault((number, folder), []).append(path)
         elif source.is_file() and source.suffix.lower() in RULE_SUFFIXES:
-            units.setdefault((number, str(source)), []).append(source)
+            units.setdefault((number, str(source)), []).append(str(source))
+            sizes[str(source)] = source.stat().st_size
         else:
             return None
-    sizes = {path: path.stat().st_size for paths in units.values() for path in paths}
     total = sum(sizes.values())
     if parts < 2 or len(sizes) < MIN_RULE_FILES or total == 0:
         return None
     fair = total / parts
-    pieces: list[list[Path]] = []
+    pieces: list[tuple[int, list[str]]] = []
     for paths in units.values():
-        if sum(sizes[p] for p in paths) <= fair * BALANCE_SLACK:
-            pieces.append(paths)
+        size = sum(sizes[p] for p in paths)
+        if size <= fair * BALANCE_SLACK:
+            pieces.append((size, paths))
         else:  # a folder bigger than a share is shared out file by file
-            pieces.extend([p] for p in paths)
-    shares: list[list[Path]] = [[] for _ in range(parts)]
+            pieces.extend((sizes[p], [p]) for p in paths)
+    shares: list[list[str]] = [[] for _ in range(parts)]
     loads = [0] * parts
-    for piece in sorted(pieces, key=lambda ps: (-sum(sizes[p] for p in ps), str(ps[0]))):
+    for size, paths in sorted(pieces, key=lambda piece: (-piece[0], piece[1][0])):
         target = loads.index(min(loads))
-        shares[target].extend(piece)
-        loads[target] += sum(sizes[p] for p in piece)
-    return [sorted(share) for share in shares if share]
+        shares[target].extend(paths)
+        loads[target] += size
+    return [[Path(p) for p in sorted(share)] for share in shares if share]
 
 
 def hunt_in_shares(files: list[tuple[str, Path]], rule_shares: list[list[Path]], options: ReadOptions,

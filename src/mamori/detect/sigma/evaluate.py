@@ -19,8 +19,8 @@ import numpy as np
 import orjson
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from mamori.detect.sigma import arrow_kernels as kernels
 from mamori.detect.sigma.keyword_scan import raw_holding
 from mamori.detect.sigma.plan import (
     ANY,
@@ -129,7 +129,7 @@ class BatchEvaluator:
         if base is None:
             # Polars' own string views go to Arrow without a copy (half the cost of large strings);
             # the distinct values, few, are then cast for the kernels that want plain strings
-            dictionary = pc.dictionary_encode(series.rename("v").to_arrow(compat_level=pl.CompatLevel.newest()))
+            dictionary = kernels.dictionary_encode(series.rename("v").to_arrow(compat_level=pl.CompatLevel.newest()))
             if isinstance(dictionary, pa.ChunkedArray):
                 dictionary = dictionary.combine_chunks()
             values = dictionary.dictionary.cast(pa.large_string())
@@ -139,7 +139,7 @@ class BatchEvaluator:
             return base
         # lower-casing can merge distinct values: encode again so every lower-cased value is unique
         codes, values = base
-        relowered = pc.dictionary_encode(pc.utf8_lower(values))
+        relowered = kernels.dictionary_encode(kernels.utf8_lower(values))
         lowered_values = relowered.dictionary
         remap = np.append(relowered.indices.to_numpy(zero_copy_only=False), len(lowered_values))
         self._lower_remap[field] = remap
@@ -299,13 +299,13 @@ class BatchEvaluator:
         """Evaluate a test on the distinct values; also say whether it holds for null."""
         kind, arg = test.kind, test.arg
         if kind == EQ:
-            return _arrow_bits(pc.is_in(values, value_set=pa.array(sorted(arg), type=values.type))), False
+            return _arrow_bits(kernels.is_in(values, value_set=pa.array(sorted(arg), type=values.type))), False
         if kind == CONTAINS:
-            return _arrow_bits(pc.match_substring(values, pattern=arg)), False
+            return _arrow_bits(kernels.match_substring(values, arg)), False
         if kind == STARTS:
-            return _arrow_bits(pc.starts_with(values, pattern=arg)), False
+            return _arrow_bits(kernels.starts_with(values, arg)), False
         if kind == ENDS:
-            return _arrow_bits(pc.ends_with(values, pattern=arg)), False
+            return _arrow_bits(kernels.ends_with(values, arg)), False
         if kind == GLOB:
             return _regex_bits(values, str(arg), 0), False
         if kind == REGEX:
@@ -318,7 +318,7 @@ class BatchEvaluator:
         if kind == EXISTS:
             return np.full(len(values), bool(arg)), not arg
         if kind == NULL:
-            return _arrow_bits(pc.equal(values, "")), True
+            return _arrow_bits(kernels.equal(values, "")), True
         if kind == CIDR:
             return self._cidr_bits(values, arg), False
         if kind == NUMBER:
@@ -486,7 +486,7 @@ def _regex_bits(values: pa.Array, pattern: str, py_flags: int, py_pattern: str |
             return bits
     started = time.perf_counter()
     try:
-        bits = _arrow_bits(pc.match_substring_regex(values, pattern=pattern))
+        bits = _arrow_bits(kernels.match_substring_regex(values, pattern))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         key = (py_pattern or pattern, py_flags)
         compiled = _PY_REGEX.get(key)
@@ -630,7 +630,7 @@ LONG_TEXT = 1_000_000  # characters: raw records hold many matches each, costly 
 
 def _long_values(values: pa.Array) -> bool:
     """Whether the values are long (then one Polars pass beats walking every match in Python)."""
-    return bool((pc.sum(pc.utf8_length(values)).as_py() or 0) > LONG_TEXT)
+    return kernels.total_length(values) > LONG_TEXT
 
 
 def _occurrences_in_one_pass(values: pa.Array, literals: list[str]) -> dict[str, Any]:
@@ -778,8 +778,8 @@ class LiteralIndex:
             return out
         if len(candidates) > 24:  # many candidates: one vectorised check
             taken = self._array.take(pa.array(candidates))
-            check = pc.starts_with if test.kind == STARTS else pc.ends_with
-            chosen = candidates[_arrow_bits(check(taken, pattern=literal))]
+            check = kernels.starts_with if test.kind == STARTS else kernels.ends_with
+            chosen = candidates[_arrow_bits(check(taken, literal))]
         else:
             values = self.values
             if test.kind == STARTS:
