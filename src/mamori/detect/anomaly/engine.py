@@ -28,6 +28,8 @@ from mamori.detect.anomaly.risk import RiskIncident, RiskScorer
 from mamori.detect.anomaly.spraying import SprayingDetector
 from mamori.detect.anomaly.volume import DEFAULT_METRICS, METRICS_BY_NAME, VolumeDetector
 
+RISK_STATE = "entity_risk"  # the folder, beside the detectors' own, where the entity risk so far is kept
+
 _KINDS: dict[str, FirstSeenKind] = {k.name: k for k in (USER_HOST, HOST_PROCESS, PROCESS_PAIR)}
 
 
@@ -106,6 +108,8 @@ class UebaEngine:
         for detector in self.detectors:
             frames, settings = detector.state()
             write_frames(directory / detector.name, frames, settings)
+        contributions, raised = self.risk.state()
+        write_frames(directory / RISK_STATE, {"contributions": contributions, "raised": raised}, {})
         manifest = {
             "detectors": [d.name for d in self.detectors],
             "benign": sorted(self.benign),
@@ -127,6 +131,9 @@ class UebaEngine:
             detector.restore(frames, settings)
             detectors.append(detector)
         risk = RiskScorer(manifest["risk"]["threshold"], timedelta(seconds=manifest["risk"]["half_life_s"]))
+        if (directory / RISK_STATE / "settings.json").exists():  # engines saved before risk was kept have none
+            frames, _ = read_frames(directory / RISK_STATE)
+            risk.restore(frames["contributions"], frames["raised"])
         engine = cls(detectors, risk)
         engine.benign = set(manifest["benign"])
         return engine
