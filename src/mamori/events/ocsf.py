@@ -205,6 +205,22 @@ def builtin_tables() -> dict[str, OcsfTable]:
     return tables
 
 
+@functools.cache
+def ocsf_column_names() -> frozenset[str]:
+    """Every column the shipped tables can add to a batch: the normalised names, which a Sigma rule's
+    field must never be taken for (a rule's ``Status`` is the device's field, not OCSF's ``status``)."""
+    names: set[str] = {*IDS, "type_uid", "time"}
+    for table in builtin_tables().values():
+        names.update(n for n, _ in table.defaults)
+        names.update(n for rules in table.classes for rule in rules for n, _ in rule.values)
+        names.update(n for rules in table.classes for rule in rules for n, _ in rule.fields)
+        names.update(n for n, _ in table.fields)
+        names.update(n for n, _, _ in table.extract)
+        names.update(n for n, _, _, _ in table.lookups)
+        names.update(n for n, _ in table.constants)
+    return frozenset(names)
+
+
 PICK = "__ocsf_rule_{}"  # the column holding, per event, the index of the first rule of a list that holds
 KEY_SEPARATOR = "\x1f"
 

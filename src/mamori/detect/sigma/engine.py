@@ -283,11 +283,24 @@ def prepare(frame: pl.DataFrame, entries: tuple[MappingEntry, ...], masks: np.nd
         if name in derived or name in columns:
             continue
         actual = lookup.get(_field_key(name))
-        if actual is not None:
+        if actual is not None and not _normalised(actual):
             derived[name] = pl.col(actual)
     if not derived:
         return frame
     return frame.with_columns([expr.alias(name) for name, expr in derived.items()])
+
+
+def _normalised(column: str) -> bool:
+    """Whether a column is one Mamori added (core or OCSF), not one of the event's own fields: a rule
+    field differing from it only in case is another field (OCSF names are lower case, so the tables are
+    read only for a lower-case column)."""
+    if schema.is_core_column(column):
+        return True
+    if not column.islower():
+        return False
+    from mamori.events.ocsf import ocsf_column_names  # here: a Windows hunt never needs the tables
+
+    return column in ocsf_column_names()
 
 
 def _field_key(name: str) -> str:
