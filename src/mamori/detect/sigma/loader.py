@@ -42,8 +42,16 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # Scalars YAML 1.1 (PyYAML, pySigma's reference) and YAML 1.2 (the fast Rust parser) read differently:
 # leading-zero, 0o and 0b numbers, yes/no/on/off, sexagesimal. Files that may hold one, files with
 # several documents, and anything the fast parser refuses are read with libyaml.
-_YAML11_TEXT_RISKS = (b": 0", b"- 0", b"\n---", b"\n...", b"\n%")
-_YAML11_NUMBER = re.compile(rb"(?:[:-][ \t]+)[-+]?0[0-9ob]|^---|^\.\.\.|^%", re.MULTILINE)
+_YAML11_TEXT_RISKS = (b": 0", b"- 0", b"[0", b"[ 0", b", 0", b",0", b"\n---", b"\n...", b"\n%")
+# a whole plain scalar of digits after a leading zero (0755, 089, 0b101, 0o17): GUIDs and hashes that
+# merely start with 0 read the same in both versions
+_YAML11_NUMBER = re.compile(
+    rb"(?:[:\-][ \t]+|[\[,][ \t]*)[-+]?0(?:[0-9_]+|b[01_]+|o[0-7_]+)[ \t]*(?:$|#|,|\]|\})|^---|^\.\.\.|^%",
+    re.MULTILINE)
+# where no word YAML 1.1 reads as a boolean and no sexagesimal number occurs in the text, no scalar
+# can read differently, and the parsed document need not be walked
+_YAML11_SCALAR_HINT = re.compile(
+    rb"(?i)(?:^|[\s\[,{:'\"-])(?:y|n|yes|no|on|off)(?:$|[\s\],}:#'\"])|\d:[0-5]?\d", re.MULTILINE)
 _YAML11_WORDS = frozenset({"yes", "no", "on", "off", "y", "n"})
 _SEXAGESIMAL = re.compile(r"^[-+]?\d+(?::[0-5]?\d)+$")
 _TIMESPAN = re.compile(r"^\s*(\d+)\s*([smhdwMy]?)\s*$")
@@ -126,7 +134,7 @@ def _load_documents(text: str | bytes) -> list[Any]:
         else:
             sections = [document.get(k) for k in ("detection", "correlation")] if isinstance(document, dict) else [
                 document]
-            if not _reads_differently(sections):
+            if not _YAML11_SCALAR_HINT.search(data) or not _reads_differently(sections):
                 return [] if document is None else [document]
     return [d for d in yaml.load_all(data, Loader=_LOADER) if d is not None]
 

@@ -150,7 +150,20 @@ def _string_tests(field: str | None, pattern: StrPattern) -> Test:
     return Test(field, GLOB, glob_regex(pattern, lower=not cased), cased)
 
 
+_VALUE_PLANS: dict[tuple[str | None, Value], Plan] = {}
+
+
 def _value_plan(field: str | None, value: Value) -> Plan:
+    """The test of one value on one field; the same value on the same field, in any rule, is one object
+    (thousands of SigmaHQ rules repeat the same values: built once, and pickled once in the cache)."""
+    key = (field, value)
+    plan = _VALUE_PLANS.get(key)
+    if plan is None:
+        plan = _VALUE_PLANS[key] = _new_value_plan(field, value)
+    return plan
+
+
+def _new_value_plan(field: str | None, value: Value) -> Plan:
     if isinstance(value, StrPattern):
         return PTest(_string_tests(field, value))
     if isinstance(value, RegexValue):
