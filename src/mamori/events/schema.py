@@ -32,6 +32,18 @@ CORE_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+# OCSF's top-level event attributes (names from the OCSF schema) that the shipped mapping tables
+# (``events/ocsf``) can fill; a test keeps this in step with the tables. Here, rather than worked out
+# from the tables, so the rule engine can tell such a column from an event's own field without parsing
+# every table. Deeper OCSF names are dotted (``src_endpoint.ip``).
+OCSF_TOP_LEVEL: frozenset[str] = frozenset({
+    "activity_id", "activity_name", "answers", "app_name", "auth_protocol", "auth_protocol_id", "category_uid",
+    "class_uid", "count", "disposition", "disposition_id", "duration", "end_time", "log_name", "logon_type",
+    "logon_type_id", "message", "privileges", "rcode", "rcode_id", "severity", "severity_id", "share",
+    "share_type", "start_time", "status", "status_code", "status_detail", "status_id", "time", "type_uid",
+})
+
+
 def is_core_column(name: str) -> bool:
     """Tell whether a column is one of the core columns (not an original or normalised field)."""
     return name in CORE_SCHEMA

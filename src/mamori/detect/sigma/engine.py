@@ -291,16 +291,9 @@ def prepare(frame: pl.DataFrame, entries: tuple[MappingEntry, ...], masks: np.nd
 
 
 def _normalised(column: str) -> bool:
-    """Whether a column is one Mamori added (core or OCSF), not one of the event's own fields: a rule
-    field differing from it only in case is another field (OCSF names are lower case, so the tables are
-    read only for a lower-case column)."""
-    if schema.is_core_column(column):
-        return True
-    if not column.islower():
-        return False
-    from mamori.events.ocsf import ocsf_column_names  # here: a Windows hunt never needs the tables
-
-    return column in ocsf_column_names()
+    """Whether a column is one Mamori added (core, or an OCSF top-level attribute such as ``status``),
+    not one of the event's own fields: a rule field differing from it only in case is another field."""
+    return schema.is_core_column(column) or column in schema.OCSF_TOP_LEVEL
 
 
 def _field_key(name: str) -> str:
