@@ -246,11 +246,33 @@ class Routes:
         if unknown:
             if len(self._known) + len(unknown) > self.LIMIT:
                 self._known.clear()
-            table = _entry_table(distinct[unknown], self.entries)
+            if all(dtype == pl.String for _, dtype in distinct.schema.items()):
+                table = _entry_table_of_rows([keys[i][1] for i in unknown], present, self.entries)
+            else:
+                table = _entry_table(distinct[unknown], self.entries)
             for column, i in enumerate(unknown):
                 self._known[keys[i]] = table[:, column]
         by_key = np.stack([self._known[key] for key in keys], axis=1)
         return by_key[:, codes]
+
+
+def _entry_table_of_rows(rows: list[tuple[object, ...]], columns: list[str],
+                         entries: tuple[MappingEntry, ...]) -> np.ndarray:
+    """``_entry_table`` for a few distinct text rows, in Python: building a Polars expression per
+    entry costs more than testing a few dozen rows against a hundred entries (``entry_mask`` rules)."""
+    position = {name: i for i, name in enumerate(columns)}
+    source_at = position.get(schema.SOURCE)
+    matrix = np.zeros((len(entries), len(rows)), dtype=bool)
+    for index, entry in enumerate(entries):
+        if any(name not in position for name, _ in entry.when):
+            continue  # the batch lacks a column the entry tests: it serves no row
+        wanted = [(position[name], frozenset(values)) for name, values in entry.when]
+        sources = frozenset(entry.sources) if entry.sources else None
+        for column, row in enumerate(rows):
+            if sources is not None and source_at is not None and row[source_at] not in sources:
+                continue
+            matrix[index, column] = all(row[at] in values for at, values in wanted)
+    return matrix
 
 
 def _entry_table(frame: pl.DataFrame, entries: tuple[MappingEntry, ...]) -> np.ndarray:
