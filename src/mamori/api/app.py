@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from mamori.api import (
     routes_alerts,
+    routes_anomaly,
     routes_events,
     routes_incidents,
     routes_ingest,
@@ -59,7 +60,7 @@ def create_app(settings: Settings, service: Service | None = None,
         return JSONResponse({"detail": exc.message, "where": exc.where, "hint": exc.hint}, status_code=400)
 
     for module in (routes_ingest, routes_events, routes_alerts, routes_rules, routes_system, routes_playbooks,
-                   routes_incidents, routes_reports, routes_share):
+                   routes_incidents, routes_reports, routes_share, routes_anomaly):
         app.include_router(module.router)
     mount_taxii(app, running.settings, app.state.tokens)
     mount_console(app)

@@ -100,3 +100,14 @@ def seed_tokens(data_dir: Path, roles: tuple[str, ...] = ("admin", "analyst", "v
             out[role] = issue_token(session, f"{role}-user", "test")
     engine.dispose()
     return out
+
+
+def running_service(data_dir: Path) -> dict[str, Any] | None:
+    """What ``<data>/service.json`` says (pid, host, ports) when the process it names is alive: a
+    ``mamori serve`` is running on this data folder. None when none is (or it was killed)."""
+    try:
+        info = orjson.loads((data_dir / "service.json").read_bytes())
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        return None
+    return info if isinstance(info, dict) else None

@@ -59,10 +59,21 @@ def status(data_dir: Path | None, config: Path | None) -> None:
 @DATA_DIR
 @CONFIG
 def rebuild(data_dir: Path | None, config: Path | None) -> None:
-    """Build the baselines again from the stored events of the baseline window. Stop `mamori serve`
-    first: a running service keeps its own copy and saves it after each round."""
+    """Build the baselines again from the stored events of the baseline window, in a data folder no
+    `mamori serve` is running on (a running service is asked with POST /api/v1/anomaly/rebuild)."""
 
     def run() -> int:
+        from mamori.config import load_settings
+        from mamori.errors import MamoriError
+        from mamori.service.launch import running_service
+
+        folder = load_settings(config, data_dir=data_dir).data_dir
+        live = running_service(folder)
+        if live is not None:
+            raise MamoriError(f"mamori serve (pid {live['pid']}) is running on {folder}: it would overwrite a "
+                              "rebuild made here with its own baselines",
+                              hint="ask the service instead: POST /api/v1/anomaly/rebuild (admin token), "
+                                   "or stop it first")
         worker = _worker(data_dir, config)
         started = time.perf_counter()
         if not worker.rebuild():
