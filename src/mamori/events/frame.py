@@ -13,6 +13,7 @@ from mamori.events import schema
 
 if TYPE_CHECKING:  # imported where used: big batches only, and not every user of this module needs them
     import numpy as np
+    import pyarrow as pa
 
 # Below this many cells (rows x field names) a batch's columns are built from Python lists; above it
 # from Arrow buffers, which skips the per-cell cost of the many empty cells of sparse fields.
@@ -124,7 +125,7 @@ def _columns_from_buffers(records: Sequence[dict[str, str | None]], shapes: list
     if offsets[-1] >= 2**31:
         raise ValueError("batch text too large for 32-bit string views")
     starts, lengths = offsets[:-1], np.diff(offsets)
-    valid = values.is_valid().to_numpy(zero_copy_only=False)
+    valid = _valid(values)
     step = max(1, CHUNK_CELLS // max(n, 1))
     arrays: list[pa.Array] = []
     for first in range(0, skip, step):
@@ -145,6 +146,28 @@ def _columns_from_buffers(records: Sequence[dict[str, str | None]], shapes: list
     if frame.columns != names:  # Polars renames a field named "" (``column_<n>``): as the list route does
         columns = [column.alias(name) for column, name in zip(columns, names, strict=True)]
     return columns
+
+
+def arrow_series(name: str, values: pa.Array) -> pl.Series:
+    """An Arrow array as a Polars Series, without a copy. ``pl.Series(name, array)`` does the same but
+    imports ``pyarrow.compute`` on its way (50-80 ms in every process that does it); a one-column table
+    does not."""
+    import pyarrow as pa
+
+    return pl.from_arrow(pa.table({name: values})).to_series()  # type: ignore[union-attr]
+
+
+def _valid(values: pa.Array) -> np.ndarray:
+    """Which values are not null, from the validity bitmap (``Array.is_valid`` would import
+    ``pyarrow.compute``, 50-80 ms, in every process that reads events)."""
+    import numpy as np
+
+    bitmap = values.buffers()[0]
+    if bitmap is None:
+        return np.ones(len(values), dtype=np.bool_)
+    bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), count=values.offset + len(values),
+                         bitorder="little")
+    return bits[values.offset:].astype(np.bool_)
 
 
 def _string_views(total: int, cells: np.ndarray, starts: np.ndarray, lengths: np.ndarray,

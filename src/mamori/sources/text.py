@@ -15,6 +15,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from mamori.events.frame import arrow_series
+
 CHUNK_BYTES = 8 * 1024 * 1024
 FALLBACK_ENCODINGS = ("utf-8", "cp932")
 
@@ -121,7 +123,7 @@ def _split_utf8(body: bytes) -> pl.Series | None:
     offsets = np.concatenate(([0], ends)).astype(np.int64)
     values = pa.Array.from_buffers(pa.large_binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(body)])
     try:
-        column = pl.Series("t", values).cast(pl.Utf8)
+        column = arrow_series("t", values).cast(pl.Utf8)
     except pl.exceptions.ComputeError:  # bad bytes: ``decode`` writes U+FFFD for them
         return None
     # a block ending with a break: every line ends with one, and cutting a last character off costs less

@@ -1,20 +1,28 @@
 """The few Arrow compute kernels the rule engine calls, reached without ``import pyarrow.compute``.
 
 Importing ``pyarrow.compute`` builds a Python wrapper for every one of Arrow's kernels, 50-80 ms at
-every start of a hunt; the engine calls ten of them. ``call_function`` runs the same kernels with the
-same options (``pyarrow.compute`` is itself built on it).
+every start of a hunt (in every hunt process); the engine calls a dozen of them. ``call_function``
+runs the same kernels with the same options (``pyarrow.compute`` is itself built on it). Array methods
+such as ``cast``, ``take``, ``fill_null`` or ``is_valid`` import ``pyarrow.compute`` behind the scenes:
+the functions here stand in for them, the null handling read from the validity bitmaps with numpy.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 try:
-    from pyarrow._compute import MatchSubstringOptions, SetLookupOptions, call_function
-except ImportError:  # a pyarrow that moved its internals: the public module has all three too
-    from pyarrow.compute import MatchSubstringOptions, SetLookupOptions, call_function  # type: ignore[attr-defined]
+    from pyarrow._compute import CastOptions, MatchSubstringOptions, SetLookupOptions, call_function
+except ImportError:  # a pyarrow that moved its internals: the public module has them too
+    from pyarrow.compute import (  # type: ignore[attr-defined]
+        CastOptions,
+        MatchSubstringOptions,
+        SetLookupOptions,
+        call_function,
+    )
 
 
 def dictionary_encode(values: Any) -> Any:
@@ -60,3 +68,45 @@ def equal(values: Any, other: Any) -> Any:
 def total_length(values: Any) -> int:
     """Characters over all values."""
     return int(call_function("sum", [call_function("utf8_length", [values])]).as_py() or 0)
+
+
+def to_large_string(values: Any) -> Any:
+    """The values as ``large_string`` (64-bit offsets), what the string kernels are given."""
+    return call_function("cast", [values], CastOptions.safe(pa.large_string()))
+
+
+def take(values: Any, positions: Any) -> Any:
+    """The values at ``positions``, in that order."""
+    return call_function("take", [values, pa.array(positions)])
+
+
+def valid_mask(array: pa.Array) -> np.ndarray:
+    """Which entries of an array are not null (numpy booleans)."""
+    validity = array.buffers()[0]
+    if validity is None:
+        return np.ones(len(array), dtype=bool)
+    return _bits(validity, array.offset, len(array))
+
+
+def true_mask(array: Any) -> np.ndarray:
+    """A boolean array as numpy booleans, null read as false."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    bits = _bits(array.buffers()[1], array.offset, len(array))
+    validity = array.buffers()[0]
+    return bits if validity is None else bits & _bits(validity, array.offset, len(array))
+
+
+def codes_or(indices: pa.Array, null_code: int) -> np.ndarray:
+    """A dictionary array's codes as numpy integers, ``null_code`` where the value is null."""
+    codes = np.frombuffer(indices.buffers()[1], dtype=indices.type.to_pandas_dtype(),
+                          count=indices.offset + len(indices))[indices.offset:].astype(np.intp)
+    if indices.null_count:
+        codes[~valid_mask(indices)] = null_code
+    return codes
+
+
+def _bits(buffer: pa.Buffer, offset: int, length: int) -> np.ndarray:
+    """``length`` bits of an Arrow bitmap from ``offset``, as numpy booleans."""
+    unpacked = np.unpackbits(np.frombuffer(buffer, dtype=np.uint8), count=offset + length, bitorder="little")
+    return unpacked[offset:].astype(bool)

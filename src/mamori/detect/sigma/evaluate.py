@@ -46,6 +46,7 @@ from mamori.detect.sigma.plan import (
 )
 from mamori.detect.sigma.regex_dialect import polars_pattern
 from mamori.detect.sigma.required_literal import test_literal
+from mamori.events.frame import arrow_series
 
 Bits = np.ndarray | None  # None: false everywhere
 
@@ -132,8 +133,8 @@ class BatchEvaluator:
             dictionary = kernels.dictionary_encode(series.rename("v").to_arrow(compat_level=pl.CompatLevel.newest()))
             if isinstance(dictionary, pa.ChunkedArray):
                 dictionary = dictionary.combine_chunks()
-            values = dictionary.dictionary.cast(pa.large_string())
-            codes = dictionary.indices.fill_null(len(values)).to_numpy(zero_copy_only=False).astype(np.intp)
+            values = kernels.to_large_string(dictionary.dictionary)
+            codes = kernels.codes_or(dictionary.indices, len(values))
             base = self._encoded[(field, False)] = (codes, values)
         if not lower:
             return base
@@ -199,7 +200,7 @@ class BatchEvaluator:
             return None
         if len(candidates) == len(values):
             return self._on_values(test, values)[0]
-        passed = self._on_values(test, values.take(pa.array(candidates)))[0]
+        passed = self._on_values(test, kernels.take(values, candidates))[0]
         if passed is None or not passed.any():
             return None
         out = np.zeros(len(values), dtype=bool)
@@ -345,7 +346,7 @@ class BatchEvaluator:
             rest = np.flatnonzero(~valid)
             if len(rest):
                 check = _cidr_check(tuple(others))
-                texts = values.take(pa.array(rest)).to_pylist()
+                texts = kernels.take(values, rest).to_pylist()
                 out[rest] = [t is not None and check(t) for t in texts]
         return out
 
@@ -463,7 +464,7 @@ class BatchEvaluator:
 
 
 def _arrow_bits(array: pa.Array) -> np.ndarray:
-    bits: np.ndarray = array.fill_null(False).to_numpy(zero_copy_only=False)
+    bits: np.ndarray = kernels.true_mask(array)
     return bits
 
 
@@ -508,7 +509,7 @@ def polars_regex_bits(values: pa.Array, pattern: str) -> np.ndarray | None:
     if translated is None:
         return None
     try:
-        bits: np.ndarray = pl.Series("v", values, dtype=pl.Utf8).str.contains(translated).fill_null(False).to_numpy()
+        bits: np.ndarray = _utf8(values).str.contains(translated).fill_null(False).to_numpy()
     except pl.exceptions.ComputeError:  # a pattern Rust's regex refuses
         return None
     return bits
@@ -518,12 +519,17 @@ def _python_bits(values: pa.Array, check: Callable[[str], bool]) -> np.ndarray:
     return np.fromiter((v is not None and check(v) for v in values.to_pylist()), dtype=bool, count=len(values))
 
 
+def _utf8(values: pa.Array) -> pl.Series:
+    """Distinct values (Arrow strings) as a Polars text Series."""
+    return arrow_series("v", values).cast(pl.Utf8)
+
+
 def _ipv4_numbers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """Each value as an IPv4 number, and whether it is one (dotted quad, spaces allowed around).
 
     Plain dotted quads are read in one vectorised pass; only values with space at either end (rare)
     are read one by one."""
-    texts = pl.Series("v", values, dtype=pl.Utf8)
+    texts = _utf8(values)
     quads = texts.str.extract_groups(_DOTTED_QUAD).struct.unnest()
     parts = [quads.get_column(c).cast(pl.Int64).fill_null(-1).to_numpy() for c in quads.columns]
     valid = np.ones(len(values), dtype=bool)
@@ -777,7 +783,7 @@ class LiteralIndex:
             out[candidates] = True
             return out
         if len(candidates) > 24:  # many candidates: one vectorised check
-            taken = self._array.take(pa.array(candidates))
+            taken = kernels.take(self._array, candidates)
             check = kernels.starts_with if test.kind == STARTS else kernels.ends_with
             chosen = candidates[_arrow_bits(check(taken, literal))]
         else:
