@@ -28,14 +28,24 @@ DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
 
 def adfa_ld(args: argparse.Namespace) -> None:
-    """Print per-family and overall figures for ADFA-LD."""
+    """Print per-family and overall figures for ADFA-LD, and the GRU language model's alone."""
+    from mamori.detect.anomaly.sequence_rnn import GruCallModel
+
     start = time.perf_counter()
-    result = evaluate_adfa_ld(DATA / "adfa-ld" / "ADFA-LD.zip", order=args.order)
+    gru = GruCallModel(embed=32, hidden=128, epochs=20)
+    result = evaluate_adfa_ld(DATA / "adfa-ld" / "ADFA-LD.zip", order=args.order, rnn=gru)
     print(f"trained on {result.train_traces} normal traces; {result.normal_traces} validation normals")
     print(f"{'family':<18}{'attacks':>8}{'AUC':>8}{'@1%FA':>8}{'@5%FA':>8}")
     for r in (*result.families, result.overall):
         print(f"{r.family:<18}{r.attacks:>8}{r.auc:>8.4f}{r.caught_at_1pct:>8.3f}{r.caught_at_5pct:>8.3f}")
     print(f"parts alone: n-gram AUC {result.sequence_auc:.4f}, call-set AUC {result.call_set_auc:.4f}")
+    if result.rnn is not None:
+        train_s, score_s = result.rnn_seconds
+        print(
+            f"GRU language model alone (not in the model): AUC {result.rnn.auc:.4f} @1%FA "
+            f"{result.rnn.caught_at_1pct:.3f} @5%FA {result.rnn.caught_at_5pct:.3f} "
+            f"(train {train_s:.0f} s, score {score_s:.0f} s)"
+        )
     print(f"elapsed {time.perf_counter() - start:.1f} s")
     print(f"adfa-ld AUC {result.overall.auc:.4f}")
 
