@@ -62,5 +62,9 @@ def test_gru_scores_traces_the_same_alone_or_in_a_batch_of_other_lengths() -> No
     for trace, surprise in zip(batch, together, strict=True):
         assert np.allclose(model.surprises([trace])[0], surprise)
     assert model.score([np.array([], dtype=np.int64)])[0] == 0.0
+    tiny = GruCallModel(embed=4, hidden=8, epochs=3, streams=64).fit([np.array([3, 4, 5])])  # fewer calls than streams
+    assert len(tiny.history) == 3 and np.isfinite(tiny.history).all()
+    with pytest.raises(ValueError):
+        GruCallModel().fit([np.array([], dtype=np.int64)])
     with pytest.raises(RuntimeError):
         GruCallModel().score(normal)

@@ -233,12 +233,13 @@ class GruCallModel:
             tokens = np.concatenate([np.r_[_START, self._tokens(traces[i])] for i in order])
             inputs_all, targets_all = tokens[:-1], tokens[1:]
             valid_all = targets_all != _START  # the start token is never predicted
-            per_stream = len(inputs_all) // self.streams
-            shape = (self.streams, per_stream)
-            inputs_s = inputs_all[: self.streams * per_stream].reshape(shape).T
-            targets_s = targets_all[: self.streams * per_stream].reshape(shape).T
-            valid_s = valid_all[: self.streams * per_stream].reshape(shape).T
-            state = np.zeros((self.streams, self.hidden), dtype=self.dtype)
+            streams = max(1, min(self.streams, len(inputs_all) // 2))  # a few short traces: fewer streams
+            per_stream = len(inputs_all) // streams
+            shape = (streams, per_stream)
+            inputs_s = inputs_all[: streams * per_stream].reshape(shape).T
+            targets_s = targets_all[: streams * per_stream].reshape(shape).T
+            valid_s = valid_all[: streams * per_stream].reshape(shape).T
+            state = np.zeros((streams, self.hidden), dtype=self.dtype)
             rate = self.learning_rate * (0.5 ** max(0.0, (epoch - self.epochs / 2) / (self.epochs / 6)))
             losses = []
             for begin in range(0, per_stream, self.window):
