@@ -18,7 +18,7 @@ model (0.842 AUC), so :class:`~mamori.detect.anomaly.syscalls.TraceAnomalyModel`
 were chosen on 167 training traces held out (nats per call: hidden 128 / 20 epochs 1.094, hidden 200
 / 20 epochs 1.029; the order-5..7 n-gram models 1.23-1.27): the GRU predicts unseen normal traces
 better, yet ranks attacks worse. Validation runs (each setting once; the standard error of these AUCs
-is about 0.008), 48 scores in all counting each combination:
+is about 0.008), 52 scores in all counting each combination:
 
 - mean surprise per call, hidden 128, embedding 32, 20 epochs (about 2.5-4.5 min to train on one
   loaded core, 25-70 s to score the 5,118 traces), seeds 0/1/2: 0.824 / 0.832 / 0.836 (12-14 % and
@@ -35,7 +35,9 @@ is about 0.008), 48 scores in all counting each combination:
   n-gram 0.834 (hidden 200: 0.840), GRU + call set 0.859 (0.863), GRU + n-gram + call set 0.854
   (0.857; the mean of the seeds in place of the GRU 0.837 / 0.862 / 0.857), against 0.866 for
   n-gram + call set added the same way; the maximum-state neighbour distance + n-gram + call set
-  0.870 (+ GRU 0.861): within the noise, for a model to train per baseline.
+  0.870 (+ GRU 0.861): within the noise, for a model to train per baseline;
+- the GRU's and the order-7 n-gram model's next-call probabilities mixed half-and-half (a better
+  language model than either), mean surprise 0.836 (hidden 200: 0.843), + call set 0.863 (0.866).
 
 The number of distinct calls alone scores 0.810. As with the n-gram model, normal programs absent
 from the training traces look as novel as attacks; a better language model of the training programs

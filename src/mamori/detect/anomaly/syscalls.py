@@ -25,7 +25,7 @@ traces of normal programs absent from the training set, not a weak language mode
 alarms: 190 of the 219 validation normals the GRU ranks in the top 5 % open with three calls that no
 training trace opens with. The numpy GRU of :mod:`~mamori.detect.anomaly.sequence_rnn` (trained and
 reported beside this model by the benchmark) confirms it: 0.824-0.836 over three seeds and two sizes,
-and no way of adding it to these parts beat them (its module lists the 48 scores measured).
+and no way of adding it to these parts beat them (its module lists the 52 scores measured).
 
 Also measured against the n-gram model, none a clear gain (one validation run per setting; the
 standard error of these AUCs is about 0.008): orders 2-6 alone 0.771-0.839 and rank fusion of orders
