@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -36,6 +36,9 @@ from mamori.errors import MamoriError
 from mamori.events.frame import concat_frames
 from mamori.events.transfer import frame_from_bytes, frame_to_bytes
 from mamori.sources.base import ReadOptions, ReadProblem
+
+if TYPE_CHECKING:
+    from mamori.hunt import HuntFilters
 
 KEEP_OWN_ROWS = 200_000  # a process keeps the batches it read in memory up to this many rows
 MIN_RULE_FILES = 400  # below this, compiling is quick and one process does everything
@@ -115,7 +118,7 @@ def rule_file_shares(sources: Sequence[Path], parts: int) -> list[list[Path]] | 
 
 
 def hunt_in_shares(files: list[tuple[str, Path]], rule_shares: list[list[Path]], options: ReadOptions,
-                   filters: Any, cache_dir: Path | None, use_cache: bool, explain: bool) -> SharedHunt | None:
+                   filters: HuntFilters, cache_dir: Path | None, use_cache: bool, explain: bool) -> SharedHunt | None:
     """Run the hunt with one process per rule share (this one and forked children); None when a share
     holds a correlation rule (the caller then hunts in one process). Only for a process that has done
     no batch work yet: the children are forked."""
@@ -162,7 +165,7 @@ def hunt_in_shares(files: list[tuple[str, Path]], rule_shares: list[list[Path]],
 class _Job:
     scratch: Path
     options: ReadOptions
-    filters: Any
+    filters: HuntFilters
     cache_dir: Path | None
     use_cache: bool
     explain: bool
