@@ -64,7 +64,7 @@ def events_by_uid(lake: Lake, uids: Sequence[str], since: datetime | None = None
     if not paths:
         return []
     relation = _relation(paths)
-    connection = duckdb.connect()
+    connection = duckdb.connect(config={"threads": 1})  # background work: never every core of an ingesting service
     try:
         present = [row[0] for row in connection.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
         if columns is None:
