@@ -64,10 +64,10 @@ def finish(parsed: pl.DataFrame, raws: pl.Series, offsets: Sequence[int], *, sou
     fields = fields.rename(clashes).cast(pl.Utf8)
     core = pl.DataFrame([
         times.alias(schema.TIME),
-        pl.Series(schema.SOURCE, [source] * n, dtype=pl.Utf8),
+        pl.repeat(source, n, dtype=pl.Utf8, eager=True).alias(schema.SOURCE),  # no Python string per row
         hosts.alias(schema.HOST),
         pl.Series(schema.UID, event_uids(source, [origin] * n, offset_series.to_list()), dtype=pl.Utf8),
-        pl.Series(schema.ORIGIN, [origin] * n, dtype=pl.Utf8),
+        pl.repeat(origin, n, dtype=pl.Utf8, eager=True).alias(schema.ORIGIN),
         offset_series,
         raw_series,
     ])

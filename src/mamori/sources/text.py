@@ -97,17 +97,17 @@ def _blocks(path: Path, encoding: str | None, chunk_bytes: int) -> Iterator[tupl
     with open_binary(path) as handle:
         while True:
             block = handle.read(chunk_bytes)
-            data = carry + block
             if not block:
-                if data:
-                    yield data, chosen or detect_encoding(data)
+                if carry:
+                    yield carry, chosen or detect_encoding(carry)
                 return
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                carry = data
+            cut = block.rfind(b"\n")
+            if cut < 0:  # no break in the block (carry never holds one)
+                carry += block
                 continue
-            carry = data[cut + 1:]
-            body = data[: cut + 1]
+            # the line cut off by the last block, then this block up to its last break: one copy at most
+            body = block if not carry and cut == len(block) - 1 else b"".join((carry, memoryview(block)[: cut + 1]))
+            carry = block[cut + 1:]
             if chosen is None:
                 chosen = detect_encoding(body)
             yield body, chosen
