@@ -191,3 +191,18 @@ def test_records_files_read_alike_through_the_whole_read_path(tmp_path: Path,
         for one, other in zip(fast, slow, strict=True):
             assert_frame_equal(one.frame, other.frame, check_exact=True)
             assert one.problems == other.problems
+
+
+def test_values_holding_colons_commas_and_braces_are_read_by_their_template(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A template's values are cut at its keys' ``":"``: a value holding ``:``, ``,``, ``{`` or ``}`` (never a
+    quote, which JSON escapes) stays whole, and a record with a list of objects (``":"`` inside a list) is
+    read by its template too."""
+    odd = ["a:b", ":", "x,y:z", "{}", "}", ":,", "ログ:"]
+    lines = [_dump({**EVENT, "eventSource": value, "userIdentity": {"type": value, "arn": "a", "userName": "u"}})
+             for value in odd]
+    lines += [_dump({**EVENT, "resources": [{"ARN": "arn:x"}]}), _dump({**EVENT, "resources": [{"ARN": "arn:y"}]})]
+    frame = template_fields(pl.Series(lines), _is_event)
+    assert frame is not None
+    assert frame["eventSource"].to_list()[: len(odd)] == odd
+    assert frame["userIdentity.type"].to_list()[: len(odd)] == odd
+    _assert_reads_alike(lines, monkeypatch)

@@ -90,8 +90,41 @@ def _marked_copy(value: dict[str, Any]) -> dict[str, Any]:
             for key, item in value.items()}
 
 
+_MEMBER = '":"'  # a key's closing quote, the colon and a string value's opening quote (compact JSON)
+
+
 def template_rows(texts: pl.Series, template: Template) -> tuple[pl.Series, list[pl.Series]]:
     """The rows of ``texts`` that are ``template``'s records, and their string values, one Series per value.
+    Every string value of a template follows its key's ``":"``: a row is cut at its first ``":"`` into as
+    many pieces as the template has values and one (the last keeps the rest); it is the template's when
+    its first piece is the template's text up to the first value and each other piece is a value holding
+    no quote followed by the template's text up to the next ``":"`` (or the end). Then the row is that
+    text with those values put in: four times fewer pieces than cutting at every quote. A template with a
+    ``":"`` anywhere else (a list of objects) is read by ``_rows_by_quotes``. (The caller has
+    made sure no text holds a backslash or a control character, so no value needs looking into further.)"""
+    texts_of = template.texts
+    count = len(template.quotes)
+    after = [text[: -len(_MEMBER)] for text in texts_of[1:-1]] + [texts_of[-1]]  # the text after each value
+    if not count or _MEMBER in texts_of[-1] or not all(after) or any(
+            text.find(_MEMBER) != len(text) - len(_MEMBER) for text in texts_of[:-1]):
+        return _rows_by_quotes(texts, template)  # a ``":"`` elsewhere (in a list): cut where no value is
+    cut = pl.DataFrame({"t": texts}).select(pl.col("t").str.split_exact(_MEMBER, count).alias("p")).unnest("p")
+    names = cut.columns
+    values = [pl.col(names[j + 1]).str.head(-len(after[j])).alias(str(j)) for j in range(count)]
+    checks = [(pl.col(names[0]) == texts_of[0][: -len(_MEMBER)]).alias("_first"),
+              *[pl.col(names[j + 1]).str.ends_with(after[j]).alias(f"_after{j}") for j in range(count)]]
+    found = cut.select(*values, *checks)
+    fits = pl.all_horizontal([*[pl.col(c.meta.output_name()) for c in checks],
+                              *[~pl.col(str(j)).str.contains('"', literal=True) for j in range(count)]])
+    ok = found.select(fits.fill_null(False)).to_series()
+    kept = found.select([str(j) for j in range(count)])
+    if not ok.all():
+        kept = kept.filter(ok)
+    return ok.arg_true(), kept.get_columns()
+
+
+def _rows_by_quotes(texts: pl.Series, template: Template) -> tuple[pl.Series, list[pl.Series]]:
+    """``template_rows`` for any template: rows cut at their quotes.
     A row is cut at its first quotes into as many pieces as the template's text has (the last piece keeps
     the rest): it is the template's when every piece between two values is the template's own piece (so it
     has the template's quotes, no more), and its values are the pieces in between. Comparing pieces costs
