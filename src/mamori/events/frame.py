@@ -167,7 +167,7 @@ def _valid(values: pa.Array) -> np.ndarray:
         return np.ones(len(values), dtype=np.bool_)
     bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), count=values.offset + len(values),
                          bitorder="little")
-    return bits[values.offset:].astype(np.bool_)
+    return bits[values.offset:].view(np.bool_)
 
 
 def _string_views(total: int, cells: np.ndarray, starts: np.ndarray, lengths: np.ndarray,

@@ -100,13 +100,13 @@ def true_mask(array: Any) -> np.ndarray:
 def codes_or(indices: pa.Array, null_code: int) -> np.ndarray:
     """A dictionary array's codes as numpy integers, ``null_code`` where the value is null."""
     codes = np.frombuffer(indices.buffers()[1], dtype=indices.type.to_pandas_dtype(),
-                          count=indices.offset + len(indices))[indices.offset:].astype(np.intp)
-    if indices.null_count:
-        codes[~valid_mask(indices)] = null_code
-    return codes
+                          count=indices.offset + len(indices))[indices.offset:]
+    if not indices.null_count:
+        return codes.astype(np.intp)
+    return np.where(valid_mask(indices), codes, null_code).astype(np.intp, copy=False)
 
 
 def _bits(buffer: pa.Buffer, offset: int, length: int) -> np.ndarray:
     """``length`` bits of an Arrow bitmap from ``offset``, as numpy booleans."""
     unpacked = np.unpackbits(np.frombuffer(buffer, dtype=np.uint8), count=offset + length, bitorder="little")
-    return unpacked[offset:].astype(bool)
+    return unpacked[offset:].view(np.bool_)  # 0/1 bytes: the same memory read as booleans
