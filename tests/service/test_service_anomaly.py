@@ -5,7 +5,7 @@ and cursor surviving a restart."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mamori.detect.anomaly.scenario import Scenario, generate_scenario
 from mamori.events import schema
-from mamori.service.anomaly_worker import RISK_RULE, AnomalyWorker, anomaly_rule_id
+from mamori.service.anomaly_worker import RISK_RULE, AnomalySettings, AnomalyWorker, anomaly_rule_id
 from mamori.store.db import make_engine, migrate
 from mamori.store.lake import Lake
 from mamori.store.records import Alert
@@ -198,3 +198,43 @@ def test_a_refreshed_baseline_keeps_the_analysts_verdicts(tmp_path: Path, scenar
     verdicts = set(worker.engine.benign)
     assert worker.rebuild(scenario.end + timedelta(days=2))
     assert worker.engine is not None and verdicts <= worker.engine.benign
+
+
+def _thin_spraying(template: pl.DataFrame, start: datetime, users: int) -> pl.DataFrame:
+    """One source failing once as each of ``users`` users, two minutes apart, in one 30-minute window."""
+    row = template.filter(pl.col("EventID") == "4625").head(1)
+    return pl.concat([row.with_columns(
+        pl.lit(start + timedelta(minutes=2 * i)).cast(row.schema[schema.TIME]).alias(schema.TIME),
+        pl.lit(f"spray-{i}").alias(schema.UID), pl.lit(f"spray-user-{i}").alias("TargetUserName"),
+        pl.lit("10.66.66.66").alias("IpAddress")) for i in range(users)])
+
+
+def _spraying_round_by_round(tmp_path: Path, scenario: Scenario, sessions: sessionmaker[Session],
+                             settings: AnomalySettings) -> list[Alert]:
+    """Baseline from the history, then a slow spraying stored five minutes at a time, a round after each."""
+    lake = Lake(tmp_path / "lake", fsync=False)
+    history = scenario.events.filter(pl.col(schema.TIME) < scenario.train_end)
+    seq = _store_days(lake, history, 0)
+    worker = AnomalyWorker(lake, sessions, tmp_path / "anomaly", settings)
+    worker.run_once(scenario.train_end)
+    start = scenario.train_end.replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)
+    spraying = _thin_spraying(history, start, 12)
+    for first in range(0, 24, 5):  # what one five-minute round stores
+        part = spraying.filter((pl.col(schema.TIME) >= start + timedelta(minutes=first))
+                               & (pl.col(schema.TIME) < start + timedelta(minutes=first + 5)))
+        lake.write(part.drop("injected", strict=False), seq, seq + 1)
+        seq += 1
+        worker.run_once(start + timedelta(minutes=first + 5))
+    return [a for a in _alerts(sessions) if a.rule_id == anomaly_rule_id("password_spraying")]
+
+
+def test_a_spraying_spread_over_several_rounds_is_judged_on_its_whole_window(
+        tmp_path: Path, scenario: Scenario, sessions: sessionmaker[Session]) -> None:
+    found = _spraying_round_by_round(tmp_path, scenario, sessions, AnomalySettings())
+    assert found and all("10.66.66.66 failed to log on" in a.explanation for a in found)
+    assert "as 10 different users in 30 minutes" in found[0].explanation  # one round alone stored three
+
+
+def test_without_the_previous_rounds_a_slow_spraying_goes_unseen(
+        tmp_path: Path, scenario: Scenario, sessions: sessionmaker[Session]) -> None:
+    assert _spraying_round_by_round(tmp_path, scenario, sessions, AnomalySettings(context_seconds=0)) == []

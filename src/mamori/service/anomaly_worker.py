@@ -8,6 +8,11 @@ the last round add their points too (by level). Each anomaly becomes an alert th
 the same drafting as rule detections (de-duplicated per detector and entity, the events behind it
 linked, the explanation in English and Japanese), so incidents group them with the rest.
 
+A round scores its new events together with the last hour of the previous rounds' (``context_seconds``,
+at most ``context_rows``): a window-based behaviour (spraying per 30 minutes, volumes per hour) is
+judged on its whole window, not on the five-minute slice one round stored. Only anomalies with a new
+event behind them are raised, and a window seen again adds to entity risk once.
+
 The baselines are built from the last ``baseline_days`` of stored events (up to the newest) once there is history
 (and again every ``refit_days``), and saved with the cursor under ``<data>/anomaly`` after every
 round: they survive a restart. Until a baseline exists nothing is scored: a detector without one
@@ -34,6 +39,7 @@ from mamori.detect.anomaly.engine import UebaEngine
 from mamori.detect.anomaly.records import Anomaly, Explanation
 from mamori.detect.anomaly.risk import RiskIncident
 from mamori.events import schema
+from mamori.events.frame import concat_frames
 from mamori.service.alerting import AlertBook, apply, draft, settle
 from mamori.service.detection import Detection
 from mamori.service.metrics import Metrics
@@ -58,6 +64,11 @@ class AnomalySettings:
     min_history_hours: float = 24.0  # stored history needed before a first baseline
     refit_days: float = 1.0
     throttle_seconds: float = 3600.0
+    # a round scores its new events together with the previous rounds' of this span (at most this many
+    # rows), so a behaviour judged per window (spraying per 30 minutes, volumes per hour) is judged on
+    # the whole window, not on the slice of it one round stored
+    context_seconds: float = 3600.0
+    context_rows: int = 1_000_000
 
 
 def is_anomaly_alert(rule_id: str) -> bool:
@@ -108,6 +119,8 @@ class AnomalyWorker:
         self.fitted_at: datetime | None = None
         self.error: str | None = None
         self.raised: dict[str, dict[str, object]] = {}  # alert dedup key -> the anomaly behind it
+        self._context: pl.DataFrame | None = None  # recent events scored again with the next round's
+        self._counted: dict[str, None] = {}  # anomalies (key and window) already added to entity risk
         self._lock = threading.Lock()  # rounds and verdicts take turns on the engine
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -203,12 +216,38 @@ class AnomalyWorker:
         raised = 0
         if events.height:
             assert self.engine is not None
-            anomalies, incidents = self.engine.score_with_risk(events)
+            scored = events if self._context is None else concat_frames([self._context, events])
+            anomalies = _touching(self.engine.score(scored), events)
+            incidents = self.engine.risk.add([a for a in anomalies if self._first_count(a)])
             incidents += self.engine.risk.add(self._rule_contributions())
-            raised = self._alert(events, anomalies, incidents, now)
+            raised = self._alert(scored, anomalies, incidents, now)
+            self._context = self._kept_context(scored)
         self._save()
         self.metrics.inc("mamori_anomalies_total", raised)
         return raised
+
+    def _first_count(self, anomaly: Anomaly) -> bool:
+        """Whether this anomaly adds to entity risk: a window seen again in a later round (with more events)
+        counts once."""
+        key = f"{anomaly.key}@{anomaly.time.isoformat()}"
+        if key in self._counted:
+            return False
+        self._counted[key] = None
+        while len(self._counted) > RAISED_KEPT:
+            del self._counted[next(iter(self._counted))]
+        return True
+
+    def _kept_context(self, scored: pl.DataFrame) -> pl.DataFrame | None:
+        """The events the next round scores again with its own: the last ``context_seconds`` before the
+        newest event, at most ``context_rows`` of them."""
+        if self.settings.context_seconds <= 0 or self.settings.context_rows <= 0:
+            return None
+        newest = scored.get_column(schema.TIME).max()
+        if not isinstance(newest, datetime):
+            return None
+        since = newest - timedelta(seconds=self.settings.context_seconds)
+        recent = scored.filter(pl.col(schema.TIME) >= since).sort(schema.TIME)
+        return recent.tail(self.settings.context_rows)
 
     def _refit_due(self, now: datetime) -> bool:
         return self.fitted_at is not None and now - self.fitted_at >= timedelta(days=self.settings.refit_days)
@@ -308,6 +347,16 @@ class AnomalyWorker:
             except Exception as exc:  # keep the service running; the next round tries again
                 self.error = f"{type(exc).__name__}: {exc}"
                 log.exception("anomaly round failed")
+
+
+def _touching(anomalies: list[Anomaly], events: pl.DataFrame) -> list[Anomaly]:
+    """The anomalies behind which is at least one of ``events`` (the round's new ones): what only the
+    context shows was judged by an earlier round."""
+    wanted = list({u for a in anomalies for u in a.event_uids})
+    if not wanted:
+        return [a for a in anomalies if not a.event_uids]
+    present = set(events.filter(pl.col(schema.UID).is_in(wanted)).get_column(schema.UID).to_list())
+    return [a for a in anomalies if not a.event_uids or any(u in present for u in a.event_uids)]
 
 
 def rule_contribution(alert: Alert) -> list[Anomaly]:
