@@ -127,9 +127,9 @@ def draft(detections: Sequence[Detection], frame: pl.DataFrame, received_ns: pl.
         group_fields = dict(detection.group)
         for row_index, row in zip(rows, picked, strict=True):
             entities = {name: _first(row, fields) for name, fields in ENTITY_FIELDS.items()}
-            if group_fields:
-                entities["host"] = entities["host"] or _first(group_fields, ENTITY_FIELDS["host"])
-                entities["user"] = entities["user"] or _first(group_fields, ENTITY_FIELDS["user"])
+            if group_fields:  # a correlation or an anomaly is about its group: one alert, whoever the events name
+                entities["host"] = _first(group_fields, ENTITY_FIELDS["host"])
+                entities["user"] = _first(group_fields, ENTITY_FIELDS["user"])
             key = dedup_key(detection.rule_id, entities["host"], entities["user"])
             if key not in groups:
                 groups[key] = (entities, [], row_index)
