@@ -231,7 +231,7 @@ def _spraying_round_by_round(tmp_path: Path, scenario: Scenario, sessions: sessi
 def test_a_spraying_spread_over_several_rounds_is_judged_on_its_whole_window(
         tmp_path: Path, scenario: Scenario, sessions: sessionmaker[Session]) -> None:
     found = _spraying_round_by_round(tmp_path, scenario, sessions, AnomalySettings())
-    assert len(found) == 1 and found[0].user == "10.66.66.66"  # one alert about the source, not one per user
+    assert len(found) == 1 and found[0].ip == "10.66.66.66"  # one alert about the source, not one per user
     assert "as 10 different users in 30 minutes" in found[0].explanation  # one round alone stored three
 
 

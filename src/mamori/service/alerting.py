@@ -102,6 +102,15 @@ def dedup_key(rule_id: str, host: str | None, user: str | None) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
+def _key(detection: Detection, entities: dict[str, str | None]) -> str:
+    """The alert group of a detection: its rule, host and user; a group (correlation, anomaly) about an
+    address alone is keyed by the address."""
+    user = entities["user"]
+    if detection.group and not user and not entities["host"]:
+        user = entities["ip"]
+    return dedup_key(detection.rule_id, entities["host"], user)
+
+
 def _time(value: Any, fallback: datetime) -> datetime:
     return value.astimezone(UTC) if isinstance(value, datetime) else fallback
 
@@ -130,13 +139,14 @@ def draft(detections: Sequence[Detection], frame: pl.DataFrame, received_ns: pl.
             if group_fields:  # a correlation or an anomaly is about its group: one alert, whoever the events name
                 entities["host"] = _first(group_fields, ENTITY_FIELDS["host"])
                 entities["user"] = _first(group_fields, ENTITY_FIELDS["user"])
-            key = dedup_key(detection.rule_id, entities["host"], entities["user"])
+                entities["ip"] = _first(group_fields, ENTITY_FIELDS["ip"]) or entities["ip"]
+            key = _key(detection, entities)
             if key not in groups:
                 groups[key] = (entities, [], row_index)
             groups[key][1].append(row)
         if not rows:  # a correlation whose events are in earlier batches
             entities = {name: _first(group_fields, fields) for name, fields in ENTITY_FIELDS.items()}
-            groups[dedup_key(detection.rule_id, entities["host"], entities["user"])] = (entities, [], -1)
+            groups[_key(detection, entities)] = (entities, [], -1)
         for key, (entities, members, first_row) in groups.items():
             times = [_time(m.get(schema.TIME), now) for m in members]
             uids = [str(m.get(schema.UID)) for m in members[:MAX_UIDS]] if members else list(detection.uids)

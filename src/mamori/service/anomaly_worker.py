@@ -84,10 +84,19 @@ def anomaly_rule_id(detector: str) -> str:
 def anomaly_detection(anomaly: Anomaly, rows: tuple[int, ...]) -> Detection:
     """An anomaly as a detection of the batch it was found in (``rows``: its events there)."""
     level = "high" if anomaly.score >= 60 else "medium" if anomaly.score >= 30 else "low"
-    entity = (("host", anomaly.entity),) if anomaly.entity_type == "host" else (("user", anomaly.entity),)
+    entity = _entity(anomaly.entity_type, anomaly.entity)
     return Detection(anomaly_rule_id(anomaly.detector), f"Anomaly: {anomaly.detector} ({anomaly.entity_type})",
                      level, AUTHOR, ("anomaly", f"anomaly.{anomaly.detector}"), rows, anomaly.event_uids,
                      (anomaly.explanation.en, anomaly.explanation.ja), int(anomaly.time.timestamp() * 1e9), entity)
+
+
+def _entity(entity_type: str, entity: str) -> tuple[tuple[str, str | None], ...]:
+    """The alert entity an anomaly is about: a host, a source address, else a user (or what stands for one)."""
+    if entity_type == "host":
+        return (("host", entity),)
+    if entity_type in {"source_ip", "ip"}:
+        return (("IpAddress", entity),)
+    return (("user", entity),)
 
 
 def risk_detection(incident: RiskIncident) -> Detection:
@@ -95,7 +104,7 @@ def risk_detection(incident: RiskIncident) -> Detection:
     lines = [f"{a.detector} at {a.time.isoformat()}: {points:.0f} points ({a.explanation.en})"
              for a, points in incident.contributions]
     uids = tuple(u for a, _ in incident.contributions for u in a.event_uids)
-    entity = (("host", incident.entity),) if incident.entity_type == "host" else (("user", incident.entity),)
+    entity = _entity(incident.entity_type, incident.entity)
     return Detection(RISK_RULE, f"Entity risk over threshold ({incident.entity_type})", "high", AUTHOR,
                      ("anomaly", "risk"), (), uids[:200],
                      (incident.explanation.en, incident.explanation.ja, *lines), int(incident.time.timestamp() * 1e9),
