@@ -5,8 +5,8 @@ A template is a record taken apart (``template_of``): the text between its strin
 columns its values go to, as ``batch.flatten`` names and renders them. A record is the template's when
 the template's text with the record's own values put in is the record's text and those values hold no
 escape and no control character: then ``orjson`` reads it as the template's record with those strings,
-so its columns are the template's, in the same order, with the record's values. Records are cut at
-their quotes with one split, which costs a fraction of decoding them.
+so its columns are the template's, in the same order, with the record's values. Records are cut with
+one split (at their keys' ``":"``, else at their quotes), which costs a fraction of decoding them.
 """
 
 from __future__ import annotations
