@@ -161,6 +161,9 @@ def _hunt(paths: tuple[Path, ...], rule_paths: tuple[Path, ...], source: str | N
         Console().print(detections_table(result.detections, limit=200))
     if not quiet:
         print_summary(result, console)
+    import gc
+
+    gc.freeze()  # everything is written: the collector need not walk the rules and batches at exit (0.1-0.2 s)
     return 0 if result.complete else EXIT_INCOMPLETE_INPUT
 
 
