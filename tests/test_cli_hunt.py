@@ -115,3 +115,14 @@ def test_hunt_store_runs_rules_over_the_service_lake(tmp_path: Path) -> None:
     hits = [json.loads(line) for line in run.stdout.splitlines()]
     assert {h["host"] for h in hits} == {"ws01.corp.local", "ws02.corp.local"}
     assert "2 detections in the stored events" in run.stderr
+
+
+def test_a_hunt_called_inside_another_program_returns_to_it() -> None:
+    from click.testing import CliRunner
+
+    from mamori.cli import main
+
+    result = CliRunner().invoke(main, ["hunt", str(LOGS), "--rules", str(RULES), "--format", "jsonl",
+                                       "--workers", "1", "-q"])
+    assert result.exit_code == 0, result.output
+    assert any(json.loads(line)["rule_title"].startswith("Whoami") for line in result.stdout.splitlines())
