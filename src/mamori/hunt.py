@@ -30,6 +30,7 @@ from mamori.errors import MamoriError
 from mamori.events import schema
 from mamori.events.frame import concat_frames
 from mamori.events.transfer import frame_from_bytes, frame_to_bytes
+from mamori.hunt_shares import hunt_in_shares, merge_rules, rule_file_shares
 from mamori.sources.base import ReadOptions, ReadProblem, ReadResult, SourceSpec
 from mamori.sources.registry import get_source, sniff_source
 
@@ -228,7 +229,7 @@ def run_hunt(
     files, skipped = discover(paths, source)
     count = workers or max(1, min(os.cpu_count() or 1, 4))
     reports = {str(p): FileReport(str(p), s) for s, p in files}
-    rule_shares = _rule_shares(rule_sources, count) if fresh_process and count > 1 and files else None
+    rule_shares = rule_file_shares(rule_sources, count) if fresh_process and count > 1 and files else None
     if rule_shares is not None:
         shared = _hunt_in_shares(files, rule_shares, options, filters, cache_dir, use_cache, explain_matches)
         if shared is not None:
@@ -292,20 +293,11 @@ class _SharedFindings:
     processes: int
 
 
-def _rule_shares(rule_sources: Sequence[Path], count: int) -> list[list[Path]] | None:
-    """The rule files in ``count`` shares, one per process, or None when they are not to be split."""
-    from mamori.hunt_shares import rule_file_shares
-
-    return rule_file_shares(rule_sources, count)
-
-
 def _hunt_in_shares(files: list[tuple[str, Path]], rule_shares: list[list[Path]], options: ReadOptions,
                     filters: HuntFilters, cache_dir: Path | None, use_cache: bool,
                     explain: bool) -> _SharedFindings | None:
     """The hunt with the rules split over one process per share (``hunt_shares``), merged; None when the
     rules hold correlations (the caller then hunts in one process)."""
-    from mamori.hunt_shares import hunt_in_shares, merge_rules
-
     shared = hunt_in_shares(files, rule_shares, options, filters, cache_dir, use_cache, explain)
     if shared is None:
         return None

@@ -31,7 +31,7 @@ import polars as pl
 from mamori.detect.sigma.engine import Detector
 from mamori.detect.sigma.loader import RULE_SUFFIXES
 from mamori.detect.sigma.model import Refusal, Rule
-from mamori.detect.sigma.ruleset import load_ruleset_later_cache
+from mamori.detect.sigma.ruleset import load_ruleset_later_cache, rule_files
 from mamori.errors import MamoriError
 from mamori.events.frame import concat_frames
 from mamori.events.transfer import frame_from_bytes, frame_to_bytes
@@ -83,15 +83,12 @@ def rule_file_shares(sources: Sequence[Path], parts: int) -> list[list[Path]] | 
     sizes: dict[str, int] = {}
     for number, source in enumerate(sources):
         if source.is_dir():
-            for folder, _dirs, names in os.walk(source):
-                for name in names:
-                    if name.lower().endswith(RULE_SUFFIXES):
-                        path = os.path.join(folder, name)  # as ``iter_rule_texts`` spells it: the rule's path
-                        try:
-                            sizes[path] = os.stat(path).st_size
-                        except OSError:
-                            continue
-                        units.setdefault((number, folder), []).append(path)
+            for path in rule_files(str(source)):  # spelled as ``iter_rule_texts`` gives a rule's path
+                try:
+                    sizes[path] = os.stat(path).st_size
+                except OSError:
+                    continue
+                units.setdefault((number, os.path.dirname(path)), []).append(path)
         elif source.is_file() and source.suffix.lower() in RULE_SUFFIXES:
             units.setdefault((number, str(source)), []).append(str(source))
             sizes[str(source)] = source.stat().st_size

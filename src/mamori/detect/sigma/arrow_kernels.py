@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from mamori.events.frame import bitmap_bits, valid_mask
+
 try:
     from pyarrow._compute import CastOptions, MatchSubstringOptions, SetLookupOptions, call_function
 except ImportError:  # a pyarrow that moved its internals: the public module has them too
@@ -80,21 +82,13 @@ def take(values: Any, positions: Any) -> Any:
     return call_function("take", [values, pa.array(positions)])
 
 
-def valid_mask(array: pa.Array) -> np.ndarray:
-    """Which entries of an array are not null (numpy booleans)."""
-    validity = array.buffers()[0]
-    if validity is None:
-        return np.ones(len(array), dtype=bool)
-    return _bits(validity, array.offset, len(array))
-
-
 def true_mask(array: Any) -> np.ndarray:
     """A boolean array as numpy booleans, null read as false."""
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
-    bits = _bits(array.buffers()[1], array.offset, len(array))
+    bits = bitmap_bits(array.buffers()[1], array.offset, len(array))
     validity = array.buffers()[0]
-    return bits if validity is None else bits & _bits(validity, array.offset, len(array))
+    return bits if validity is None else bits & bitmap_bits(validity, array.offset, len(array))
 
 
 def codes_or(indices: pa.Array, null_code: int) -> np.ndarray:
@@ -104,9 +98,3 @@ def codes_or(indices: pa.Array, null_code: int) -> np.ndarray:
     if not indices.null_count:
         return codes.astype(np.intp)
     return np.where(valid_mask(indices), codes, null_code).astype(np.intp, copy=False)
-
-
-def _bits(buffer: pa.Buffer, offset: int, length: int) -> np.ndarray:
-    """``length`` bits of an Arrow bitmap from ``offset``, as numpy booleans."""
-    unpacked = np.unpackbits(np.frombuffer(buffer, dtype=np.uint8), count=offset + length, bitorder="little")
-    return unpacked[offset:].view(np.bool_)  # 0/1 bytes: the same memory read as booleans

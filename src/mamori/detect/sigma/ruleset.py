@@ -144,7 +144,7 @@ def _stamp(sources: Sequence[Path], setting: bytes) -> str | None:
     digest.update(setting)
     try:
         for source in sources:
-            for path in _rule_files(str(source)) if source.is_dir() else [str(source)]:
+            for path in rule_files(str(source)) if source.is_dir() else [str(source)]:
                 status = os.stat(path)
                 if stat.S_ISREG(status.st_mode):
                     digest.update(f"{path}\x00{status.st_size}\x00{status.st_mtime_ns}\x00{status.st_ino}\n".encode())
@@ -153,7 +153,7 @@ def _stamp(sources: Sequence[Path], setting: bytes) -> str | None:
     return digest.hexdigest()
 
 
-def _rule_files(folder: str) -> list[str]:
+def rule_files(folder: str) -> list[str]:
     """Every rule file under a folder, in a stable order (plain strings: thousands of files)."""
     found: list[str] = []
     for root, _dirs, names in os.walk(folder):
