@@ -3,6 +3,7 @@ the backlog is counted, idempotency keys survive a restart."""
 
 from __future__ import annotations
 
+import pickle
 import time
 from pathlib import Path
 
@@ -91,4 +92,19 @@ def test_committed_old_segments_are_pruned_with_their_keys(tmp_path: Path) -> No
     removed = spool.prune(now=time.time() + 10)
     assert removed == before - 1
     assert "k0" not in spool.keys
+    spool.close()
+
+
+def test_an_entry_read_back_crosses_to_another_process_as_its_stored_body(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    made = _entry(1, key="k1")
+    spool.append_wait(made)
+    [read] = spool.read(0, 10, 0.1)
+    assert read.body is not None
+    wire = pickle.dumps(read)
+    assert b"line 1a" in wire and len(wire) < len(read.body) + 200  # the body, not one object per record
+    back = pickle.loads(wire)
+    assert back == read and back.seq == 0 and back.key == "k1" and back.records == made.records
+    fresh = pickle.loads(pickle.dumps(made))  # an entry an input made has no body: its fields travel
+    assert fresh == made and fresh.body is None
     spool.close()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _CONTROL_BYTES = bytes(b for b in range(0x20) if b not in (0x09, 0x0A, 0x0D))  # the same set (UTF-8 has
 # these bytes only as these characters, never inside a multi-byte one)
-_OCTET_START = re.compile(rb"\n[0-9]")  # a message opening with a digit may be octet-counted
+_DIGITS = frozenset("0123456789")  # a message opening with one may be octet-counted
 
 
 @dataclass(frozen=True)
@@ -116,22 +116,23 @@ class SyslogFramer:
     def _plain_lines(self, data: bytes) -> list[str] | None:
         """The complete lines of the buffer and ``data`` when they are plain text (see ``feed_text``),
         the rest kept for the next chunk; None, and nothing changed, otherwise."""
-        whole = bytes(self._buffer) + data
+        whole = bytes(self._buffer) + data if self._buffer else data
         end = whole.rfind(b"\n") + 1
-        if end == 0 or len(whole) - end > self.max_bytes or whole[:1].isdigit() or \
-                _OCTET_START.search(whole, 0, end) is not None:
+        if end == 0 or len(whole) - end > self.max_bytes:
             return None
         body = whole[:end]
         if b"\xef\xbb\xbf" in body or len(body.translate(None, _CONTROL_BYTES)) != end:
             return None
-        if max(map(len, body.split(b"\n"))) > self.max_bytes:
-            return None
+        if end > self.max_bytes and max(map(len, body.split(b"\n"))) > self.max_bytes:
+            return None  # (a body within the limit has no line over it)
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             return None
         lines = text.split("\n")
         lines.pop()  # the body ends with a newline: nothing after it
+        if any(line[:1] in _DIGITS for line in lines):  # may be octet-counted: the message-by-message path
+            return None
         if "\r" in text:
             lines = [line.rstrip("\r") for line in lines]
         self._buffer = bytearray(whole[end:])

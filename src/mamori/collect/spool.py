@@ -19,7 +19,7 @@ import time
 import zlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +43,26 @@ class Entry:
     received_ns: int
     key: str | None = None
     seq: int = -1
+    body: bytes | None = field(default=None, compare=False, repr=False)  # the stored body, when read back
 
     def encode(self) -> bytes:
         """The entry body as stored (JSON)."""
+        if self.body is not None:
+            return self.body
         return orjson.dumps({"f": self.fmt, "o": self.origin, "r": self.records, "t": self.received_ns,
                              "k": self.key})
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """An entry read from the spool crosses to a parser process as its stored body, decoded there:
+        one block of bytes pickles in a fraction of the time its thousands of records take."""
+        if self.body is not None:
+            return _decode, (self.body, self.seq)
+        return Entry, (self.fmt, self.origin, self.records, self.received_ns, self.key, self.seq)
 
 
 def _decode(body: bytes, seq: int) -> Entry:
     data = orjson.loads(body)
-    return Entry(data["f"], data["o"], tuple(data["r"]), int(data["t"]), data.get("k"), seq)
+    return Entry(data["f"], data["o"], tuple(data["r"]), int(data["t"]), data.get("k"), seq, body)
 
 
 def _segment_name(first_seq: int) -> str:
