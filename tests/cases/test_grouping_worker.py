@@ -122,6 +122,18 @@ def test_alerts_of_one_incident_changing_together_refresh_it_once(
     assert seen[3].changes["reason"] == f"alerts {ids[0]}, {ids[1]}, {ids[2]} changed"
 
 
+def test_a_full_round_of_updates_alone_waits_for_the_next_poll_while_new_alerts_go_on_at_once(
+        case_sessions: sessionmaker[Session], add_alert: AddAlert, tmp_path: Path) -> None:
+    # alerts hit by every batch change all the time: rounds of updates only must not spin the worker
+    ids = [add_alert(level="medium", host="WS01") for _ in range(3)]
+    worker, _ = make_worker(case_sessions, tmp_path)
+    worker.batch = 3
+    assert worker.run_once() == 3 and worker.new_in_last_round == 3  # a full round of new alerts: go on
+    with case_sessions.begin() as session:
+        session.execute(update(Alert).where(Alert.id.in_(ids)).values(level="high", updated_at=utcnow()))
+    assert worker.run_once() == 3 and worker.new_in_last_round == 0  # a full round of updates: wait
+
+
 def test_alerts_do_not_join_a_resolved_incident(
         case_sessions: sessionmaker[Session], add_alert: AddAlert, tmp_path: Path) -> None:
     add_alert(host="WS01")

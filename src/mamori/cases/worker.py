@@ -191,6 +191,7 @@ class GroupingWorker:
         self._thread: threading.Thread | None = None
         self.handled = 0
         self.failed = 0
+        self.new_in_last_round = 0  # alerts never handled before among the last round's
         self.history_before: datetime | None = None
         self._trees: dict[tuple[int, tuple[str, ...], str | None], set[str]] = {}  # see _process_trees
         self._first_events: dict[int, dict[str, dict[str, object]]] = {}  # alert id -> its first events read
@@ -215,8 +216,9 @@ class GroupingWorker:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                busy = self.run_once() >= self.batch
+            try:  # a full round of new alerts goes on at once; a round of updates only waits its turn (a
+                # busy incident's alerts change with every batch: refreshing them once a poll is enough)
+                busy = self.run_once() >= self.batch and self.new_in_last_round > 0
             except Exception:  # a bad round is logged and retried; the watermark did not move
                 log.exception("grouping alerts into incidents failed")
                 busy = False
@@ -287,6 +289,7 @@ class GroupingWorker:
             if (stored.time, stored.last_id) != (mark.time, mark.last_id):  # moved by another: start over
                 return 0
             handled_max = mark.last_id  # new alerts come in id order: every id up to here was handled
+            self.new_in_last_round = sum(p.alert_id > mark.last_id for p in pending)
             in_incidents = self._incidents_of(session, [p.alert_id for p in pending])
             changed: list[Pending] = []  # alerts already in an incident: refreshed per incident, below
             for item in pending:
@@ -326,6 +329,8 @@ class GroupingWorker:
         published: list[CaseEvent] = []
         by_incident: dict[int, list[Pending]] = {}
         current = self._incidents_of(session, [p.alert_id for p in changed])  # merges may have moved some
+        if changed:  # one query for every changed alert: each incident's look-ups below find them loaded
+            session.scalars(select(Alert).where(Alert.id.in_([p.alert_id for p in changed]))).all()
         for item in changed:
             by_incident.setdefault(current.get(item.alert_id, -1), []).append(item)
         for incident_id, items in by_incident.items():
