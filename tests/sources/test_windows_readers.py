@@ -171,3 +171,16 @@ def test_the_registered_evtx_reader_adds_the_ocsf_fields_and_the_bulk_reader_onl
     assert sysmon.height and (sysmon.get_column("class_uid") != "0").all()
     assert "class_uid" in _read([r.frame for r in read_winjson(FIXTURES / "winlogbeat.json")]).columns
     assert "class_uid" not in records_to_frame([{"EventID": 1, "Channel": "Security"}], "x", ocsf=False).columns
+
+
+def test_nxlog_names_become_the_common_ones_unless_the_event_holds_those_already() -> None:
+    nxlog = {"EventID": 4688, "Hostname": "WS01", "SourceName": "Microsoft-Windows-Security-Auditing",
+             "ProcessID": 4, "Channel": "Security"}
+    # a flat export of an EVTX record: 5156's own ProcessID beside the system one
+    exported = {"EventID": "5156", "Channel": "Security", "Computer": "WS02", "Execution_ProcessID": "4",
+                "ProcessID": "984", "Application": "\\device\\harddiskvolume2\\windows\\system32\\svchost.exe"}
+    frame = records_to_frame([nxlog, exported], "test", ocsf=False)
+    assert frame.get_column("Computer").to_list() == ["WS01", "WS02"]
+    assert frame.get_column("Provider_Name").to_list() == ["Microsoft-Windows-Security-Auditing", None]
+    assert frame.get_column("Execution_ProcessID").to_list() == ["4", "4"]
+    assert frame.get_column("ProcessID").to_list() == [None, "984"]

@@ -206,17 +206,20 @@ def flatten_flat(event: dict[str, Any]) -> tuple[FlatEvent, str | None]:
     out: FlatEvent = {}
     renames = _NXLOG_RENAMES
     for key, value in event.items():
+        name = renames.get(key)  # NXLog's name of a system field (``Hostname``: ``Computer``), unless the
+        if name is None or name in event:  # event holds that name already: then ``key`` is an event-data
+            name = key  # field of its own (5156's ``ProcessID`` in a flat export of EVTX records)
         kind = value.__class__
         if kind is str:
-            out[renames.get(key, key)] = value
+            out[name] = value
         elif kind is int:
-            out[renames.get(key, key)] = str(value)
+            out[name] = str(value)
         elif isinstance(value, dict) and "#text" not in value:
             for sub, inner in value.items():
                 if not isinstance(inner, dict | list):
                     out[f"{key}_{sub}" if key in {"Provider", "Execution", "Security"} else sub] = scalar_text(inner)
         else:
-            out[renames.get(key, key)] = scalar_text(value)
+            out[name] = scalar_text(value)
     if "EventData" in event and isinstance(event["EventData"], dict):
         _flatten_data(event["EventData"], out)
     for name in _TIME_KEYS:
