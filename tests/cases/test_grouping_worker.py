@@ -316,3 +316,17 @@ def test_an_alert_that_grew_reads_only_its_new_first_events_from_the_files_store
     assert uids == ["u-2"]  # u-1 was read before
     assert isinstance(stored_since, datetime)
     assert stored_since.replace(tzinfo=None) >= (updated - worker_module.RECENT_FILES).replace(tzinfo=None)
+
+
+def test_a_round_longer_than_a_chunk_commits_chunk_by_chunk_with_the_same_incidents(
+        case_sessions: sessionmaker[Session], add_alert: AddAlert, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # short transactions leave the database to the pipeline between chunks; the grouping is the same
+    monkeypatch.setattr("mamori.cases.worker.CHUNK_ALERTS", 2)
+    same_host = [add_alert(host="WS01", minutes=n) for n in range(4)]
+    elsewhere = add_alert(host="WS09", user="bob", minutes=5)
+    worker, seen = make_worker(case_sessions, tmp_path)
+    assert worker.run_once() == 5
+    assert sorted(incidents_of(case_sessions).values()) == [same_host, [elsewhere]]
+    assert [e.kind for e in seen].count("alert.created") == 5
+    assert worker.run_once() == 0  # the watermark moved past every chunk

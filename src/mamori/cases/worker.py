@@ -49,6 +49,7 @@ log = logging.getLogger("mamori.cases")
 WATERMARK_KEY = "cases.grouping.watermark"
 OVERLAP = timedelta(seconds=30)
 UIDS_PER_ALERT = 50
+CHUNK_ALERTS = 50  # alerts grouped per transaction: the database is locked for writes meanwhile
 
 
 @dataclass
@@ -283,13 +284,30 @@ class GroupingWorker:
         if not pending:
             return 0
         trees = self._process_trees(pending)
+        self.new_in_last_round = sum(p.alert_id > mark.last_id for p in pending)
+        handled = 0
+        for start in range(0, len(pending), CHUNK_ALERTS):
+            chunk = pending[start:start + CHUNK_ALERTS]
+            published = self._handle_chunk(chunk, trees, mark)
+            if published is None:
+                break
+            for event in published:
+                self.bus.publish(event)
+            handled += len(chunk)
+        self.handled += handled
+        return handled
+
+    def _handle_chunk(self, pending: Sequence[Pending], trees: Mapping[int, set[str]],
+                      mark: Watermark) -> list[CaseEvent] | None:
+        """Group a few of the round's alerts in one transaction and advance ``mark`` past them; return
+        the events to publish (None when another worker moved the watermark: start over). Short
+        transactions: the pipeline commits every batch's alerts and waits for the database meanwhile."""
         published: list[CaseEvent] = []
         with self.sessions.begin() as session:
             stored = load_watermark(session)
             if (stored.time, stored.last_id) != (mark.time, mark.last_id):  # moved by another: start over
-                return 0
+                return None
             handled_max = mark.last_id  # new alerts come in id order: every id up to here was handled
-            self.new_in_last_round = sum(p.alert_id > mark.last_id for p in pending)
             in_incidents = self._incidents_of(session, [p.alert_id for p in pending])
             changed: list[Pending] = []  # alerts already in an incident: refreshed per incident, below
             for item in pending:
@@ -310,10 +328,7 @@ class GroupingWorker:
             published.extend(self._refresh_incidents(session, changed, trees, mark))
             mark.advance((p.alert_id, p.updated_at) for p in pending)
             save_watermark(session, mark)
-        for event in published:
-            self.bus.publish(event)
-        self.handled += len(pending)
-        return len(pending)
+        return published
 
     @staticmethod
     def _incidents_of(session: Session, alert_ids: Sequence[int]) -> dict[int, int]:
