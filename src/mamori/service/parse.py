@@ -114,9 +114,9 @@ def read_syslog(records: _Records, options: ReadOptions) -> tuple[pl.DataFrame, 
         frames.append(_restamp(result.frame, "syslog", [records.origins[r] for r in kept],
                                [records.offsets[r] for r in kept]).with_columns(pl.Series("_order", kept)))
     if events:
-        windows = records_to_frame(events, "", raws=[records.texts[r] for r in event_rows])
-        windows = _restamp(windows, "winjson", [records.origins[r] for r in event_rows],
-                           [records.offsets[r] for r in event_rows])
+        windows = records_to_frame(events, [records.origins[r] for r in event_rows],
+                                   offsets=[records.offsets[r] for r in event_rows],
+                                   raws=[records.texts[r] for r in event_rows])
         frames.append(windows.with_columns(pl.Series("_order", event_rows)))
     if not frames:
         return pl.DataFrame(), problems
@@ -149,9 +149,9 @@ def read_json(records: _Records, options: ReadOptions) -> tuple[pl.DataFrame, li
     order: list[int] = []
     if windows:
         rows = [i for i, _ in windows]
-        frame = records_to_frame([v for _, v in windows], "", raws=[records.texts[r] for r in rows])
-        frames.append(_restamp(frame, "winjson", [records.origins[r] for r in rows],
-                               [records.offsets[r] for r in rows]))
+        frames.append(records_to_frame([v for _, v in windows], [records.origins[r] for r in rows],
+                                       offsets=[records.offsets[r] for r in rows],
+                                       raws=[records.texts[r] for r in rows]))
         order.extend(rows)
     for source, items in other.items():
         rows = [i for i, _, _ in items]

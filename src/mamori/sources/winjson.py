@@ -28,11 +28,12 @@ def _dumps(event: dict[str, Any]) -> str:
         return json.dumps(event, ensure_ascii=False, default=str)
 
 
-def records_to_frame(events: Sequence[dict[str, Any]], origin: str, first_offset: int = 1, *,
+def records_to_frame(events: Sequence[dict[str, Any]], origin: str | Sequence[str], first_offset: int = 1, *,
                      offsets: Sequence[int] | None = None, raws: Sequence[str] | None = None,
                      ocsf: bool = True) -> pl.DataFrame:
     """Build a batch from decoded Windows event objects (any supported shape). ``offsets`` are the
-    events' places in ``origin`` (by default record numbers from ``first_offset``); ``raws`` their
+    events' places in ``origin`` (one for all, or one per event; by default record numbers from
+    ``first_offset``); ``raws`` their
     original texts (by default each event serialised again). Used by the JSON file reader and by
     network ingest, so both give the OCSF fields (``events/ocsf/windows.yaml``) unless ``ocsf`` is off."""
     flats, times = [], []
