@@ -43,7 +43,7 @@ def test_syscall_model_trained_on_normal_adfa_traces_ranks_attacks_above_normals
 
 def test_flow_model_trained_on_normal_nsl_kdd_rows_separates_attacks_on_both_test_sets() -> None:
     result = evaluate_nsl_kdd(_data("nsl-kdd"), sample=4000)
-    # full run: 0.969 on KDDTest+, 0.875 on KDDTest-21
+    # full run: 0.967 on KDDTest+, 0.903 on KDDTest-21 (kNN alone: 0.969, 0.875); this sample 0.968, 0.899
     assert result.train_rows == 13449
     assert result.auc_test >= 0.95
-    assert result.auc_test21 >= 0.84
+    assert result.auc_test21 >= 0.88
