@@ -7,7 +7,13 @@ import random
 import numpy as np
 import polars as pl
 
-from mamori.detect.sigma.keyword_scan import MAX_SPELLINGS, case_spellings, raw_holding, window_pattern
+from mamori.detect.sigma.keyword_scan import (
+    MAX_SPELLINGS,
+    case_spellings,
+    essential_needles,
+    raw_holding,
+    window_pattern,
+)
 
 NEEDLES = ("sekurlsa::", "kerberos::golden", "\\\\mimilib.dll", "kiwi legit printer", "a.b", "(x)", "ｍｉｍｉ",
            "gentilkiwi.com")
@@ -55,3 +61,10 @@ def test_large_keyword_sets_fall_back_to_the_plain_search() -> None:
 
 def test_an_empty_keyword_disables_the_prefilter() -> None:
     assert window_pattern(("", "abc")) is None
+
+
+def test_needles_holding_another_needle_are_left_out_and_the_answer_kept() -> None:
+    needles = ("\\\\mimilib.dll", "\\mimilib.dll", "sekurlsa::", "sekurlsa::logonpasswords", "kiwi")
+    assert essential_needles(needles) == ("\\mimilib.dll", "kiwi", "sekurlsa::")
+    records: list[str | None] = ['{"x":"C:\\\\MIMILIB.DLL"}', "SEKURLSA::LogonPasswords", "kiw", None, "KiWi"]
+    assert raw_holding(pl.Series(records, dtype=pl.Utf8), needles).tolist() == [True, True, False, False, True]

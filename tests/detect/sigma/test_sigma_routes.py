@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import polars as pl
 
-from mamori.detect.sigma.engine import _entry_table, _entry_table_of_rows
+from mamori.detect.sigma.engine import Routes, _entry_table, _entry_table_of_rows, combination_codes
 from mamori.events import schema
 from mamori.events.logsources import builtin_table
 
@@ -36,3 +36,31 @@ def test_an_entry_testing_a_column_the_batch_lacks_serves_no_row() -> None:
     got = _entry_table_of_rows(rows, [schema.SOURCE], entries)
     expected = _entry_table(pl.DataFrame({schema.SOURCE: ["evtx"]}), entries)
     np.testing.assert_array_equal(got, expected)
+
+
+def test_combinations_of_columns_are_numbered_with_null_a_value_of_its_own() -> None:
+    frame = pl.DataFrame({"a": ["x", "x", None, "y", "x", None, ""], "b": ["1", "2", "1", "1", "1", "1", "1"]})
+    codes, first = combination_codes(frame, ["a", "b"])
+    rows = frame.rows()
+    for i in range(frame.height):
+        for j in range(frame.height):
+            assert (codes[i] == codes[j]) == (rows[i] == rows[j])
+    assert sorted(first.tolist()) == [0, 1, 2, 3, 6]
+    assert all(codes[row] == number for number, row in enumerate(first.tolist()))
+
+
+def test_a_groups_rows_are_the_rows_any_of_its_entries_serves() -> None:
+    entries = builtin_table().entries
+    frame = pl.DataFrame({
+        schema.SOURCE: ["evtx", "evtx", "evtx", "zeek", "evtx"],
+        "Channel": ["Security", "Microsoft-Windows-Sysmon/Operational", "System", None, "Security"],
+        "EventID": ["4688", "1", "7045", None, "4624"],
+    })
+    routed = Routes(entries).route(frame)
+    masks = routed.masks()
+    assert masks.shape == (len(entries), frame.height)
+    for entry in range(len(entries)):
+        np.testing.assert_array_equal(routed.entry_rows(entry), masks[entry])
+        assert routed.served(entry) == bool(masks[entry].any())
+    for group in ([0], [1, 2], list(range(len(entries)))):
+        np.testing.assert_array_equal(routed.rows_of(group), np.flatnonzero(masks[group].any(axis=0)))

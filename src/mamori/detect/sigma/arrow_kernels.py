@@ -28,7 +28,8 @@ except ImportError:  # a pyarrow that moved its internals: the public module has
 
 
 def dictionary_encode(values: Any) -> Any:
-    """Distinct values and each row's code (an Arrow dictionary array)."""
+    """Distinct values and each row's code (an Arrow dictionary array); null rows have a null code.
+    (Arrow's option to make null a distinct value of its own gives string views a plain "" instead.)"""
     return call_function("dictionary_encode", [values])
 
 

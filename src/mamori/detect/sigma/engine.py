@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
+from mamori.detect.sigma import arrow_kernels as kernels
 from mamori.detect.sigma.evaluate import BatchEvaluator, LiteralBank, keyword_needles
 from mamori.detect.sigma.model import Rule, RuleSet
 from mamori.detect.sigma.plan import (
@@ -39,6 +41,7 @@ ROW = "_row"
 RULE_ID = "rule_id"
 SELECTIONS = "selections"
 HITS_SCHEMA = {RULE_ID: pl.Utf8, ROW: pl.UInt32}
+SCREEN_AT_ONCE = 20_000  # rows: a first batch this large pays for building the screen at once
 
 
 @dataclass
@@ -127,7 +130,7 @@ class Detector:
     def prepare(self, frame: pl.DataFrame) -> pl.DataFrame:
         """The batch with the rule-side field names filled in (as ``run`` gives it back), for showing
         the fields a rule matched on when the hits were found elsewhere."""
-        return prepare(frame, self.table.entries, self.routes.masks(frame), self.fields)
+        return prepare(frame, self.table.entries, self.routes.route(frame), self.fields)
 
     def detect(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Return the (rule_id, _row) pairs where a rule matches a row of ``frame``."""
@@ -139,9 +142,9 @@ class Detector:
         selections that held for that event, from the results the batch already computed."""
         if frame.height == 0 or not self._groups:
             return pl.DataFrame(schema=HITS_SCHEMA), frame
-        masks = self.routes.masks(frame)
-        prepared = prepare(frame, self.table.entries, masks, self.fields)
-        evaluator = BatchEvaluator(prepared, None, self.literal_bank)
+        routed = self.routes.route(frame)
+        prepared = prepare(frame, self.table.entries, routed, self.fields)
+        evaluator = BatchEvaluator(prepared, None, self.literal_bank, pieces=_in_one_piece(prepared, self.fields))
         passing, exact = self._screened(evaluator)
         rule_ids: list[str] = []
         rows: list[np.ndarray] = []
@@ -150,7 +153,7 @@ class Detector:
         for group in self._groups.values():
             first_rule, next_rule = next_rule, next_rule + len(group.rules)
             if group.entry_indexes:
-                group_rows = np.flatnonzero(np.any(masks[group.entry_indexes], axis=0))
+                group_rows = routed.rows_of(group.entry_indexes)
                 if not len(group_rows):
                     continue
                 whole = len(group_rows) == frame.height and group.keyword_needles is None
@@ -181,11 +184,12 @@ class Detector:
 
     def _screened(self, evaluator: BatchEvaluator) -> tuple[np.ndarray, np.ndarray]:
         """(passing, exact) per rule in group order: whether the batch can match it at all, and whether
-        that answer needs no test-by-test walk (``screen``). The screen costs a third of a second to
-        build, the walk it saves a few hundredths a batch: it is built at the second batch, and a
-        detector that meets one batch only (a small hunt) walks."""
+        that answer needs no test-by-test walk (``screen``). The screen costs a sixth of a second to
+        build; what it saves grows with the batch (it also rules out, for the walk, every test whose
+        literal occurs nowhere): it is built at the second batch, or at the first when that is large
+        already, and a detector that meets one small batch only (a small hunt) walks."""
         self._batches += 1
-        if self._screen is None and self._batches >= 2:
+        if self._screen is None and (self._batches >= 2 or evaluator.rows >= SCREEN_AT_ONCE):
             self._screen = Screen([plan for group in self._groups.values() for plan in group.plans])
         if self._screen is None:
             count = sum(len(group.rules) for group in self._groups.values())
@@ -202,6 +206,16 @@ class Detector:
             bits = evaluator.evaluate(plan)
             columns.append((name, bits[matched] if bits is not None else np.zeros(len(matched), dtype=bool)))
         return [[name for name, bits in columns if bits[i]] for i in range(len(matched))]
+
+
+def _in_one_piece(frame: pl.DataFrame, fields: set[str]) -> pl.DataFrame | None:
+    """The rule fields' columns of a batch that comes in chunks (concatenated from several reads),
+    each joined into one chunk, for the evaluator to encode (None: nothing to join): Arrow takes a
+    column in one chunk without a copy, and joining them all in one call costs half of one call each."""
+    if frame.n_chunks() <= 1:
+        return None
+    wanted = [name for name in frame.columns if name in fields]
+    return frame.select(wanted).rechunk() if wanted else None
 
 
 def _keyword_literals(test: Test) -> list[str]:
@@ -232,13 +246,17 @@ class Routes:
 
     def masks(self, frame: pl.DataFrame) -> np.ndarray:
         """The (entries x rows) matrix for ``frame``."""
+        return self.route(frame).masks()
+
+    def route(self, frame: pl.DataFrame) -> Routed:
+        """Which entries serve each row of ``frame``, kept per distinct routing combination."""
         if not self.entries:
-            return np.zeros((0, frame.height), dtype=bool)
+            return Routed(np.zeros((0, 1), dtype=bool), np.zeros(frame.height, dtype=np.intp))
         present = [c for c in frame.columns if c in self._columns]
         if not present:
-            return _entry_table(frame, self.entries)
-        codes = frame.select(pl.struct(present).rank("dense").alias("k")).to_series().to_numpy().astype(np.int64) - 1
-        _, first = np.unique(codes, return_index=True)
+            matrix = _entry_table(frame, self.entries)
+            return Routed(matrix, np.arange(frame.height))
+        codes, first = combination_codes(frame, present)
         distinct = frame.select(present)[first]
         shape = tuple((name, str(frame.schema[name])) for name in present)
         keys = [(shape, row) for row in distinct.rows()]
@@ -253,7 +271,85 @@ class Routes:
             for column, i in enumerate(unknown):
                 self._known[keys[i]] = table[:, column]
         by_key = np.stack([self._known[key] for key in keys], axis=1)
-        return by_key[:, codes]
+        return Routed(by_key, codes)
+
+
+class Routed:
+    """The routes of one batch: an (entries x combinations) matrix and each row's combination. Rows
+    are reached through the few combinations (a rule group's rows: which combinations any of its
+    entries serves, then one look-up per row), never through an (entries x rows) matrix."""
+
+    def __init__(self, by_key: np.ndarray, codes: np.ndarray) -> None:
+        self.by_key = by_key
+        self.codes = codes
+        self._rows: dict[tuple[int, ...], np.ndarray] = {}
+
+    def served(self, entry: int) -> bool:
+        """Whether the entry serves some row."""
+        return bool(self.by_key[entry].any())
+
+    def entry_rows(self, entry: int) -> np.ndarray:
+        """Which rows the entry serves (a boolean per row)."""
+        served: np.ndarray = np.take(self.by_key[entry], self.codes)
+        return served
+
+    def rows_of(self, entries: list[int]) -> np.ndarray:
+        """Positions of the rows that one of ``entries`` serves, in order (memoised per entry set)."""
+        key = tuple(entries)
+        rows = self._rows.get(key)
+        if rows is None:
+            combinations = self.by_key[entries].any(axis=0)
+            if not combinations.any():
+                rows = _NO_ROWS
+            elif combinations.all():
+                rows = np.arange(len(self.codes))
+            else:
+                rows = np.flatnonzero(np.take(combinations, self.codes))
+            self._rows[key] = rows
+        return rows
+
+    def masks(self) -> np.ndarray:
+        """The whole (entries x rows) matrix."""
+        return self.by_key[:, self.codes]
+
+
+_NO_ROWS = np.zeros(0, dtype=np.intp)
+
+
+def combination_codes(frame: pl.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Number the distinct combinations of ``columns`` (null a value like any other): each row's number,
+    and the first row of each number. Each column is dictionary-encoded and the codes combined, which
+    costs half of ranking the rows as structs."""
+    try:
+        codes: np.ndarray | None = None
+        radix = 1
+        for name in columns:
+            encoded = kernels.dictionary_encode(frame.get_column(name).to_arrow(compat_level=pl.CompatLevel.newest()))
+            if isinstance(encoded, pa.ChunkedArray):
+                encoded = encoded.combine_chunks()
+            size = len(encoded.dictionary) + 1  # the last code: null
+            column_codes = kernels.codes_or(encoded.indices, size - 1)
+            if codes is None:
+                codes, radix = column_codes, size
+                continue
+            if radix * size >= 2**62:  # numbered densely again before the product can overflow
+                codes, radix = _dense(codes)
+            codes, radix = codes * size + column_codes, radix * size
+        assert codes is not None
+        dense, count = _dense(codes)
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):  # a column type Arrow cannot encode
+        ranked = frame.select(pl.struct(columns).rank("dense").alias("k")).to_series().to_numpy()
+        dense = ranked.astype(np.intp) - 1
+        count = int(dense.max()) + 1 if len(dense) else 0
+    first = np.empty(count, dtype=np.intp)
+    first[dense[::-1]] = np.arange(len(dense) - 1, -1, -1)  # (the last write of each code: its first row)
+    return dense, first
+
+
+def _dense(codes: np.ndarray) -> tuple[np.ndarray, int]:
+    """Integer codes renumbered 0..n-1 in order of first appearance, and n."""
+    encoded = kernels.dictionary_encode(pa.array(codes))
+    return kernels.codes_or(encoded.indices, 0), len(encoded.dictionary)
 
 
 def _entry_table_of_rows(rows: list[tuple[object, ...]], columns: list[str],
@@ -283,16 +379,16 @@ def _entry_table(frame: pl.DataFrame, entries: tuple[MappingEntry, ...]) -> np.n
     return matrix
 
 
-def prepare(frame: pl.DataFrame, entries: tuple[MappingEntry, ...], masks: np.ndarray,
+def prepare(frame: pl.DataFrame, entries: tuple[MappingEntry, ...], routed: Routed,
             fields: set[str]) -> pl.DataFrame:
     """Give rule-side field names a column: mapping aliases where an entry serves the row (filling
     only where the event lacks the field), then names that differ only in case or spaces."""
     columns = set(frame.columns)
     derived: dict[str, pl.Expr] = {}
     for index, entry in enumerate(entries):
-        if not entry.fields or not masks[index].any():
+        if not entry.fields or not routed.served(index):
             continue
-        mask = pl.Series(masks[index])
+        mask = pl.Series(routed.entry_rows(index))
         for rule_field, event_column in entry.fields:
             if rule_field not in fields or event_column not in columns:
                 continue

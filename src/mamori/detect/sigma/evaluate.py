@@ -1,8 +1,11 @@
 """Evaluate rule plans over one batch: each field dictionary-encoded once, each test run once on the
 distinct values only, then spread to rows; rules combine the shared results with numpy.
 
-A result of ``None`` stands for "false on every row": most tests match nothing in most batches, so
-rules short-circuit without touching arrays.
+A test's answer per distinct value is computed once per batch and read by every rule group's rows; a
+column null in most rows is encoded on its non-null rows only, and its rows' codes are made only if
+some test of it holds somewhere; tests the rule screen found impossible (a literal they need occurs
+nowhere) answer at once. A result of ``None`` stands for "false on every row": most tests match
+nothing in most batches, so rules short-circuit without touching arrays.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from mamori.detect.sigma.plan import (
 )
 from mamori.detect.sigma.regex_dialect import polars_pattern
 from mamori.detect.sigma.required_literal import test_literal
-from mamori.events.frame import arrow_series
+from mamori.events.frame import arrow_series, valid_mask
 
 Bits = np.ndarray | None  # None: false everywhere
 
@@ -60,15 +63,22 @@ class BatchEvaluator:
         keyword_columns: list[str] | None = None,
         literals: LiteralBank | dict[tuple[str | None, bool], list[str]] | None = None,
         raw_prefilter: bool = True,
+        pieces: pl.DataFrame | None = None,
     ) -> None:
         self.frame = frame
+        self._pieces = pieces  # (some of the frame's columns, each in one chunk: what encoding reads)
+        self._piece_names = set(pieces.columns) if pieces is not None else set()
         self.rows = frame.height
-        self._encoded: dict[tuple[str, bool], tuple[np.ndarray, pa.Array]] = {}
+        self._distinct: dict[tuple[str, bool], pa.Array | None] = {}  # (root only; ``_values``)
+        self._row_codes: dict[str, np.ndarray] = {}  # (``_codes``)
+        self._pending_codes: dict[str, tuple[Any, Any]] = {}  # non-null rows and their codes (``_sparse_codes``)
         self._lower_remap: dict[str, np.ndarray] = {}
         self._memo: dict[Test, Bits] = {}
+        self._tables: dict[Test, np.ndarray | None] = {}  # per distinct value (whole batch; ``_value_table``)
         self._literals = literals if isinstance(literals, LiteralBank) else LiteralBank(literals or {})
         self._literal_index: dict[tuple[str, bool], LiteralIndex] = {}
         self._may_memo: dict[Test, bool] = {}
+        self._never: set[int] = set()  # (shared with subsets; ``rule_out``)
         self._keyword_columns = keyword_columns if keyword_columns is not None else [
             c for c, t in frame.schema.items() if t == pl.Utf8 and not c.startswith("_")]
         self._raw_prefilter = raw_prefilter and "_raw" in frame.columns
@@ -90,7 +100,7 @@ class BatchEvaluator:
         child._parent = self
         child._index = index
         child.rows = len(index)
-        child._encoded = {}
+        child._row_codes = {}
         child._memo = {}
         child._keyword_view = None
         child._keyword_needles = keyword_needles
@@ -105,53 +115,117 @@ class BatchEvaluator:
 
     # --- columns ------------------------------------------------------------------------------
 
-    def _encode(self, field: str, lower: bool) -> tuple[np.ndarray, pa.Array] | None:
-        """(codes per row, distinct values); null rows get the code ``len(values)``. Lower-cased, the
-        codes stay those of the original values (``_lower_remap`` maps them to the lower-cased ones):
-        a test's few distinct answers are mapped, not every row's code."""
+    def _values(self, field: str, lower: bool) -> pa.Array | None:
+        """The whole batch's distinct values of a field, null left out (None: absent or null everywhere);
+        a per-value answer table has one slot more, ``len(values)``, for null. Lower-cased, the rows'
+        codes stay those of the original values (``_lower_remap`` maps them to the lower-cased ones,
+        and null to the last slot): a test's few distinct answers are mapped, not every row's code."""
         key = (field, lower)
-        if key in self._encoded:
-            return self._encoded[key]
+        if key in self._distinct:
+            return self._distinct[key]
         if self._parent is not None:
-            assert self._index is not None
-            whole = self._parent._encode(field, lower)
-            encoded = None if whole is None else (np.take(whole[0], self._index), whole[1])
-            self._encoded[key] = encoded  # type: ignore[assignment]
-            return encoded
-        if field in self._columns:
-            series = self._frame().get_column(field)
-        else:
-            return None
-        if series.dtype != pl.Utf8:
-            series = series.cast(pl.Utf8)
-        if series.null_count() == self.rows:
-            return None
-        base = self._encoded.get((field, False))
-        if base is None:
-            # Polars' own string views go to Arrow without a copy (half the cost of large strings);
-            # the distinct values, few, are then cast for the kernels that want plain strings
-            dictionary = kernels.dictionary_encode(series.rename("v").to_arrow(compat_level=pl.CompatLevel.newest()))
-            if isinstance(dictionary, pa.ChunkedArray):
-                dictionary = dictionary.combine_chunks()
-            values = kernels.to_large_string(dictionary.dictionary)
-            codes = kernels.codes_or(dictionary.indices, len(values))
-            base = self._encoded[(field, False)] = (codes, values)
-        if not lower:
-            return base
+            return self._parent._values(field, lower)
+        if (field, False) not in self._distinct:
+            self._distinct[(field, False)] = self._encode_column(field)
+        values = self._distinct[(field, False)]
+        if not lower or values is None:
+            return values
         # lower-casing can merge distinct values: encode again so every lower-cased value is unique
-        codes, values = base
         relowered = kernels.dictionary_encode(kernels.utf8_lower(values))
         lowered_values = relowered.dictionary
-        remap = np.append(relowered.indices.to_numpy(zero_copy_only=False), len(lowered_values))
+        remap = np.append(kernels.codes_or(relowered.indices, len(lowered_values)), len(lowered_values))
         self._lower_remap[field] = remap
-        encoded = (codes, lowered_values)
-        self._encoded[key] = encoded
-        return encoded
+        self._distinct[key] = lowered_values
+        return lowered_values
+
+    def _encode_column(self, field: str) -> pa.Array | None:
+        """Dictionary-encode one column of the batch: its distinct values now, the rows' codes kept
+        for ``_codes`` (most screened fields never need them: no test of theirs holds anywhere).
+        A column null in most rows (a field of a few event types) encodes only its non-null rows:
+        walking the null rows is what costs there."""
+        if field not in self._columns:
+            return None
+        if self._pieces is not None and field in self._piece_names:
+            series = self._pieces.get_column(field)
+        else:
+            series = self._frame().get_column(field)
+        if series.dtype != pl.Utf8:
+            series = series.cast(pl.Utf8)
+        nulls = series.null_count()
+        if nulls == self.rows:
+            return None
+        array = series.to_arrow(compat_level=pl.CompatLevel.newest())
+        if nulls * 2 > self.rows and not isinstance(array, pa.ChunkedArray):
+            positions = array  # (which rows: read off its validity bitmap if the codes are wanted)
+            dictionary = kernels.dictionary_encode(series.drop_nulls().to_arrow(compat_level=pl.CompatLevel.newest()))
+        else:
+            positions = None
+            dictionary = kernels.dictionary_encode(array)
+        if isinstance(dictionary, pa.ChunkedArray):
+            dictionary = dictionary.combine_chunks()
+        # Polars' own string views go to Arrow without a copy (half the cost of large strings); the
+        # distinct values, few, are then cast for the kernels that want plain strings
+        values = kernels.to_large_string(dictionary.dictionary)
+        if positions is not None:  # most screened fields never need their rows' codes: made on demand
+            self._pending_codes[field] = (positions, dictionary.indices)
+        else:
+            self._row_codes[field] = kernels.codes_or(dictionary.indices, len(values))  # null: ``len(values)``
+        return values
+
+    def _codes(self, field: str) -> np.ndarray:
+        """Each row's code into the field's original distinct values (``len(values)``: null); the field's
+        ``_values`` come first. A subset reads its rows' codes off the batch's; a column encoded on its
+        non-null rows only spreads just those (the batch's rows are never all filled for a subset)."""
+        codes = self._row_codes.get(field)
+        if codes is not None:
+            return codes
+        root = self._root()
+        values = root._distinct[(field, False)]
+        assert values is not None
+        pending = root._pending_codes.get(field)
+        if pending is None:
+            assert self._parent is not None and self._index is not None
+            codes = np.take(self._parent._codes(field), self._index)
+        elif self._parent is None:
+            positions, present_codes = root._sparse_codes(field)
+            del root._pending_codes[field]
+            codes = np.full(self.rows, len(values), dtype=np.intp)
+            codes[positions] = present_codes
+        else:  # the non-null rows that are this subset's rows (both in order), by binary search
+            positions, present_codes = root._sparse_codes(field)
+            rows = self._rows_in_root()
+            assert rows is not None
+            at = np.searchsorted(rows, positions)
+            inside = at < len(rows)
+            inside[inside] = rows[at[inside]] == positions[inside]
+            codes = np.full(self.rows, len(values), dtype=np.intp)
+            codes[at[inside]] = present_codes[inside]
+        self._row_codes[field] = codes
+        return codes
+
+    def _sparse_codes(self, field: str) -> tuple[np.ndarray, np.ndarray]:
+        """(non-null rows, their codes) of a column encoded on its non-null rows only."""
+        column, indices = self._pending_codes[field]
+        if isinstance(column, pa.Array):  # first need: read the rows off the validity bitmap
+            values = self._distinct[(field, False)]
+            assert values is not None
+            column, indices = np.flatnonzero(valid_mask(column)), kernels.codes_or(indices, len(values))
+            self._pending_codes[field] = (column, indices)
+        return column, indices
 
     # --- tests --------------------------------------------------------------------------------
 
+    def rule_out(self, test_ids: Iterable[int]) -> None:
+        """Tests known to hold on no row of the batch (a literal they need occurs nowhere), by ``id``
+        of the very test objects (kept alive by the caller: the rules' plans): ``test`` answers them at
+        once, in this evaluator and the rule groups' subsets alike. (An ``id`` look-up costs a fraction
+        of hashing a test.)"""
+        self._never.update(test_ids)
+
     def test(self, test: Test) -> Bits:
         """Rows where one primitive test holds (memoised)."""
+        if id(test) in self._never:
+            return None
         if test in self._memo:
             return self._memo[test]
         result = self._run(test)
@@ -163,16 +237,34 @@ class BatchEvaluator:
     def _run(self, test: Test) -> Bits:
         if test.field is None:
             return self._keyword(test)
-        field = test.field
         if test.kind == FIELDREF:
             return self._fieldref(test)
-        lower = not test.cased and test.kind in {EQ, CONTAINS, STARTS, ENDS, GLOB}
-        encoded = self._encode(field, lower=lower)
-        if encoded is None:  # the field is absent (or null) everywhere
+        table = self._root()._value_table(test)
+        if table is _ABSENT:  # the field is absent (or null) everywhere
             if test.kind == NULL or (test.kind == EXISTS and not test.arg):
                 return np.ones(self.rows, dtype=bool)
             return None
-        codes, values = encoded
+        if table is None:
+            return None
+        rows: np.ndarray = np.take(table, self._codes(test.field))  # (twice as fast as table[codes])
+        return rows
+
+    def _value_table(self, test: Test) -> np.ndarray | None:
+        """A test's answer for each of the whole batch's distinct original values, then null (at
+        ``len(values)``): what any row's code reads (None: no value passes; ``_ABSENT``: the field
+        is empty in the whole batch). Memoised: every rule group's rows read the same table."""
+        if test in self._tables:
+            return self._tables[test]
+        table = self._tables[test] = self._new_value_table(test)
+        return table
+
+    def _new_value_table(self, test: Test) -> np.ndarray | None:
+        field = test.field
+        assert field is not None
+        lower = not test.cased and test.kind in {EQ, CONTAINS, STARTS, ENDS, GLOB}
+        values = self._values(field, lower=lower)
+        if values is None:
+            return _ABSENT
         if test.kind in {EQ, CONTAINS, STARTS, ENDS}:
             on_values, on_null = self._literal_index_for(field, test, values).bits(test), False
         elif test.kind in {REGEX, GLOB} and (required := test_literal(test.kind, test.arg)):
@@ -189,8 +281,7 @@ class BatchEvaluator:
             return None
         if lower:  # answers per lower-cased value -> per original value, which the codes number
             table = np.take(table, self._lower_remap[field])
-        rows: np.ndarray = np.take(table, codes)  # (twice as fast as table[codes])
-        return rows
+        return table
 
     def _expression_bits(self, test: Test, field: str, values: pa.Array, required: str) -> np.ndarray | None:
         """A regular-expression or wildcard test run only on the distinct values holding its required
@@ -212,15 +303,15 @@ class BatchEvaluator:
         whose lower-cased text holds ``required``."""
         if self._parent is not None:
             return self._parent._required_candidates(field, required, values)
-        lowered = self._encode(field, lower=True)
+        lowered = self._values(field, lower=True)
         if lowered is None:
             return _NO_ROWS
-        index = self._literal_index_for(field, Test(field, CONTAINS, required, False), lowered[1])
+        index = self._literal_index_for(field, Test(field, CONTAINS, required, False), lowered)
         holding = index.positions(required)
-        if values is lowered[1] or not len(holding):
+        if values is lowered or not len(holding):
             return holding
         remap = self._lower_remap[field]  # original distinct value -> lower-cased distinct value
-        wanted = np.zeros(len(lowered[1]) + 1, dtype=bool)
+        wanted = np.zeros(len(lowered) + 1, dtype=bool)
         wanted[holding] = True
         return np.flatnonzero(wanted[remap[: len(values)]])
 
@@ -230,7 +321,8 @@ class BatchEvaluator:
         key = (field, test.cased)
         index = self._literal_index.get(key)
         if index is None:
-            index = self._literal_index[key] = LiteralIndex(values, self._literals.matcher(field, test.cased))
+            matcher = self._literals.matcher(field, test.cased, keywords=not self._raw_prefilter)
+            index = self._literal_index[key] = LiteralIndex(values, matcher)
         return index
 
     def _keyword(self, test: Test) -> Bits:
@@ -360,12 +452,20 @@ class BatchEvaluator:
         expr = {"contains": lambda: mine.str.contains(theirs, literal=True),
                 "startswith": lambda: mine.str.starts_with(theirs),
                 "endswith": lambda: mine.str.ends_with(theirs)}.get(mode, lambda: mine == theirs)()
-        both = self._root().frame.select([test.field, other])  # only the two columns, then this evaluator's rows
-        rows = self._rows_in_root()
-        if rows is not None:
-            both = both[rows]
+        # only the rows where both fields have a value (null compares false): few, for most pairs
+        mine_values, their_values = self._values(test.field, lower=False), self._values(other, lower=False)
+        if mine_values is None or their_values is None:  # a field null everywhere
+            return None
+        where = np.flatnonzero((self._codes(test.field) < len(mine_values)) & (self._codes(other) < len(their_values)))
+        if not len(where):
+            return None
+        above = self._rows_in_root()
+        rows = where if above is None else above[where]
+        both = self._root().frame.select([test.field, other])[rows]  # only the two columns, then those rows
         result: np.ndarray = both.select(expr.fill_null(False)).to_series().to_numpy()
-        return result
+        out = np.zeros(self.rows, dtype=bool)
+        out[where] = result
+        return out
 
     # --- pre-filter: can a plan match at all? ---------------------------------------------------
 
@@ -388,38 +488,40 @@ class BatchEvaluator:
         known = self._may_memo.get(test)
         if known is not None:
             return known
+        if id(test) in self._never:
+            return False
         answer = True
         if test.field is None:
             answer = True  # decided by the raw-record pre-filter when the test runs
         elif test.kind in {EQ, CONTAINS, STARTS, ENDS}:
             field = test.field
-            encoded = self._encode(field, lower=not test.cased)
-            if encoded is None:
+            values = self._values(field, lower=not test.cased)
+            if values is None:
                 answer = False
             else:
-                index = self._literal_index_for(field, test, encoded[1])
+                index = self._literal_index_for(field, test, values)
                 answer = index.may_hold(test)
         elif test.kind in {REGEX, GLOB} and (required := test_literal(test.kind, test.arg)):
-            lowered = self._encode(test.field, lower=True)
-            answer = lowered is not None and len(self._required_candidates(test.field, required, lowered[1])) > 0
+            lowered = self._values(test.field, lower=True)
+            answer = lowered is not None and len(self._required_candidates(test.field, required, lowered)) > 0
         self._may_memo[test] = answer
         return answer
 
-    def literals_found(self, field: str, cased: bool) -> tuple[Container[str], Container[str]] | None:
+    def literals_found(self, field: str, cased: bool) -> tuple[Collection[str], Container[str]] | None:
         """The rule literals occurring in some value of ``field`` (lower-cased unless ``cased``) and the
         literals its index looks for; None when the field is empty in the whole batch."""
-        encoded = self._encode(field, lower=not cased)
-        if encoded is None:
+        values = self._values(field, lower=not cased)
+        if values is None:
             return None
-        index = self._literal_index_for(field, Test(field, CONTAINS, "", cased), encoded[1])
+        index = self._literal_index_for(field, Test(field, CONTAINS, "", cased), values)
         return index.found, index.announced
 
     def values_present(self, field: str, cased: bool) -> Collection[str]:
         """The distinct values of ``field`` in the batch (lower-cased unless ``cased``)."""
-        encoded = self._encode(field, lower=not cased)
-        if encoded is None:
+        values = self._values(field, lower=not cased)
+        if values is None:
             return {}
-        return self._literal_index_for(field, Test(field, EQ, frozenset(), cased), encoded[1]).position
+        return self._literal_index_for(field, Test(field, EQ, frozenset(), cased), values).position
 
     # --- plans --------------------------------------------------------------------------------
 
@@ -589,16 +691,27 @@ def _number_check(op: str, number: float) -> Callable[[str], bool]:
 
 
 _NO_ROWS = np.zeros(0, dtype=np.int64)
+_ABSENT = np.zeros(0, dtype=bool)  # a value table's mark for a field empty in the whole batch
 
 
 class LiteralMatcher:
     """Every literal the rules test on one field, in one Aho-Corasick automaton built once per rule set
-    (building it is what costs: thousands of command-line fragments), then reused by every batch."""
+    (building it is what costs: thousands of command-line fragments), then reused by every batch.
+
+    The literals found in a value are remembered across batches (a stream meets the same images,
+    channels and command lines again and again): a value seen before costs one look-up, not a walk
+    over every match of every literal in it. The memory is bounded in characters; past that it starts
+    over."""
+
+    SEEN_CHARS = 4_000_000  # characters of remembered values, at most
+    SEEN_LONGEST = 2_000  # longer values (raw records) are not remembered: rarely seen twice
 
     def __init__(self, literals: Iterable[str]) -> None:
         self.literals = sorted({literal for literal in literals if literal})
         self.announced = frozenset(self.literals)
         self._automaton: Any = None
+        self._seen: dict[str, tuple[str, ...]] = {}
+        self._seen_chars = 0
 
     def automaton(self) -> Any:
         """The Aho-Corasick automaton over the literals (built on first need)."""
@@ -618,14 +731,24 @@ class LiteralMatcher:
         if len(self.literals) <= FEW_LITERALS and _long_values(values):
             return _occurrences_in_one_pass(values, self.literals)
         scan = self.automaton().iter
+        seen = self._seen
         for position, value in enumerate(values.to_pylist()):
             if not value:
                 continue
-            for _, literal in scan(value):
+            literals = seen.get(value)
+            if literals is None:
+                literals = tuple(dict.fromkeys(literal for _, literal in scan(value)))  # each once, in order
+                if len(value) <= self.SEEN_LONGEST:
+                    self._seen_chars += len(value)
+                    if self._seen_chars > self.SEEN_CHARS:
+                        seen.clear()
+                        self._seen_chars = len(value)
+                    seen[value] = literals
+            for literal in literals:
                 held = found.get(literal)
                 if held is None:
                     found[literal] = [position]
-                elif held[-1] != position:  # positions come in order: a repeat is the last one
+                else:  # (positions come in order, each value's literals once)
                     held.append(position)
         return found
 
@@ -656,27 +779,32 @@ def _occurrences_in_one_pass(values: pa.Array, literals: list[str]) -> dict[str,
 
 
 class LiteralBank:
-    """The literal matchers of a rule set, per (field, cased), made on first use and kept: a field's
-    matcher also holds the keyword (field-less) literals, which keyword tests look for in any field."""
+    """The literal matchers of a rule set, per (field, cased), made on first use and kept. Batches
+    without raw records search keyword (field-less) literals in every field: their matchers hold the
+    keyword literals too; batches with raw records search those in the raw records only, and their
+    field matchers leave the keyword literals out (fewer matches to walk in every field)."""
 
     def __init__(self, literals: dict[tuple[str | None, bool], list[str]]) -> None:
         self._literals = literals
-        self._matchers: dict[tuple[str, bool], LiteralMatcher] = {}
+        self._matchers: dict[tuple[str, bool, bool], LiteralMatcher] = {}
         self._needles: list[str] | None = None
         self._keyword_banks: dict[tuple[str, ...], LiteralBank] = {}
 
     def build_all(self) -> None:
-        """Build every field's automaton now (a tenth of a second for the SigmaHQ set)."""
+        """Build every field's automaton now, as batches with raw records use them (a tenth of a second
+        for the SigmaHQ set)."""
         for field, cased in list(self._literals):
             if field is not None:
-                self.matcher(field, cased).automaton()
+                self.matcher(field, cased, keywords=False).automaton()
 
-    def matcher(self, field: str, cased: bool) -> LiteralMatcher:
-        """The matcher for the literals tested on ``field`` (plus the keyword literals)."""
-        key = (field, cased)
+    def matcher(self, field: str, cased: bool, keywords: bool = True) -> LiteralMatcher:
+        """The matcher for the literals tested on ``field`` (plus the keyword literals, with ``keywords``)."""
+        key = (field, cased, keywords)
         found = self._matchers.get(key)
         if found is None:
-            wanted = self._literals.get(key, []) + self._literals.get((None, cased), [])
+            wanted = self._literals.get((field, cased), [])
+            if keywords:
+                wanted = wanted + self._literals.get((None, cased), [])
             found = self._matchers[key] = LiteralMatcher(wanted)
         return found
 

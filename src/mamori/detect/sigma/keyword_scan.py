@@ -32,6 +32,7 @@ def raw_holding(raw: pl.Series, needles: tuple[str, ...]) -> np.ndarray:
     """Whether each record holds one of ``needles`` in any ASCII case (nulls hold nothing)."""
     if not needles or not len(raw):
         return np.zeros(len(raw), dtype=bool)
+    needles = essential_needles(needles)
     prefilter = window_pattern(needles)
     if prefilter is None:
         return _holding_any_case(raw, needles)
@@ -46,6 +47,19 @@ def raw_holding(raw: pl.Series, needles: tuple[str, ...]) -> np.ndarray:
 def _holding_any_case(raw: pl.Series, needles: tuple[str, ...]) -> np.ndarray:
     held: np.ndarray = raw.str.contains_any(list(needles), ascii_case_insensitive=True).fill_null(False).to_numpy()
     return held
+
+
+@lru_cache(maxsize=256)
+def essential_needles(needles: tuple[str, ...]) -> tuple[str, ...]:
+    """The needles without those holding another needle: a record holding ``\\\\mimilib.dll`` (the
+    JSON spelling) holds ``\\mimilib.dll`` too, so "holds one of them" keeps its answer, and fewer
+    needles leave room for longer, rarer windows in the first pass."""
+    unique = sorted(set(needles), key=len)
+    kept: list[str] = []
+    for needle in unique:
+        if not any(shorter in needle for shorter in kept):
+            kept.append(needle)
+    return tuple(sorted(kept))
 
 
 @lru_cache(maxsize=256)

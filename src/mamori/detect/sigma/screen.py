@@ -14,7 +14,7 @@ The clauses are a necessary condition. Where they say exactly what the test-by-t
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +34,7 @@ from mamori.detect.sigma.plan import (
     POr,
     PTest,
     Test,
+    plan_tests,
 )
 from mamori.detect.sigma.required_literal import test_literal
 
@@ -106,6 +107,15 @@ class _FieldTests:
 
     by_literal: dict[str, list[int]]
     by_value: dict[str, list[int]]
+    _unannounced: tuple[Container[str], list[int]] | None = None
+
+    def unannounced(self, announced: Container[str]) -> list[int]:
+        """The tests whose literal a literal index looking for ``announced`` does not look for (kept
+        for the last such set: a rule set's matchers live as long as it does)."""
+        if self._unannounced is None or self._unannounced[0] is not announced:
+            numbers = [n for literal, ns in self.by_literal.items() if literal not in announced for n in ns]
+            self._unannounced = (announced, numbers)
+        return self._unannounced[1]
 
 
 class Screen:
@@ -133,6 +143,16 @@ class Screen:
                 clause_starts.append(len(flat))
                 flat.extend(numbers.setdefault(t, len(numbers)) for t in clause)
         self.tests = list(numbers)
+        # every test object of the plans, by ``id``, with its number (equal tests may be distinct objects)
+        ids: dict[int, int] = {}
+        for plan in plans:
+            for test in plan_tests(plan):
+                number = numbers.get(test)
+                if number is not None:
+                    ids[id(test)] = number
+        self._plans = plans  # (keeps those objects, and so their ids, alive)
+        self._test_ids = np.fromiter(ids.keys(), dtype=np.int64, count=len(ids))
+        self._id_numbers = np.fromiter(ids.values(), dtype=np.intp, count=len(ids))
         self._flat = np.asarray(flat, dtype=np.intp)
         self._clause_starts = np.asarray(clause_starts, dtype=np.intp)
         self._rule_starts = np.asarray(rule_starts, dtype=np.intp)
@@ -152,6 +172,7 @@ class Screen:
         held = np.zeros(len(self.tests) + 1, dtype=bool)
         for (field, cased), tests in self._fields.items():
             self._held_on_field(evaluator, field, cased, tests, held)
+        evaluator.rule_out(self._test_ids[~held[self._id_numbers]].tolist())  # (meeting none of its literals: nowhere)
         out = ~self.never & self.unconditional
         if len(self._rule_starts):
             clause_met = np.logical_or.reduceat(held[self._flat], self._clause_starts)
@@ -166,9 +187,18 @@ class Screen:
         if found is None:  # the field is empty in the whole batch
             return
         occurring, announced = found
-        for literal, numbers in tests.by_literal.items():
-            if literal in occurring or literal not in announced:  # (unannounced: cannot tell, keep)
-                held[numbers] = True
+        if len(occurring) < len(tests.by_literal):  # (few literals occur: walk those, not every one)
+            for literal in occurring:
+                numbers = tests.by_literal.get(literal)
+                if numbers is not None:
+                    held[numbers] = True
+            unannounced = tests.unannounced(announced)
+            if unannounced:  # (cannot tell: keep)
+                held[unannounced] = True
+        else:
+            for literal, numbers in tests.by_literal.items():
+                if literal in occurring or literal not in announced:  # (unannounced: cannot tell, keep)
+                    held[numbers] = True
         if tests.by_value:
             present = evaluator.values_present(field, cased)
             if len(present) < len(tests.by_value):
