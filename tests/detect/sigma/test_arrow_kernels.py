@@ -51,3 +51,17 @@ def test_a_hunt_never_imports_pyarrow_compute(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "False"
+
+
+def test_non_null_views_keep_each_value_and_its_row() -> None:
+    texts = [None, "short", "a value longer than twelve bytes", None, "", "ünïcödé and more than twelve", None]
+    views = pa.array(texts, type=pa.string_view())
+    for array, rows in ((views, texts), (views.slice(2), texts[2:]), (views.slice(1, 4), texts[1:5])):
+        result = kernels.non_null_views(array)
+        assert result is not None
+        compact, positions = result
+        assert positions.tolist() == [i for i, text in enumerate(rows) if text is not None]
+        assert compact.to_pylist() == [text for text in rows if text is not None]
+        assert compact.type == pa.string_view() and compact.null_count == 0
+    assert kernels.non_null_views(pa.array(["x", None])) is None  # (plain strings: not this way)
+    assert kernels.non_null_views(pa.chunked_array([views])) is None

@@ -1,7 +1,8 @@
 """How a batch's columns are encoded and its tests answered: a column null in most rows is encoded on
 its non-null rows only, yet every test (null and the empty text told apart) gives the rows a dense
 column gives, in the whole batch and in a rule group's subset; tests the screen rules out answer
-nothing at once; field references compare only rows where both fields have a value."""
+nothing at once; field references compare only rows where both fields have a value; an OR of tests
+on one field, folded over the distinct values, gives the rows of its tests one by one."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from mamori.detect.sigma import plan
 from mamori.detect.sigma.evaluate import BatchEvaluator, LiteralBank, LiteralMatcher
-from mamori.detect.sigma.plan import CONTAINS, ENDS, EQ, EXISTS, FIELDREF, NULL, REGEX, STARTS, PTest
+from mamori.detect.sigma.plan import CONTAINS, ENDS, EQ, EXISTS, FIELDREF, NULL, REGEX, STARTS, POr, PTest
 from mamori.detect.sigma.screen import Screen
 
 # ten rows; "Sparse" holds values on three of them only (null elsewhere), "Dense" on all but two
@@ -136,3 +137,49 @@ def test_the_literals_remembered_across_batches_give_the_same_occurrences() -> N
     assert matcher.occurrences(values) == first  # from what it remembers
     matcher.SEEN_CHARS = 10  # a memory too small: it starts over, and answers the same
     assert matcher.occurrences(values) == first
+
+
+def test_a_subset_of_a_subset_reads_its_own_rows_of_a_sparse_column() -> None:
+    evaluator = _evaluator()
+    inner = evaluator.subset(np.array([0, 1, 4, 5, 7, 9])).subset(np.array([1, 2, 4, 5]))  # rows 1, 4, 7, 9
+    contains = plan.Test("Sparse", CONTAINS, "\\evil.exe")
+    assert _rows(inner.test(contains)) == [0, 2]
+    assert _rows(inner.test(plan.Test("Sparse", EQ, frozenset({""})))) == [1]
+
+
+def _or_cases() -> list[list[plan.Test]]:
+    ends, starts = plan.Test("Sparse", ENDS, "\\evil.exe"), plan.Test("Dense", STARTS, "y")
+    return [
+        [plan.Test("Dense", EQ, frozenset({"x"})), starts, plan.Test("Dense", CONTAINS, "Evil", True)],
+        [ends, plan.Test("Sparse", NULL, None, True), plan.Test("Dense", EQ, frozenset({"z"})), starts],
+        [plan.Test("Sparse", ENDS, "\\nothere.exe"), plan.Test("Absent", NULL, None, True)],
+        [plan.Test("Absent", CONTAINS, "x"), plan.Test("Sparse", REGEX, ("^c:", "i"), True), ends],
+        [plan.Test("Dense", FIELDREF, ("Sparse", "equals"), False), plan.Test("Sparse", EXISTS, False, True)],
+    ]
+
+
+@pytest.mark.parametrize("tests", _or_cases())
+def test_an_or_of_tests_on_one_field_gives_the_rows_of_its_tests_one_by_one(tests: list[plan.Test]) -> None:
+    def one_by_one(evaluator: BatchEvaluator) -> list[int]:
+        rows: set[int] = set()
+        for test in tests:
+            rows.update(_rows(evaluator.test(test)))
+        return sorted(rows)
+
+    index = np.array([0, 1, 3, 4, 7, 8])
+    for warm in (False, True):  # the tests' rows not known yet, or some of them known already
+        whole, expected = _evaluator(), one_by_one(_evaluator())
+        subset, expected_subset = whole.subset(index), one_by_one(_evaluator().subset(index))
+        if warm:
+            whole.test(tests[0])
+            subset.test(tests[-1])
+        assert _rows(whole.evaluate(POr(tuple(PTest(t) for t in tests)))) == expected
+        assert _rows(subset.evaluate(POr(tuple(PTest(t) for t in tests)))) == expected_subset
+
+
+def test_an_or_leaves_out_the_tests_the_screen_ruled_out() -> None:
+    never, here = plan.Test("Sparse", ENDS, "\\nothere.exe"), plan.Test("Sparse", ENDS, "\\evil.exe")
+    evaluator = _evaluator()
+    evaluator.rule_out([id(never)])
+    assert _rows(evaluator.evaluate(POr((PTest(never), PTest(here))))) == [1, 7]
+    assert evaluator.evaluate(POr((PTest(never),))) is None

@@ -92,6 +92,21 @@ def true_mask(array: Any) -> np.ndarray:
     return bits if validity is None else bits & bitmap_bits(validity, array.offset, len(array))
 
 
+def non_null_views(array: pa.Array) -> tuple[pa.Array, np.ndarray] | None:
+    """A ``string_view`` array's non-null values, in row order, and the rows they come from (None: not
+    a single ``string_view`` array). Only the 16-byte views are gathered (numpy), the text buffers are
+    shared: a third cheaper than Polars' ``drop_nulls``, a kernel call and a hand-over to its thread
+    pool, for each of the hundred-odd mostly-null columns of a Windows batch."""
+    if not isinstance(array, pa.Array) or array.type != pa.string_view():
+        return None
+    positions = np.flatnonzero(valid_mask(array))
+    buffers = array.buffers()
+    views = np.frombuffer(buffers[1], dtype=np.complex128)  # (one 16-byte item a view)
+    kept = views.take(positions + array.offset if array.offset else positions)
+    compact = pa.Array.from_buffers(pa.string_view(), len(positions), [None, pa.py_buffer(kept), *buffers[2:]])
+    return compact, positions
+
+
 def codes_or(indices: pa.Array, null_code: int) -> np.ndarray:
     """A dictionary array's codes as numpy integers, ``null_code`` where the value is null."""
     codes = np.frombuffer(indices.buffers()[1], dtype=indices.type.to_pandas_dtype(),

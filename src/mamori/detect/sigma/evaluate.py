@@ -4,8 +4,10 @@ distinct values only, then spread to rows; rules combine the shared results with
 A test's answer per distinct value is computed once per batch and read by every rule group's rows; a
 column null in most rows is encoded on its non-null rows only, and its rows' codes are made only if
 some test of it holds somewhere; tests the rule screen found impossible (a literal they need occurs
-nowhere) answer at once. A result of ``None`` stands for "false on every row": most tests match
-nothing in most batches, so rules short-circuit without touching arrays.
+nowhere) answer at once. The tests of an OR on one field (a rule's list of values) are joined on
+the distinct values, so the rows are filled once per field, not once per test. A result of ``None``
+stands for "false on every row": most tests match nothing in most batches, so rules short-circuit
+without touching arrays.
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ class BatchEvaluator:
         self._columns = set(frame.columns)
         self._parent: BatchEvaluator | None = None
         self._index: np.ndarray | None = None
+        self._root_place: np.ndarray | None = None  # (``_place_of_root_row``)
 
     def subset(self, index: np.ndarray, keyword_needles: list[str] | None = None) -> BatchEvaluator:
         """An evaluator over some rows only (a rule group's), sharing this one's column encodings and
@@ -101,6 +104,7 @@ class BatchEvaluator:
         child._index = index
         child.rows = len(index)
         child._row_codes = {}
+        child._root_place = None
         child._memo = {}
         child._keyword_view = None
         child._keyword_needles = keyword_needles
@@ -155,7 +159,11 @@ class BatchEvaluator:
         if nulls == self.rows:
             return None
         array = series.to_arrow(compat_level=pl.CompatLevel.newest())
-        if nulls * 2 > self.rows and not isinstance(array, pa.ChunkedArray):
+        compact = kernels.non_null_views(array) if nulls * 2 > self.rows else None
+        if compact is not None:  # (the non-null values gathered with numpy, their rows kept for ``_codes``)
+            positions: pa.Array | np.ndarray | None = compact[1]
+            dictionary = kernels.dictionary_encode(compact[0])
+        elif nulls * 2 > self.rows and not isinstance(array, pa.ChunkedArray):
             positions = array  # (which rows: read off its validity bitmap if the codes are wanted)
             dictionary = kernels.dictionary_encode(series.drop_nulls().to_arrow(compat_level=pl.CompatLevel.newest()))
         else:
@@ -191,25 +199,36 @@ class BatchEvaluator:
             del root._pending_codes[field]
             codes = np.full(self.rows, len(values), dtype=np.intp)
             codes[positions] = present_codes
-        else:  # the non-null rows that are this subset's rows (both in order), by binary search
+        else:  # the non-null rows that are this subset's rows, placed by ``_place_of_root_row``
             positions, present_codes = root._sparse_codes(field)
-            rows = self._rows_in_root()
-            assert rows is not None
-            at = np.searchsorted(rows, positions)
-            inside = at < len(rows)
-            inside[inside] = rows[at[inside]] == positions[inside]
+            at = np.take(self._place_of_root_row(), positions)
+            inside = at >= 0
             codes = np.full(self.rows, len(values), dtype=np.intp)
             codes[at[inside]] = present_codes[inside]
         self._row_codes[field] = codes
         return codes
 
+    def _place_of_root_row(self) -> np.ndarray:
+        """For each row of the whole batch, its position among this subset's rows (-1: not one of
+        them); made once per subset, then each mostly-null column's non-null rows find their place
+        in one gather (a binary search per column cost more)."""
+        if self._root_place is None:
+            rows = self._rows_in_root()
+            assert rows is not None
+            place = np.full(self._root().rows, -1, dtype=np.int32)
+            place[rows] = np.arange(len(rows), dtype=np.int32)
+            self._root_place = place
+        return self._root_place
+
     def _sparse_codes(self, field: str) -> tuple[np.ndarray, np.ndarray]:
         """(non-null rows, their codes) of a column encoded on its non-null rows only."""
         column, indices = self._pending_codes[field]
-        if isinstance(column, pa.Array):  # first need: read the rows off the validity bitmap
+        if isinstance(indices, pa.Array):  # first need: the codes as numpy (the rows, if not known, too)
             values = self._distinct[(field, False)]
             assert values is not None
-            column, indices = np.flatnonzero(valid_mask(column)), kernels.codes_or(indices, len(values))
+            if isinstance(column, pa.Array):  # (read off the validity bitmap)
+                column = np.flatnonzero(valid_mask(column))
+            indices = kernels.codes_or(indices, len(values))
             self._pending_codes[field] = (column, indices)
         return column, indices
 
@@ -484,6 +503,23 @@ class BatchEvaluator:
             return plan.value
         return True  # PNot: absence proves nothing
 
+    def _or_on_values(self, test: Test, on_values: dict[str, np.ndarray]) -> bool:
+        """For one test of an OR: fold its per-value answers into ``on_values`` (its field's table),
+        so that an OR of many tests of one field (``Image|endswith`` with a list) fills the rows once,
+        not once per test. False when the test must go the row way (no field, a field reference,
+        an answer already known by rows, a field empty in the batch)."""
+        if test.field is None or test.kind == FIELDREF or test in self._memo:
+            return False
+        if id(test) in self._never:
+            return True  # (holds nowhere)
+        table = self._root()._value_table(test)
+        if table is _ABSENT:
+            return False
+        if table is not None:
+            folded = on_values.get(test.field)
+            on_values[test.field] = table if folded is None else folded | table
+        return True
+
     def _may(self, test: Test) -> bool:
         known = self._may_memo.get(test)
         if known is not None:
@@ -541,9 +577,16 @@ class BatchEvaluator:
             return result
         if isinstance(plan, POr):
             result = None
+            on_values: dict[str, np.ndarray] = {}  # (per field: the OR of its tests' value tables)
             for part in plan.parts:
+                if isinstance(part, PTest) and self._or_on_values(part.test, on_values):
+                    continue
                 bits = self.evaluate(part)
                 if bits is not None:
+                    result = bits if result is None else result | bits
+            for field, table in on_values.items():
+                bits = np.take(table, self._codes(field))
+                if bits.any():  # (a subset's rows may hold none of the values that pass)
                     result = bits if result is None else result | bits
             return result
         if isinstance(plan, PNot):
