@@ -464,7 +464,8 @@ def _id_of_alert(event: CaseEvent) -> int | None:
     return int(event.alert["id"]) if event.alert is not None else None
 
 
-RECENT_FILES = timedelta(minutes=2)  # an alert's first events were stored just before it was made (same batch)
+RECENT_FILES = timedelta(seconds=30)  # an alert's first events were stored just before it was made (same
+# batch, a pipeline step of a second or two); each look-up reads the footers of every file this recent
 TREES_KEPT = 100_000  # alerts whose process-tree values are remembered; past this the memory starts over
 
 
