@@ -1,6 +1,7 @@
 """Rules matched in the parser process: the same detections (rows, explanations, correlations) as
-matched in the service, rules switched off meanwhile stay off, and a parser process that cannot load
-the very rule set the service runs leaves the matching to the service."""
+matched in the service, rules switched off meanwhile stay off, a parser process that cannot load the
+very rule set the service runs leaves the matching to the service, and parser processes warmed at the
+start have the rules before the first batch."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from mamori.collect.spool import Entry
+from mamori.collect.spool import Entry, Spool
 from mamori.service.detection import Detection, load_stage
 from mamori.service.match_ahead import MatchSpec, match_batch
-from mamori.service.readahead import parse_for_transfer
+from mamori.service.readahead import ReadAhead, parse_for_transfer
 from mamori.sources.base import ReadOptions
 
 WHOAMI = "7f6b0a4e-1d2c-4b8a-9e55-0a1b2c3d4e5f"
@@ -100,3 +101,22 @@ def test_a_parser_process_with_other_rules_on_disk_matches_nothing(rules: Path) 
 
 def test_a_stage_not_loaded_from_paths_is_not_matched_ahead() -> None:
     assert load_stage([]).match_spec() is None
+
+
+def test_warming_starts_the_parser_processes_with_the_rules_loaded_before_the_first_batch(
+        rules: Path, tmp_path: Path) -> None:
+    stage = load_stage([rules])
+    spool = Spool(tmp_path / "spool")
+    source = ReadAhead(spool, rows=1000, seconds=0.2, options=ReadOptions(), parse_processes=2,
+                       match_spec=stage.match_spec)
+    try:
+        assert [f.result(timeout=120) for f in source.warm()] == [True, True]
+        for entry in _entries():
+            spool.append_wait(entry)
+        batch = source.take(0)
+        assert batch is not None and batch.parsed.hits is not None and batch.parsed.hits.hits.height == 30
+    finally:
+        source.close()
+        spool.close()
+    inline = ReadAhead(spool, rows=10, seconds=0.1, options=ReadOptions(), parse_processes=0)
+    assert inline.warm() == []  # parsing on the reader thread: nothing to start

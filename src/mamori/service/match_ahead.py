@@ -75,6 +75,12 @@ def match_batch(frame: pl.DataFrame, spec: MatchSpec) -> HitsForTransfer | None:
     return HitsForTransfer(frame_to_bytes(hits), dict(detector.rule_seconds))
 
 
+def rules_loaded(spec: MatchSpec | None) -> bool:
+    """In a parser process: load the rule set the service runs now, ahead of the first batch (a start
+    would otherwise keep that batch, and its alerts, waiting seconds for it); whether it is there."""
+    return spec is not None and _detector(spec) is not None
+
+
 def _detector(spec: MatchSpec) -> Detector | None:
     key = (spec.paths, spec.digest)
     if key not in _DETECTORS:

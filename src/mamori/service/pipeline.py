@@ -104,7 +104,8 @@ class Pipeline:
         self.book.load(self.sessions)
 
     def start(self) -> None:
-        """Start the consumer thread."""
+        """Start the consumer thread (and the parser processes, loading the rules meanwhile)."""
+        self.batches.warm()
         self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
         self._thread.start()
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from mamori.collect.spool import Entry, Spool
 from mamori.events.transfer import frame_from_bytes, frame_to_bytes
-from mamori.service.match_ahead import HitsForTransfer, MatchSpec, match_batch
+from mamori.service.match_ahead import HitsForTransfer, MatchSpec, match_batch, rules_loaded
 from mamori.service.parse import Parsed, Quarantined, parse_entries
 from mamori.sources.base import ReadOptions
 from mamori.store.lake import EncodedPart, decode_parts, encode_parts
@@ -125,6 +125,15 @@ class ReadAhead:
         self._reader: threading.Thread | None = None
         self._stop = threading.Event()
         self._next: int | None = None  # the start of the next batch ``take`` will be given
+
+    def warm(self) -> list[Future[bool]]:
+        """Start the parser processes now and have each load the rules (``match_ahead.rules_loaded``),
+        so the first batches after a start do not wait for either; the futures say when each is done."""
+        if self.parse_processes <= 0:
+            return []
+        spec = self.match_spec()
+        pool = self._pool()
+        return [pool.submit(rules_loaded, spec) for _ in range(self.parse_processes)]
 
     def take(self, start: int) -> Batch | None:
         """The batch starting at ``start`` (None when the spool has nothing there within the batch wait)."""
