@@ -244,10 +244,6 @@ class Routes:
         self._columns = columns
         self._known: dict[tuple[object, ...], np.ndarray] = {}
 
-    def masks(self, frame: pl.DataFrame) -> np.ndarray:
-        """The (entries x rows) matrix for ``frame``."""
-        return self.route(frame).masks()
-
     def route(self, frame: pl.DataFrame) -> Routed:
         """Which entries serve each row of ``frame``, kept per distinct routing combination."""
         if not self.entries:
@@ -307,10 +303,6 @@ class Routed:
                 rows = np.flatnonzero(np.take(combinations, self.codes))
             self._rows[key] = rows
         return rows
-
-    def masks(self) -> np.ndarray:
-        """The whole (entries x rows) matrix."""
-        return self.by_key[:, self.codes]
 
 
 _NO_ROWS = np.zeros(0, dtype=np.intp)
