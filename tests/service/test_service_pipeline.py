@@ -72,6 +72,19 @@ def test_detections_for_the_same_rule_and_entity_add_to_one_alert_until_it_is_cl
     service.spool.close()
 
 
+def test_a_committed_batch_leaves_its_alerts_events_for_the_grouping_worker(tmp_path: Path,
+                                                                            rules_dir: Path) -> None:
+    service = _service(tmp_path / "data", rules_dir)
+    _feed(service, [windows_event("a0", "WS1", True), windows_event("quiet", "WS1", False)])
+    alerted = [uid for alert in _alerts(service) for uid in alert.event_uids]
+    stored = set(stored_uids(service.lake))
+    assert len(alerted) == 1 and len(stored) == 2
+    remembered = service.recent_events.recall(stored)
+    assert list(remembered) == alerted  # the alert's event only, once stored
+    assert remembered[alerted[0]]["_host"] == "WS1"
+    service.spool.close()
+
+
 def test_an_alert_closed_while_a_batch_joins_it_lets_the_batch_open_a_new_one(
         tmp_path: Path, rules_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # the batch reads the open alerts, then writes: an alert closed in between is not updated, and

@@ -7,7 +7,7 @@ and column names are checked against the files before they are selected.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 
 import duckdb
@@ -35,8 +35,9 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _clean(row: dict[str, object]) -> Event:
-    """Drop empty fields and the partition columns; times as ISO 8601 UTC text (JSON-ready)."""
+def clean_event(row: Mapping[str, object]) -> Event:
+    """An event as look-ups give it: empty fields and the partition columns dropped, times as ISO 8601
+    UTC text (JSON-ready)."""
     out: Event = {}
     for key, value in row.items():
         if value is None or key in (DAY, SRC):
@@ -79,7 +80,7 @@ def events_by_uid(lake: Lake, uids: Sequence[str], since: datetime | None = None
         seen: set[object] = set()
         out: list[Event] = []
         for values in cursor.fetchall():
-            row = _clean(dict(zip(names, values, strict=True)))
+            row = clean_event(dict(zip(names, values, strict=True)))
             if row.get(schema.UID) in seen:  # a replayed batch stored twice would show once
                 continue
             seen.add(row.get(schema.UID))

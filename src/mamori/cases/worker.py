@@ -40,6 +40,7 @@ from mamori.cases.grouping import (
     union_entities,
 )
 from mamori.cases.messages import Message, message, render_message
+from mamori.cases.recent_events import RecentEvents
 from mamori.cases.records import Incident, IncidentAlert
 from mamori.store.lake import Lake
 from mamori.store.records import Alert, ServiceState, utcnow
@@ -181,9 +182,10 @@ class GroupingWorker:
     """Polls the alerts table and groups alerts into incidents (one thread, started with the service)."""
 
     def __init__(self, sessions: sessionmaker[Session], lake: Lake, bus: CaseBus, rules: GroupingRules,
-                 poll_seconds: float = 1.0, batch: int = 500) -> None:
+                 poll_seconds: float = 1.0, batch: int = 500, recent: RecentEvents | None = None) -> None:
         self.sessions = sessions
         self.lake = lake
+        self.recent = recent if recent is not None else RecentEvents(0)  # the alerts' events the pipeline remembered
         self.bus = bus
         self.rules = rules
         self.poll_seconds = poll_seconds
@@ -242,9 +244,10 @@ class GroupingWorker:
         return mark, pending
 
     def _process_trees(self, pending: Sequence[Pending]) -> dict[int, set[str]]:
-        """The process-tree values of each alert's first events, read from the lake only for the alerts
-        whose first events this worker has not read yet: an alert changes with every batch that hits
-        it, its first events do not, and a lake look-up scans every file of the days concerned."""
+        """The process-tree values of each alert's first events, looked up only for the alerts whose first
+        events this worker has not read yet: an alert changes with every batch that hits it, its first
+        events do not. The events the pipeline left in ``recent`` are taken from there; only the others
+        are read from the lake, where a look-up scans every file of the days concerned."""
         if self.rules.window("process_tree") is None or not pending:
             return {}
         unknown = [p for p in pending if _tree_key(p) not in self._trees]
@@ -256,11 +259,13 @@ class GroupingWorker:
             since, until = min(p.first_seen for p in unknown), max(p.last_seen for p in unknown)
             stored = min(p.updated_at if p.alert_id in self._first_events else p.created_at for p in unknown)
             columns = (*PROCESS_FIELDS, "_host")
-            events: list[dict[str, object]] = []
+            remembered = self.recent.recall(uids)
+            events: list[dict[str, object]] = list(remembered.values())
+            uids = [u for u in uids if u not in remembered]
             try:  # the files written since the alerts were made first, the whole days for what they lack
                 if uids:
-                    events = events_by_uid(self.lake, uids, since, until, columns, len(uids),
-                                           stored_since=stored - RECENT_FILES)
+                    events += events_by_uid(self.lake, uids, since, until, columns, len(uids),
+                                            stored_since=stored - RECENT_FILES)
                 missing = set(uids) - {str(e.get("_uid")) for e in events}
                 if missing:
                     events += events_by_uid(self.lake, sorted(missing), since, until, columns, len(missing))

@@ -19,6 +19,7 @@ import polars as pl
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from mamori.cases.recent_events import RecentEvents
 from mamori.collect.spool import Spool
 from mamori.service.alerting import AlertBook, apply, draft, settle
 from mamori.service.detection import DetectionStage
@@ -68,8 +69,9 @@ class Pipeline:
     """Consumes the spool on its own thread; ``committed`` is the first spool entry not yet stored."""
 
     def __init__(self, spool: Spool, lake: Lake, sessions: sessionmaker[Session], stage: DetectionStage,
-                 metrics: Metrics, settings: PipelineSettings) -> None:
+                 metrics: Metrics, settings: PipelineSettings, recent: RecentEvents | None = None) -> None:
         self.spool = spool
+        self.recent = recent  # where the alerts' events are left for the grouping worker
         self.lake = lake
         self.sessions = sessions
         self.stage = stage
@@ -164,6 +166,8 @@ class Pipeline:
             write_state(session, CORRELATION, self.stage.state())
             write_state(session, CHECKPOINT, str(end).encode())
         settle(self.book, changes)
+        if self.recent is not None and drafts:
+            self.recent.remember_rows(frame, (uid for d in drafts for uid in d.uids))
         self.spool.commit(end)
         self.committed = end
         done = time.perf_counter()

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mamori.cases.events import CaseBus
 from mamori.cases.grouping import load_rules
 from mamori.cases.playbooks.runner import PlaybookRunner
+from mamori.cases.recent_events import RecentEvents
 from mamori.cases.worker import GroupingWorker
 from mamori.collect.spool import Spool
 from mamori.collect.syslog_listen import InputCounters, SyslogInputs, tls_context
@@ -63,11 +64,12 @@ class Service:
         self.stage = stage or IntelStage(load_stage(settings.rules, disabled_rules(self.sessions)),
                                          IntelStore.open(data / "intel.db"), self.lake)
         options = ReadOptions(default_timezone=settings.default_timezone)
+        self.recent_events = RecentEvents()  # alerts' events, from the pipeline to the grouping worker
         self.pipeline = Pipeline(self.spool, self.lake, self.sessions, self.stage, self.metrics, PipelineSettings(
             batch_rows=settings.batch_rows, batch_seconds=settings.batch_seconds,
             throttle_seconds=settings.alert_throttle_seconds, retention_days=settings.retention_days,
             retention_bytes_per_source=settings.retention_bytes_per_source, options=options,
-            parse_processes=settings.parse_processes))
+            parse_processes=settings.parse_processes), recent=self.recent_events)
         self.pipeline.recover()
         self.counters = InputCounters()
         self.inputs = SyslogInputs(self.spool, settings.max_line_bytes, self.counters,
@@ -75,7 +77,7 @@ class Service:
         self.ports: dict[str, int] = {}
         self.tailer: Any = None
         self.cases_worker = GroupingWorker(self.sessions, self.lake, self.cases_bus,
-                                           load_rules(settings.grouping_rules))
+                                           load_rules(settings.grouping_rules), recent=self.recent_events)
         self.anomaly_worker = AnomalyWorker(self.lake, self.sessions, data / "anomaly", AnomalySettings(
             settings.anomaly_interval_seconds, settings.anomaly_baseline_days,
             throttle_seconds=settings.alert_throttle_seconds), self.metrics)
