@@ -110,7 +110,10 @@ def main() -> None:
     service.start(timeout=300)
     print(f"service up in {time.monotonic() - started:.1f}s (data {data})", flush=True)
     client = httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-    print(f"rules loaded: {client.get('/api/v1/health').json()['rules']}", flush=True)
+    while not client.get("/api/v1/health").json()["pipeline"]["parsers_ready"] and time.monotonic() - started < 300:
+        time.sleep(0.2)  # the load starts once the parser processes have the rules too
+    print(f"rules loaded: {client.get('/api/v1/health').json()['rules']}; parser processes ready in "
+          f"{time.monotonic() - started:.1f}s", flush=True)
     generator = subprocess.Popen([sys.executable, str(Path(__file__).with_name("loadgen.py")), "--port",
                                   str(service.info["syslog_tcp"]), "--rate", str(args.rate), "--seconds",
                                   str(args.seconds), "--connections", str(args.connections), "--attack-share",

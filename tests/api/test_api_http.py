@@ -120,6 +120,8 @@ def test_health_stats_metrics_and_openapi_describe_the_running_service(service: 
         health = client.get("/api/v1/health").json()
         assert health["status"] == "ok"
         assert set(health["inputs"]) >= {"syslog_tcp", "syslog_udp", "api"}
+        # the parser processes load the rules at start: ready once they have (events went through already)
+        wait_for(lambda: client.get("/api/v1/health").json()["pipeline"]["parsers_ready"])
         assert health["anomaly"]["baselines_built"] is None  # no stored history yet: no baseline, no error
         assert health["anomaly"]["last_error"] is None
         stats = client.get("/api/v1/stats").json()

@@ -35,7 +35,8 @@ def health(request: Request, principal: Principal = Viewer) -> dict[str, Any]:
     if pipeline.error or service.spool.full or lag > 60 or anomaly["last_error"]:
         status = "degraded"
     return {"status": status, "uptime_seconds": round(time.time() - service.started_at, 1),
-            "pipeline": {"committed": pipeline.committed, "lag_seconds": round(lag, 3), "error": pipeline.error},
+            "pipeline": {"committed": pipeline.committed, "lag_seconds": round(lag, 3), "error": pipeline.error,
+                         "parsers_ready": pipeline.parsers_ready()},
             "spool": {"pending_bytes": service.spool.pending_bytes, "full": service.spool.full},
             "inputs": service.ports, "rules": len(service.stage.rules()), "anomaly": anomaly}
 

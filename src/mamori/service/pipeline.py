@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -85,6 +85,7 @@ class Pipeline:
         self.paused = threading.Event()  # set: no batch is taken (inputs keep spooling, up to the limit)
         self._thread: threading.Thread | None = None
         self._last_maintenance = 0.0
+        self._warming: list[Future[bool]] = []
         self.book = AlertBook(settings.throttle_seconds)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="lake-writer")
         self.batches = ReadAhead(spool, settings.batch_rows, settings.batch_seconds, settings.options,
@@ -107,9 +108,14 @@ class Pipeline:
 
     def start(self) -> None:
         """Start the consumer thread (and the parser processes, loading the rules meanwhile)."""
-        self.batches.warm()
+        self._warming = self.batches.warm()
         self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
         self._thread.start()
+
+    def parsers_ready(self) -> bool:
+        """Whether every parser process has started and loaded the rules (until then the first batches
+        wait for them: a start under load begins with a backlog)."""
+        return all(future.done() for future in self._warming)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Finish the current batch and stop."""
