@@ -183,3 +183,43 @@ def test_an_or_leaves_out_the_tests_the_screen_ruled_out() -> None:
     evaluator.rule_out([id(never)])
     assert _rows(evaluator.evaluate(POr((PTest(never), PTest(here))))) == [1, 7]
     assert evaluator.evaluate(POr((PTest(never),))) is None
+
+
+@pytest.mark.parametrize("mode", ["equals", "contains", "startswith", "endswith"])
+@pytest.mark.parametrize("cased", [False, True])
+def test_a_field_reference_on_distinct_pairs_gives_the_rows_a_row_by_row_comparison_gives(mode: str,
+                                                                                        cased: bool) -> None:
+    users = ["CORP\\alice", "corp\\alice", None, "CORP\\bob", "", "CORP\\alice", "x", None, "CORP\\Bob", "ab"]
+    parents = ["CORP\\alice", "CORP\\ALICE", "CORP\\alice", None, "", "CORP\\bob", "x", None, "corp\\bob", "a"]
+    frame = pl.DataFrame({"User": users * 3, "ParentUser": parents * 3})
+    evaluator = BatchEvaluator(frame, None, LiteralBank({}))
+
+    def holds(mine: str | None, theirs: str | None) -> bool:
+        if mine is None or theirs is None:
+            return False
+        if not cased:
+            mine, theirs = mine.lower(), theirs.lower()
+        return {"contains": theirs in mine, "startswith": mine.startswith(theirs),
+                "endswith": mine.endswith(theirs)}.get(mode, mine == theirs)
+
+    expected = [i for i, (u, p) in enumerate(zip(users * 3, parents * 3, strict=True)) if holds(u, p)]
+    assert expected
+    assert _rows(evaluator.test(plan.Test("User", FIELDREF, ("ParentUser", mode), cased))) == expected
+    subset = evaluator.subset(np.arange(10, 30))
+    assert _rows(subset.test(plan.Test("User", FIELDREF, ("ParentUser", mode), cased))) == [
+        i - 10 for i in expected if i >= 10]
+
+
+def test_columns_encoded_by_routing_answer_every_test_as_the_evaluators_own_encoding_does() -> None:
+    from mamori.detect.sigma.engine import combination_codes
+
+    frame = pl.DataFrame({"Sparse": SPARSE, "Dense": DENSE}, schema={"Sparse": pl.Utf8, "Dense": pl.Utf8})
+    kept: dict[str, tuple[pa.Array, np.ndarray]] = {}
+    combination_codes(frame, ["Sparse", "Dense"], kept)
+    assert set(kept) == {"Sparse", "Dense"}
+    shared = BatchEvaluator(frame, None, LiteralBank(LITERALS), encoded=kept)
+    own = _evaluator()
+    for kind, arg, cased in TESTS:
+        for field in ("Sparse", "Dense"):
+            test = plan.Test(field, kind, arg, cased)
+            assert _rows(shared.test(test)) == _rows(own.test(test)), (field, kind, arg)

@@ -64,3 +64,14 @@ def test_a_groups_rows_are_the_rows_any_of_its_entries_serves() -> None:
         assert routed.served(entry) == bool(masks[entry].any())
     for group in ([0], [1, 2], list(range(len(entries)))):
         np.testing.assert_array_equal(routed.rows_of(group), np.flatnonzero(masks[group].any(axis=0)))
+
+
+def test_routing_keeps_each_text_columns_distinct_values_and_codes_for_the_evaluator() -> None:
+    frame = pl.DataFrame({"a": ["x", "x", None, "y", ""], "n": [1, 2, 1, 1, 1]})
+    kept: dict[str, tuple[object, np.ndarray]] = {}
+    combination_codes(frame, ["a", "n"], kept)  # type: ignore[arg-type]
+    assert set(kept) == {"a"}  # (a number column is the evaluator's to cast and encode)
+    values, codes = kept["a"]
+    distinct = values.to_pylist()  # type: ignore[attr-defined]
+    assert None not in distinct
+    assert [distinct[c] if c < len(distinct) else None for c in codes.tolist()] == frame.get_column("a").to_list()

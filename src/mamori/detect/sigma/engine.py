@@ -18,6 +18,7 @@ import polars as pl
 import pyarrow as pa
 
 from mamori.detect.sigma import arrow_kernels as kernels
+from mamori.detect.sigma.answer_memo import AnswerMemo
 from mamori.detect.sigma.evaluate import BatchEvaluator, LiteralBank, keyword_needles
 from mamori.detect.sigma.model import Rule, RuleSet
 from mamori.detect.sigma.plan import (
@@ -85,6 +86,7 @@ class Detector:
                 group.keyword_needles = keyword_needles(group.keyword_literals)
         self.literal_bank = LiteralBank({key: sorted(values) for key, values in literal_sets.items()})
         self.literal_bank.build_all()  # now, while inputs are still being read, not in the first batch
+        self.answers = AnswerMemo()  # regular-expression answers per value, kept across batches
 
     def _add(self, rule: Rule, literal_sets: dict[tuple[str | None, bool], set[str]]) -> None:
         group = self._groups.get(rule.logsource)
@@ -143,8 +145,10 @@ class Detector:
         if frame.height == 0 or not self._groups:
             return pl.DataFrame(schema=HITS_SCHEMA), frame
         routed = self.routes.route(frame)
-        prepared = prepare(frame, self.table.entries, routed, self.fields)
-        evaluator = BatchEvaluator(prepared, None, self.literal_bank, pieces=_in_one_piece(prepared, self.fields))
+        derived = derived_columns(frame, self.table.entries, routed, self.fields)
+        prepared = frame.with_columns([expr.alias(name) for name, expr in derived.items()]) if derived else frame
+        encoded = {name: codes for name, codes in routed.encoded.items() if name not in derived}
+        evaluator = BatchEvaluator(prepared, None, self.literal_bank, answers=self.answers, encoded=encoded)
         passing, exact = self._screened(evaluator)
         rule_ids: list[str] = []
         rows: list[np.ndarray] = []
@@ -208,16 +212,6 @@ class Detector:
         return [[name for name, bits in columns if bits[i]] for i in range(len(matched))]
 
 
-def _in_one_piece(frame: pl.DataFrame, fields: set[str]) -> pl.DataFrame | None:
-    """The rule fields' columns of a batch that comes in chunks (concatenated from several reads),
-    each joined into one chunk, for the evaluator to encode (None: nothing to join): Arrow takes a
-    column in one chunk without a copy, and joining them all in one call costs half of one call each."""
-    if frame.n_chunks() <= 1:
-        return None
-    wanted = [name for name in frame.columns if name in fields]
-    return frame.select(wanted).rechunk() if wanted else None
-
-
 def _keyword_literals(test: Test) -> list[str]:
     """Text a keyword test cannot hold without ("" when it names none: no pre-filter then)."""
     if test.kind in {CONTAINS, STARTS, ENDS}:
@@ -252,7 +246,8 @@ class Routes:
         if not present:
             matrix = _entry_table(frame, self.entries)
             return Routed(matrix, np.arange(frame.height))
-        codes, first = combination_codes(frame, present)
+        encoded: dict[str, tuple[pa.Array, np.ndarray]] = {}
+        codes, first = combination_codes(frame, present, encoded)
         distinct = frame.select(present)[first]
         shape = tuple((name, str(frame.schema[name])) for name in present)
         keys = [(shape, row) for row in distinct.rows()]
@@ -267,7 +262,7 @@ class Routes:
             for column, i in enumerate(unknown):
                 self._known[keys[i]] = table[:, column]
         by_key = np.stack([self._known[key] for key in keys], axis=1)
-        return Routed(by_key, codes)
+        return Routed(by_key, codes, encoded)
 
 
 class Routed:
@@ -275,9 +270,11 @@ class Routed:
     are reached through the few combinations (a rule group's rows: which combinations any of its
     entries serves, then one look-up per row), never through an (entries x rows) matrix."""
 
-    def __init__(self, by_key: np.ndarray, codes: np.ndarray) -> None:
+    def __init__(self, by_key: np.ndarray, codes: np.ndarray,
+                 encoded: dict[str, tuple[pa.Array, np.ndarray]] | None = None) -> None:
         self.by_key = by_key
         self.codes = codes
+        self.encoded = encoded or {}  # the routing columns' distinct values and codes (``combination_codes``)
         self._rows: dict[tuple[int, ...], np.ndarray] = {}
 
     def served(self, entry: int) -> bool:
@@ -308,19 +305,25 @@ class Routed:
 _NO_ROWS = np.zeros(0, dtype=np.intp)
 
 
-def combination_codes(frame: pl.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def combination_codes(frame: pl.DataFrame, columns: list[str],
+                      kept: dict[str, tuple[pa.Array, np.ndarray]] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Number the distinct combinations of ``columns`` (null a value like any other): each row's number,
     and the first row of each number. Each column is dictionary-encoded and the codes combined, which
-    costs half of ranking the rows as structs."""
+    costs half of ranking the rows as structs. ``kept``, if given, receives each text column's
+    distinct values (null left out) and rows' codes (null: the number of values), for the rule
+    evaluator to reuse rather than encode the column again."""
     try:
         codes: np.ndarray | None = None
         radix = 1
+        dtypes = frame.schema
         for name in columns:
             encoded = kernels.dictionary_encode(frame.get_column(name).to_arrow(compat_level=pl.CompatLevel.newest()))
             if isinstance(encoded, pa.ChunkedArray):
                 encoded = encoded.combine_chunks()
             size = len(encoded.dictionary) + 1  # the last code: null
             column_codes = kernels.codes_or(encoded.indices, size - 1)
+            if kept is not None and dtypes[name] == pl.Utf8:
+                kept[name] = (encoded.dictionary, column_codes)
             if codes is None:
                 codes, radix = column_codes, size
                 continue
@@ -375,6 +378,16 @@ def prepare(frame: pl.DataFrame, entries: tuple[MappingEntry, ...], routed: Rout
             fields: set[str]) -> pl.DataFrame:
     """Give rule-side field names a column: mapping aliases where an entry serves the row (filling
     only where the event lacks the field), then names that differ only in case or spaces."""
+    derived = derived_columns(frame, entries, routed, fields)
+    if not derived:
+        return frame
+    return frame.with_columns([expr.alias(name) for name, expr in derived.items()])
+
+
+def derived_columns(frame: pl.DataFrame, entries: tuple[MappingEntry, ...], routed: Routed,
+                    fields: set[str]) -> dict[str, pl.Expr]:
+    """The columns ``prepare`` gives (or gives again) a batch, by name, with their expressions; every
+    other column is the batch's own."""
     columns = set(frame.columns)
     derived: dict[str, pl.Expr] = {}
     for index, entry in enumerate(entries):
@@ -395,9 +408,7 @@ def prepare(frame: pl.DataFrame, entries: tuple[MappingEntry, ...], routed: Rout
         actual = lookup.get(_field_key(name))
         if actual is not None and not _normalised(actual):
             derived[name] = pl.col(actual)
-    if not derived:
-        return frame
-    return frame.with_columns([expr.alias(name) for name, expr in derived.items()])
+    return derived
 
 
 def _normalised(column: str) -> bool:

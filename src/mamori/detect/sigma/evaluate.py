@@ -5,7 +5,9 @@ A test's answer per distinct value is computed once per batch and read by every 
 column null in most rows is encoded on its non-null rows only, and its rows' codes are made only if
 some test of it holds somewhere; tests the rule screen found impossible (a literal they need occurs
 nowhere) answer at once. The tests of an OR on one field (a rule's list of values) are joined on
-the distinct values, so the rows are filled once per field, not once per test. A result of ``None``
+the distinct values, so the rows are filled once per field, not once per test. The columns routing
+encoded already are not encoded again; regular-expression answers per value are kept across batches
+(``answer_memo``); a field reference compares each distinct pair of values once. A result of ``None``
 stands for "false on every row": most tests match nothing in most batches, so rules short-circuit
 without touching arrays.
 """
@@ -26,6 +28,7 @@ import polars as pl
 import pyarrow as pa
 
 from mamori.detect.sigma import arrow_kernels as kernels
+from mamori.detect.sigma.answer_memo import AnswerMemo
 from mamori.detect.sigma.keyword_scan import raw_holding
 from mamori.detect.sigma.plan import (
     ANY,
@@ -65,11 +68,12 @@ class BatchEvaluator:
         keyword_columns: list[str] | None = None,
         literals: LiteralBank | dict[tuple[str | None, bool], list[str]] | None = None,
         raw_prefilter: bool = True,
-        pieces: pl.DataFrame | None = None,
+        answers: AnswerMemo | None = None,
+        encoded: dict[str, tuple[pa.Array, np.ndarray]] | None = None,
     ) -> None:
         self.frame = frame
-        self._pieces = pieces  # (some of the frame's columns, each in one chunk: what encoding reads)
-        self._piece_names = set(pieces.columns) if pieces is not None else set()
+        self._answers = answers if answers is not None else AnswerMemo()  # (regex answers per value)
+        self._encoded = encoded or {}  # text columns encoded already: distinct values, rows' codes
         self.rows = frame.height
         self._distinct: dict[tuple[str, bool], pa.Array | None] = {}  # (root only; ``_values``)
         self._row_codes: dict[str, np.ndarray] = {}  # (``_codes``)
@@ -88,6 +92,7 @@ class BatchEvaluator:
         self._keyword_needles: list[str] | None = None
         self._raw_hits: dict[tuple[str, ...], np.ndarray] = {}
         self._ipv4: dict[int, tuple[pa.Array, np.ndarray, np.ndarray]] = {}
+        self._pylists: dict[int, tuple[pa.Array, list[str | None]]] = {}
         self._columns = set(frame.columns)
         self._parent: BatchEvaluator | None = None
         self._index: np.ndarray | None = None
@@ -149,10 +154,15 @@ class BatchEvaluator:
         walking the null rows is what costs there."""
         if field not in self._columns:
             return None
-        if self._pieces is not None and field in self._piece_names:
-            series = self._pieces.get_column(field)
-        else:
-            series = self._frame().get_column(field)
+        known = self._encoded.get(field)
+        if known is not None:  # (routing encoded it: the same values and codes, null left out)
+            distinct, codes = known
+            if not len(distinct):
+                return None
+            values = kernels.to_large_string(distinct)
+            self._row_codes[field] = codes
+            return values
+        series = self._frame().get_column(field)  # (in chunks or not: Arrow gets it in one)
         if series.dtype != pl.Utf8:
             series = series.cast(pl.Utf8)
         nulls = series.null_count()
@@ -419,12 +429,16 @@ class BatchEvaluator:
         if kind == ENDS:
             return _arrow_bits(kernels.ends_with(values, arg)), False
         if kind == GLOB:
-            return _regex_bits(values, str(arg), 0), False
+            glob = str(arg)
+            return self._answers.bits((glob, 0), values, lambda some: _regex_bits(some, glob, 0),
+                                      self._texts(values)), False
         if kind == REGEX:
             pattern, flags = arg
             prefix = f"(?{flags})" if flags else ""
             py_flags = (re.I if "i" in flags else 0) | (re.M if "m" in flags else 0) | (re.S if "s" in flags else 0)
-            return _regex_bits(values, prefix + pattern, py_flags, pattern), False
+            return self._answers.bits((prefix + pattern, py_flags), values,
+                                      lambda some: _regex_bits(some, prefix + pattern, py_flags, pattern),
+                                      self._texts(values)), False
         if kind == ANY:
             return np.ones(len(values), dtype=bool), False
         if kind == EXISTS:
@@ -436,6 +450,15 @@ class BatchEvaluator:
         if kind == NUMBER:
             return _python_bits(values, _number_check(*arg)), False
         raise ValueError(f"unknown test kind {kind}")
+
+    def _texts(self, values: pa.Array) -> list[str | None]:
+        """Distinct values as Python strings, made once per array and batch: every regular expression
+        on a field looks its values up in the answers remembered across batches."""
+        root = self._root()
+        known = root._pylists.get(id(values))
+        if known is None or known[0] is not values:
+            known = root._pylists[id(values)] = (values, values.to_pylist())
+        return known[1]
 
     def _cidr_bits(self, values: pa.Array, networks: tuple[str, ...]) -> np.ndarray:
         """Addresses inside any network: the distinct values read as IPv4 numbers once per batch and
@@ -462,26 +485,28 @@ class BatchEvaluator:
         return out
 
     def _fieldref(self, test: Test) -> Bits:
-        other, mode = test.arg
+        """A field compared with another field of the same event. Text fields are compared once per
+        distinct pair of values the rows hold (a few hundred where there are thousands of rows),
+        through the fields' codes; other column types row by row."""
+        other = test.arg[0]
         if test.field not in self._columns or other not in self._columns:
             return None
-        mine, theirs = pl.col(test.field), pl.col(other)
-        if not test.cased:
-            mine, theirs = mine.str.to_lowercase(), theirs.str.to_lowercase()
-        expr = {"contains": lambda: mine.str.contains(theirs, literal=True),
-                "startswith": lambda: mine.str.starts_with(theirs),
-                "endswith": lambda: mine.str.ends_with(theirs)}.get(mode, lambda: mine == theirs)()
         # only the rows where both fields have a value (null compares false): few, for most pairs
         mine_values, their_values = self._values(test.field, lower=False), self._values(other, lower=False)
         if mine_values is None or their_values is None:  # a field null everywhere
             return None
-        where = np.flatnonzero((self._codes(test.field) < len(mine_values)) & (self._codes(other) < len(their_values)))
+        mine_codes, their_codes = self._codes(test.field), self._codes(other)
+        where = np.flatnonzero((mine_codes < len(mine_values)) & (their_codes < len(their_values)))
         if not len(where):
             return None
-        above = self._rows_in_root()
-        rows = where if above is None else above[where]
-        both = self._root().frame.select([test.field, other])[rows]  # only the two columns, then those rows
-        result: np.ndarray = both.select(expr.fill_null(False)).to_series().to_numpy()
+        schema = self._root().frame.schema
+        if schema[test.field] == pl.Utf8 and schema[other] == pl.Utf8:
+            result = _fieldref_on_pairs(test, mine_values, mine_codes[where], their_values, their_codes[where])
+        else:
+            above = self._rows_in_root()
+            rows = where if above is None else above[where]
+            both = self._root().frame.select([test.field, other])[rows]  # only the two columns, then those rows
+            result = both.select(_fieldref_expr(test, test.field, other)).to_series().to_numpy()
         out = np.zeros(self.rows, dtype=bool)
         out[where] = result
         return out
@@ -606,6 +631,31 @@ class BatchEvaluator:
         if isinstance(plan, PConst):
             return np.ones(self.rows, dtype=bool) if plan.value and self.rows else None
         raise TypeError(f"unknown plan {plan!r}")
+
+
+def _fieldref_expr(test: Test, mine_name: str, their_name: str) -> pl.Expr:
+    """The Polars expression of a field-reference test between two columns (null: false)."""
+    _, mode = test.arg
+    mine, theirs = pl.col(mine_name), pl.col(their_name)
+    if not test.cased:
+        mine, theirs = mine.str.to_lowercase(), theirs.str.to_lowercase()
+    expr = {"contains": lambda: mine.str.contains(theirs, literal=True),
+            "startswith": lambda: mine.str.starts_with(theirs),
+            "endswith": lambda: mine.str.ends_with(theirs)}.get(mode, lambda: mine == theirs)()
+    return expr.fill_null(False)
+
+
+def _fieldref_on_pairs(test: Test, mine_values: pa.Array, mine_codes: np.ndarray, their_values: pa.Array,
+                       their_codes: np.ndarray) -> np.ndarray:
+    """A field-reference test on rows given by their codes into two fields' distinct values (both
+    present): run once per distinct pair of codes, then spread to the rows."""
+    pairs = mine_codes.astype(np.int64) * len(their_values) + their_codes
+    distinct, inverse = np.unique(pairs, return_inverse=True)
+    both = pl.DataFrame([arrow_series("a", kernels.take(mine_values, distinct // len(their_values))),
+                         arrow_series("b", kernels.take(their_values, distinct % len(their_values)))])
+    answers: np.ndarray = both.select(_fieldref_expr(test, "a", "b")).to_series().to_numpy()
+    spread: np.ndarray = answers[inverse.reshape(-1)]
+    return spread
 
 
 def _arrow_bits(array: pa.Array) -> np.ndarray:

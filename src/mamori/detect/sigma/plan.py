@@ -63,11 +63,13 @@ class Test:
 
     def __hash__(self) -> int:
         # tests key every per-batch memo: hash once, not on each of the ~100,000 look-ups a batch makes
-        known: int | None = self.__dict__.get("_hash")
-        if known is None:
+        # (read as an attribute: a third cheaper per look-up than ``self.__dict__.get``)
+        try:
+            return self._hash  # type: ignore[no-any-return,attr-defined]
+        except AttributeError:
             known = hash((self.field, self.kind, self.arg, self.cased))
             object.__setattr__(self, "_hash", known)
-        return known
+            return known
 
     def __getstate__(self) -> dict[str, Any]:
         # string hashes differ between processes: a cached rule set must not carry them
