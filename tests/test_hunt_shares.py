@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mamori.hunt_shares import MIN_RULE_FILES, ShareOutcome, merge_rules, rule_file_shares
+from mamori.hunt_shares import MIN_RULE_FILES, FileTickets, ShareOutcome, merge_rules, rule_file_shares
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 LOGS = FIXTURES / "windows"
@@ -64,6 +64,31 @@ def test_few_rules_or_a_zip_are_not_split(tmp_path: Path) -> None:
         archive.writestr("a.yml", WHOAMI)
     assert rule_file_shares([tmp_path / "many", tmp_path / "rules.zip"], 2) is None
     assert rule_file_shares([tmp_path / "many"], 1) is None
+
+
+def test_files_are_handed_out_once_each_largest_first_to_whichever_process_asks(tmp_path: Path) -> None:
+    files = []
+    for number in range(60):
+        path = tmp_path / f"log{number:02d}.evtx"
+        path.write_bytes(b"x" * (number * 10 + 1))
+        files.append(("evtx", path))
+    tickets = FileTickets.filled(files)
+    assert tickets is not None
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # a second process takes files from the same tickets
+        taken = "\n".join(str(path) for _, path in tickets)
+        os.write(writer, taken.encode())
+        os._exit(0)
+    os.close(writer)
+    ours = [str(path) for _, path in tickets]
+    os.waitpid(child, 0)
+    with os.fdopen(reader) as pipe:
+        theirs = [line for line in pipe.read().splitlines() if line]
+    tickets.close()
+    assert sorted(ours + theirs) == sorted(str(path) for _, path in files)
+    assert ours == sorted(ours, key=lambda p: -Path(p).stat().st_size)
+    assert list(FileTickets.filled([]) or []) == []
 
 
 def test_an_id_loaded_in_two_shares_is_refused_once_and_its_second_copy_finds_nothing() -> None:

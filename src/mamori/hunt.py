@@ -10,7 +10,7 @@ import multiprocessing
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,13 +22,13 @@ import polars as pl
 
 from mamori.detect.attack import level_rank, tactics_of, techniques_of
 from mamori.detect.sigma.correlation import BaseHit, CorrelationEngine, CorrelationHit
-from mamori.detect.sigma.engine import ROW, RULE_ID, SELECTIONS, Detector
+from mamori.detect.sigma.detector_cache import load_detector
+from mamori.detect.sigma.engine import ROW, RULE_ID, SELECTIONS
 from mamori.detect.sigma.explain import explanation_text
 from mamori.detect.sigma.model import Refusal, Rule
-from mamori.detect.sigma.ruleset import load_ruleset
 from mamori.errors import MamoriError
 from mamori.events import schema
-from mamori.events.frame import concat_frames
+from mamori.events.frame import joined_batch
 from mamori.events.transfer import frame_from_bytes, frame_to_bytes
 from mamori.hunt_shares import hunt_in_shares, merge_rules, rule_file_shares
 from mamori.sources.base import ReadOptions, ReadProblem, ReadResult, SourceSpec
@@ -135,25 +135,35 @@ def balance_files(files: list[tuple[str, Path]], parts: int) -> list[list[tuple[
     return [b for b in bins if b]
 
 
-def read_share(share: list[tuple[str, Path]], options: ReadOptions) -> list[tuple[ReadResult, dict[str, int]]]:
-    """Read a share of the inputs (in a worker): batches, with events counted per file."""
-    out: list[tuple[ReadResult, dict[str, int]]] = []
-    evtx = [p for s, p in share if s == "evtx"]
-    if evtx:
-        from mamori.sources.evtx import read_evtx_files
+def read_share(share: Iterable[tuple[str, Path]], options: ReadOptions) -> list[tuple[ReadResult, dict[str, int]]]:
+    """Read a share of the inputs (in a worker): batches, with events counted per file. ``share`` may
+    hand its files out one at a time (``hunt_shares``): EVTX files are gathered into batches across
+    files as they come, any other file is read when met."""
+    from mamori.sources.evtx import read_evtx_files
 
-        for result in read_evtx_files(evtx, options):
+    out: list[tuple[ReadResult, dict[str, int]]] = []
+
+    def evtx_paths() -> Iterator[Path]:
+        for source, path in share:
+            if source == "evtx":
+                yield path
+            else:
+                out.extend(_read_file(source, path, options))
+
+    for result in read_evtx_files(evtx_paths(), options):
+        out.append((result, _counts(result)))
+    return out
+
+
+def _read_file(source: str, path: Path, options: ReadOptions) -> list[tuple[ReadResult, dict[str, int]]]:
+    """The batches of one (non-EVTX) input, or one fatal problem when it cannot be read."""
+    out: list[tuple[ReadResult, dict[str, int]]] = []
+    try:
+        for result in get_source(source).read(path, options):
             out.append((result, _counts(result)))
-    for source, path in share:
-        if source == "evtx":
-            continue
-        spec = get_source(source)
-        try:
-            for result in spec.read(path, options):
-                out.append((result, _counts(result)))
-        except (OSError, UnicodeError, ValueError) as exc:
-            problem = ReadProblem(str(path), f"cannot read as {source}: {exc}", fatal=True)
-            out.append((ReadResult(pl.DataFrame(), [problem]), {}))
+    except (OSError, UnicodeError, ValueError) as exc:
+        problem = ReadProblem(str(path), f"cannot read as {source}: {exc}", fatal=True)
+        out.append((ReadResult(pl.DataFrame(), [problem]), {}))
     return out
 
 
@@ -241,9 +251,10 @@ def run_hunt(
             return found
         fresh_process = False  # batch work ran here: readers must not be forked from this process any more
     pending = list(_read_all(files, options, count, fresh_process))  # readers start before rules load
-    ruleset = load_ruleset(rule_sources, cache_dir=cache_dir, use_cache=use_cache, workers=1 if files else None,
-                           background_cache_write=fresh_process)
-    detector = Detector(ruleset)
+    detector, write_cache = load_detector(rule_sources, cache_dir=cache_dir, use_cache=use_cache,
+                                          workers=1 if files else None)
+    write_cache(fresh_process)  # from a forked child when this process is the command, which ends soon
+    ruleset = detector.ruleset
     correlations = CorrelationEngine(ruleset.correlations, ruleset.rules)
     silenced = correlations.silenced_rules()
     rules = ruleset.by_id()
@@ -254,7 +265,7 @@ def run_hunt(
     waiting_rows = 0
 
     def run(frames: list[pl.DataFrame]) -> None:
-        frame = concat_frames(frames) if len(frames) > 1 else frames[0]
+        frame = joined_batch(frames) if len(frames) > 1 else frames[0]
         hits, prepared = detector.run(frame, explain=explain_matches)
         if hits.height:
             detections.extend(detection_records(prepared, hits, rules, filters, silenced))
@@ -361,9 +372,10 @@ def detection_records(prepared: pl.DataFrame, hits: pl.DataFrame, rules: dict[st
               "Channel", "EventID", "EventRecordID"}
     for rule_id in kept:
         wanted.update(rules[rule_id].referenced_fields())
-    # one gather of the hit rows and the columns the records show, turned into Python rows once
+    # one gather of the hit rows and the columns the records show, turned into Python rows once (the
+    # columns taken by name: ``select`` plans a query over the batch's hundreds of columns, 20 ms)
     unique_rows = hits.get_column(ROW).unique().sort()
-    table = prepared.select([c for c in prepared.columns if c in wanted])[unique_rows.to_numpy()]
+    table = prepared[[c for c in prepared.columns if c in wanted]][unique_rows.to_numpy()]
     if (filters.since or filters.until) and schema.TIME in table.columns:
         times = table.get_column(schema.TIME)
         keep = pl.Series(np.ones(table.height, dtype=bool))

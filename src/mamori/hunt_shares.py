@@ -3,10 +3,11 @@ matching its share against every event.
 
 Why rules and not events: a hunt of a few thousand events spends most of its time compiling rules,
 and a big hunt most of its time matching them; both divide by rules. Splitting by events would leave
-every process compiling every rule. Each process reads a share of the files (and leaves the batches
-in a scratch folder for the others), compiles its share of the rules, then matches its rules on every
-batch. Rules are shared out by folder: in SigmaHQ's layout a folder is one log source, so a share's
-rules meet fewer kinds of events and read fewer fields.
+every process compiling every rule. Each process loads its share of the rules (a Detector from the
+cache when warm), reads input files handed out one at a time to whichever process asks first (so all
+finish reading together, however long their rules took), leaves its batches in a scratch folder for
+the others, then matches its rules on every batch. Rules are shared out by folder: in SigmaHQ's
+layout a folder is one log source, so a share's rules meet fewer kinds of events and read fewer fields.
 
 Correlation rules need the hits of the rules they name, wherever those were compiled: when any share
 holds one, the split is abandoned (``hunt_in_shares`` gives None) and the hunt runs in one process.
@@ -17,9 +18,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import struct
 import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -28,13 +30,12 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from mamori.detect.sigma.engine import Detector
+from mamori.detect.sigma.detector_cache import load_detector
 from mamori.detect.sigma.loader import RULE_SUFFIXES
 from mamori.detect.sigma.model import Refusal, Rule
-from mamori.detect.sigma.ruleset import load_ruleset_later_cache, rule_files
+from mamori.detect.sigma.ruleset import rule_files
 from mamori.errors import MamoriError
-from mamori.events.frame import concat_frames
-from mamori.events.transfer import frame_from_bytes, frame_to_bytes
+from mamori.events.frame import joined_batch
 from mamori.sources.base import ReadOptions, ReadProblem
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 KEEP_OWN_ROWS = 200_000  # a process keeps the batches it read in memory up to this many rows
 MIN_RULE_FILES = 400  # below this, compiling is quick and one process does everything
 BALANCE_SLACK = 1.15  # a folder stays whole in one share while it is at most this much over a fair share
+TICKET = struct.Struct("<I")  # an input file's number, as handed out through a pipe
 
 
 @dataclass
@@ -119,12 +121,10 @@ def hunt_in_shares(files: list[tuple[str, Path]], rule_shares: list[list[Path]],
     """Run the hunt with one process per rule share (this one and forked children); None when a share
     holds a correlation rule (the caller then hunts in one process). Only for a process that has done
     no batch work yet: the children are forked."""
-    from mamori.hunt import balance_files
-
     count = len(rule_shares)
-    file_shares = balance_files(files, count)
-    file_shares += [[] for _ in range(count - len(file_shares))]
     scratch = Path(tempfile.mkdtemp(prefix="mamori-hunt-"))
+    tickets = FileTickets.filled(files)
+    file_shares: list[Iterable[tuple[str, Path]]] = [tickets] * count if tickets else _balanced(files, count)
     context = multiprocessing.get_context("fork")
     children: list[tuple[BaseProcess, Connection]] = []
     job = _Job(scratch, options, filters, cache_dir, use_cache, explain)
@@ -137,7 +137,7 @@ def hunt_in_shares(files: list[tuple[str, Path]], rule_shares: list[list[Path]],
             theirs.close()
             children.append((process, ours))
         own = _Participant(job, 0, file_shares[0], rule_shares[0])
-        reads = [own.read_and_compile()] + [_receive(process, conn, "ready") for process, conn in children]
+        reads = [own.compile_and_read()] + [_receive(process, conn, "ready") for process, conn in children]
         if any(read.has_correlations for read in reads):
             for _, conn in children:
                 conn.send(None)
@@ -155,7 +155,62 @@ def hunt_in_shares(files: list[tuple[str, Path]], rule_shares: list[list[Path]],
     finally:
         for _, conn in children:
             conn.close()
+        if tickets:
+            tickets.close()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _balanced(files: list[tuple[str, Path]], count: int) -> list[Iterable[tuple[str, Path]]]:
+    """The files shared out in advance, by size (when there are too many to hand out one by one)."""
+    from mamori.hunt import balance_files
+
+    shares: list[Iterable[tuple[str, Path]]] = list(balance_files(files, count))
+    return shares + [[] for _ in range(count - len(shares))]
+
+
+class FileTickets:
+    """Input files handed out one at a time, largest first, to whichever process asks first: their
+    numbers are written into a pipe before the processes are forked, and each process reads one number
+    at a time (a pipe read of a few bytes is atomic). Shared out in advance, a share of files took
+    one process twice as long to read as the other's, and the first to finish waited."""
+
+    def __init__(self, files: list[tuple[str, Path]], read_end: int) -> None:
+        self.files = files
+        self.read_end = read_end
+
+    @classmethod
+    def filled(cls, files: list[tuple[str, Path]]) -> FileTickets | None:
+        """Tickets for ``files``; None when the pipe cannot hold them all (then share out in advance)."""
+        ordered = sorted(files, key=lambda item: _size(item[1]), reverse=True)
+        numbers = b"".join(TICKET.pack(number) for number in range(len(ordered)))
+        read_end, write_end = os.pipe()
+        try:
+            os.set_blocking(write_end, False)
+            written = os.write(write_end, numbers) if numbers else 0
+        except BlockingIOError:
+            written = -1
+        finally:
+            os.close(write_end)
+        if written != len(numbers):
+            os.close(read_end)
+            return None
+        return cls(ordered, read_end)
+
+    def __iter__(self) -> Iterator[tuple[str, Path]]:
+        """The files this process is handed, until none is left."""
+        while len(data := os.read(self.read_end, TICKET.size)) == TICKET.size:
+            yield self.files[TICKET.unpack(data)[0]]
+
+    def close(self) -> None:
+        """Close this process's end of the pipe."""
+        os.close(self.read_end)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 @dataclass(frozen=True)
@@ -169,36 +224,38 @@ class _Job:
 
 
 class _Participant:
-    """One process's part: read a share of the files, compile a share of the rules, match every batch."""
+    """One process's part: load a share of the rules, read files as handed out, match every batch."""
 
-    def __init__(self, job: _Job, share: int, files: list[tuple[str, Path]], rule_files: list[Path]) -> None:
+    def __init__(self, job: _Job, share: int, files: Iterable[tuple[str, Path]], rule_files: list[Path]) -> None:
         self.job = job
         self.share = share
         self.files = files
         self.rule_files = rule_files
         self.kept: dict[str, pl.DataFrame] = {}
 
-    def read_and_compile(self) -> ShareRead:
-        """Read this share's files into scratch batches, then compile this share's rules."""
+    def compile_and_read(self) -> ShareRead:
+        """Load this share's rules (a Detector), then read the files this process is handed into scratch
+        batches: reading last, a process whose rules took longer reads fewer files."""
         from mamori.hunt import read_share
 
-        read = ShareRead(self.share)
+        self.detector, self.write_cache = load_detector(self.rule_files, cache_dir=self.job.cache_dir,
+                                                        use_cache=self.job.use_cache, workers=1)
+        self.ruleset = self.detector.ruleset
+        read = ShareRead(self.share, has_correlations=bool(self.ruleset.correlations))
+        if read.has_correlations:
+            return read  # the hunt runs in one process: nothing to read here
         kept_rows = 0
         for number, (result, counts) in enumerate(read_share(self.files, self.job.options)):
             read.accounts.append((result.problems, counts))
             if result.frame.height == 0:
                 continue
-            name = f"{self.share}-{number}.parquet"
+            name = f"{self.share}-{number}.arrow"
             read.batches.append(name)
             read.events += result.frame.height
             if kept_rows + result.frame.height <= KEEP_OWN_ROWS:
                 self.kept[name] = result.frame
                 kept_rows += result.frame.height
-            (self.job.scratch / name).write_bytes(frame_to_bytes(result.frame))
-        self.ruleset, self.write_cache = load_ruleset_later_cache(self.rule_files, cache_dir=self.job.cache_dir,
-                                                                  use_cache=self.job.use_cache, workers=1)
-        read.has_correlations = bool(self.ruleset.correlations)
-        self.detector = Detector(self.ruleset)
+            result.frame.write_ipc(self.job.scratch / name, compression="lz4")
         return read
 
     def detect(self, order: list[str]) -> ShareOutcome:
@@ -211,7 +268,7 @@ class _Participant:
         waiting_rows = 0
 
         def run(frames: list[pl.DataFrame]) -> None:
-            frame = concat_frames(frames) if len(frames) > 1 else frames[0]
+            frame = joined_batch(frames) if len(frames) > 1 else frames[0]
             hits, prepared = self.detector.run(frame, explain=self.job.explain)
             if hits.height:
                 detections.extend(detection_records(prepared, hits, rules, self.job.filters, set()))
@@ -219,7 +276,7 @@ class _Participant:
         for name in order:
             frame = self.kept.get(name)
             if frame is None:
-                frame = frame_from_bytes((self.job.scratch / name).read_bytes())
+                frame = pl.read_ipc(self.job.scratch / name)
             waiting.append(frame)
             waiting_rows += frame.height
             if waiting_rows >= self.job.options.batch_rows:
@@ -232,11 +289,12 @@ class _Participant:
                             len(self.ruleset.correlations), list(self.ruleset.refused), list(self.detector.unrouted))
 
 
-def _child(job: _Job, share: int, files: list[tuple[str, Path]], rule_files: list[Path], conn: Connection) -> None:
+def _child(job: _Job, share: int, files: Iterable[tuple[str, Path]], rule_files: list[Path],
+           conn: Connection) -> None:
     """A forked process's whole part; any failure goes back to the main process as text."""
     try:
         participant = _Participant(job, share, files, rule_files)
-        conn.send(("ready", participant.read_and_compile()))
+        conn.send(("ready", participant.compile_and_read()))
         order = conn.recv()
         if order is not None:
             conn.send(("done", participant.detect(order)))

@@ -57,9 +57,9 @@ def _parse_chunk(args: tuple[list[tuple[str, bytes]], Mapping[str, Sequence[str]
 
 
 @contextlib.contextmanager
-def _no_gc() -> Iterator[None]:
-    """Pause the cycle collector while building millions of small, acyclic rule objects: it would
-    scan them again and again for nothing (3x slower loads measured)."""
+def no_gc() -> Iterator[None]:
+    """Pause the cycle collector while building millions of small, acyclic rule objects (parsing or
+    unpickling them): it would scan them again and again for nothing (3x slower loads measured)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -99,11 +99,11 @@ def load_ruleset_later_cache(
     it when called, from a forked child if asked (``background``). For a caller that has better use for
     the CPU right now (a hunt whose every core is matching) and writes once its work is done."""
     setting = repr(sorted((placeholders or {}).items())).encode()
-    stamp = _stamp(sources, setting) if use_cache else None
+    stamp = rule_files_stamp(sources, setting) if use_cache else None
     cache_file = (cache_dir or default_cache_dir()) / f"rules-{stamp}.pickle"
     if stamp is not None and cache_file.exists():
         try:
-            with cache_file.open("rb") as handle, _no_gc():
+            with cache_file.open("rb") as handle, no_gc():
                 cached = pickle.load(handle)
             if isinstance(cached, RuleSet):
                 return cached, _written
@@ -117,17 +117,17 @@ def load_ruleset_later_cache(
         digest.update(b"\x00")
         digest.update(hashlib.blake2b(data, digest_size=16).digest())
     key = digest.hexdigest()
-    with _no_gc():
+    with no_gc():
         items, refused, plans = _parse_all(texts, placeholders, workers)
     ruleset = _assemble(items, refused, key, plans)
 
     def write_cache(background: bool) -> None:
         if stamp is None:
             return
-        if background and hasattr(os, "fork"):
-            _write_cache_in_child(cache_file, ruleset)
+        if background:
+            write_in_child(lambda: write_pickle(cache_file, ruleset))
         else:
-            _write_cache(cache_file, ruleset)
+            write_pickle(cache_file, ruleset)
 
     return ruleset, write_cache
 
@@ -136,7 +136,7 @@ def _written(background: bool) -> None:
     """The cache write of a rule set read from the cache: nothing to do."""
 
 
-def _stamp(sources: Sequence[Path], setting: bytes) -> str | None:
+def rule_files_stamp(sources: Sequence[Path], setting: bytes) -> str | None:
     """The cache key of a rule set: every rule file's path, size, modification time and inode (what
     Python itself trusts for its bytecode), so a warm start reads no rule file at all; None when a
     source is missing (the cold path then says which)."""
@@ -201,26 +201,30 @@ def _assemble(items: list[Rule | Correlation], refused: list[Refusal], key: str,
     return ruleset
 
 
-def _write_cache_in_child(cache_file: Path, ruleset: RuleSet) -> None:
-    """Write the cache from a forked copy of this process, which then exits at once."""
+def write_in_child(write: Callable[[], None]) -> None:
+    """Run ``write`` (a cache write) in a forked copy of this process, which then exits at once, so the
+    caller does not wait for it; in this process where there is no fork."""
     try:
-        pid = os.fork()
+        pid = os.fork() if hasattr(os, "fork") else -1
     except OSError:
-        _write_cache(cache_file, ruleset)
-        return
-    if pid == 0:  # the child: write, then leave without running the parent's exit handlers
+        pid = -1
+    if pid < 0:
+        write()
+    elif pid == 0:  # the child: write, then leave without running the parent's exit handlers
         try:
-            _write_cache(cache_file, ruleset)
+            write()
         finally:
             os._exit(0)
 
 
-def _write_cache(cache_file: Path, ruleset: RuleSet) -> None:
+def write_pickle(cache_file: Path, value: object) -> None:
+    """Pickle ``value`` to ``cache_file`` atomically (a temporary file, then a rename); a cache that
+    cannot be written only costs time, so write errors are ignored."""
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         temporary = cache_file.with_suffix(f".tmp{os.getpid()}")
         with temporary.open("wb") as handle:
-            pickle.dump(ruleset, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
         temporary.replace(cache_file)
     except OSError:
-        pass  # a cache we cannot write only costs time
+        pass

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -83,6 +82,8 @@ def _extract(archive: Path, destination: Path) -> None:
 
 
 def _download(url: str, destination: Path, timeout: float) -> None:
+    import urllib.request  # here: every `mamori hunt` imports this module for the store's path only
+
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, destination.open("wb") as out:
             total = 0
