@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from mamori.detect.sigma import plan
-from mamori.detect.sigma.evaluate import BatchEvaluator, LiteralBank, LiteralMatcher
+from mamori.detect.sigma.evaluate import BatchEvaluator, LiteralBank, LiteralMatcher, SeenBudget
 from mamori.detect.sigma.plan import CONTAINS, ENDS, EQ, EXISTS, FIELDREF, NULL, REGEX, STARTS, POr, PTest
 from mamori.detect.sigma.screen import Screen
 
@@ -135,8 +135,22 @@ def test_the_literals_remembered_across_batches_give_the_same_occurrences() -> N
     first = matcher.occurrences(values)
     assert first == {"tools": [0, 5], "evil": [0, 3, 5], "\\evil.exe": [0, 5], ".exe": [0, 5]}
     assert matcher.occurrences(values) == first  # from what it remembers
-    matcher.SEEN_CHARS = 10  # a memory too small: it starts over, and answers the same
+    matcher.budget.limit = 10  # a memory too small: it starts over, and answers the same
     assert matcher.occurrences(values) == first
+
+
+def test_the_matchers_of_a_rule_set_remember_values_within_one_bound_together() -> None:
+    literals: dict[tuple[str | None, bool], list[str]] = {("Image", False): ["evil"], ("CommandLine", False): ["evil"]}
+    bank = LiteralBank(literals, SeenBudget(limit=25))
+    images = pa.array([f"img-evil-{n}" for n in range(3)], type=pa.large_string())  # 10 characters each
+    assert bank.matcher("Image", False).occurrences(images) == {"evil": [0, 1, 2]}
+    assert bank.budget.chars == 10  # the third value went past the bound: all forgotten, then it was kept
+    commands = pa.array(["evil --all"], type=pa.large_string())
+    assert bank.matcher("CommandLine", False).occurrences(commands) == {"evil": [0]}
+    assert bank.budget.chars == 20  # counted with the other field's
+    assert bank.matcher("CommandLine", False).occurrences(pa.array(["x" * 7], type=pa.large_string())) == {}
+    assert bank.budget.chars == 7  # past the bound together: the image field's memory went too
+    assert bank.matcher("Image", False).occurrences(images) == {"evil": [0, 1, 2]}  # and it answers the same
 
 
 def test_a_subset_of_a_subset_reads_its_own_rows_of_a_sparse_column() -> None:

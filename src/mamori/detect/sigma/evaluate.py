@@ -787,24 +787,50 @@ _NO_ROWS = np.zeros(0, dtype=np.int64)
 _ABSENT = np.zeros(0, dtype=bool)  # a value table's mark for a field empty in the whole batch
 
 
+class SeenBudget:
+    """The characters of values a rule set's literal matchers remember, counted together: past the
+    limit every one of them starts over. A stream of new values fills the memory of every field that
+    has them (command lines, hashes, paths...), so a bound per matcher bounds nothing in total."""
+
+    SEEN_CHARS = 4_000_000  # characters of remembered values, over every matcher, at most
+
+    def __init__(self, limit: int = SEEN_CHARS) -> None:
+        self.limit = limit
+        self.chars = 0
+        self._memories: list[dict[str, tuple[str, ...]]] = []
+
+    def memory(self) -> dict[str, tuple[str, ...]]:
+        """A new matcher's memory (value -> the literals found in it), counted in this budget."""
+        memory: dict[str, tuple[str, ...]] = {}
+        self._memories.append(memory)
+        return memory
+
+    def spend(self, chars: int) -> None:
+        """Count a value about to be remembered; past the limit, forget everything first."""
+        self.chars += chars
+        if self.chars > self.limit:
+            for memory in self._memories:
+                memory.clear()
+            self.chars = chars
+
+
 class LiteralMatcher:
     """Every literal the rules test on one field, in one Aho-Corasick automaton built once per rule set
     (building it is what costs: thousands of command-line fragments), then reused by every batch.
 
     The literals found in a value are remembered across batches (a stream meets the same images,
     channels and command lines again and again): a value seen before costs one look-up, not a walk
-    over every match of every literal in it. The memory is bounded in characters; past that it starts
-    over."""
+    over every match of every literal in it. The memory is bounded in characters, together with the
+    other matchers of its rule set (``budget``); past that it starts over."""
 
-    SEEN_CHARS = 4_000_000  # characters of remembered values, at most
     SEEN_LONGEST = 2_000  # longer values (raw records) are not remembered: rarely seen twice
 
-    def __init__(self, literals: Iterable[str]) -> None:
+    def __init__(self, literals: Iterable[str], budget: SeenBudget | None = None) -> None:
         self.literals = sorted({literal for literal in literals if literal})
         self.announced = frozenset(self.literals)
         self._automaton: Any = None
-        self._seen: dict[str, tuple[str, ...]] = {}
-        self._seen_chars = 0
+        self.budget = budget if budget is not None else SeenBudget()
+        self._seen = self.budget.memory()
 
     def automaton(self) -> Any:
         """The Aho-Corasick automaton over the literals (built on first need)."""
@@ -832,10 +858,7 @@ class LiteralMatcher:
             if literals is None:
                 literals = tuple(dict.fromkeys(literal for _, literal in scan(value)))  # each once, in order
                 if len(value) <= self.SEEN_LONGEST:
-                    self._seen_chars += len(value)
-                    if self._seen_chars > self.SEEN_CHARS:
-                        seen.clear()
-                        self._seen_chars = len(value)
+                    self.budget.spend(len(value))  # (may forget what every matcher of the rule set remembered)
                     seen[value] = literals
             for literal in literals:
                 held = found.get(literal)
@@ -877,8 +900,9 @@ class LiteralBank:
     keyword literals too; batches with raw records search those in the raw records only, and their
     field matchers leave the keyword literals out (fewer matches to walk in every field)."""
 
-    def __init__(self, literals: dict[tuple[str | None, bool], list[str]]) -> None:
+    def __init__(self, literals: dict[tuple[str | None, bool], list[str]], budget: SeenBudget | None = None) -> None:
         self._literals = literals
+        self.budget = budget if budget is not None else SeenBudget()  # what all its matchers remember, bounded
         self._matchers: dict[tuple[str, bool, bool], LiteralMatcher] = {}
         self._needles: list[str] | None = None
         self._keyword_banks: dict[tuple[str, ...], LiteralBank] = {}
@@ -898,7 +922,7 @@ class LiteralBank:
             wanted = self._literals.get((field, cased), [])
             if keywords:
                 wanted = wanted + self._literals.get((None, cased), [])
-            found = self._matchers[key] = LiteralMatcher(wanted)
+            found = self._matchers[key] = LiteralMatcher(wanted, self.budget)
         return found
 
     def keyword_needles(self) -> list[str]:
@@ -913,7 +937,7 @@ class LiteralBank:
         key = tuple(needles)
         bank = self._keyword_banks.get(key)
         if bank is None:
-            bank = self._keyword_banks[key] = LiteralBank({("_raw", False): list(needles)})
+            bank = self._keyword_banks[key] = LiteralBank({("_raw", False): list(needles)}, self.budget)
         return bank
 
 
