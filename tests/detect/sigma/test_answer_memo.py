@@ -52,7 +52,7 @@ def test_the_memory_starts_over_past_its_bound_and_still_answers() -> None:
     assert memo.bits(PATTERN, first, _fresh).tolist() == [True, False]
     many = pa.array([f"{i:07d}" for i in range(10)])  # 70 characters: past the bound
     assert not memo.bits(PATTERN, many, _fresh).any()
-    assert memo._chars <= 70
+    assert memo.budget.chars <= 70
 
 
 def test_an_evaluator_answers_a_regex_test_alike_with_and_without_remembered_answers() -> None:

@@ -12,7 +12,8 @@ import pyarrow as pa
 import pytest
 
 from mamori.detect.sigma import plan
-from mamori.detect.sigma.evaluate import BatchEvaluator, LiteralBank, LiteralMatcher, SeenBudget
+from mamori.detect.sigma.answer_memo import SeenBudget
+from mamori.detect.sigma.evaluate import BatchEvaluator, LiteralBank, LiteralMatcher
 from mamori.detect.sigma.plan import CONTAINS, ENDS, EQ, EXISTS, FIELDREF, NULL, REGEX, STARTS, POr, PTest
 from mamori.detect.sigma.screen import Screen
 

@@ -28,7 +28,7 @@ import polars as pl
 import pyarrow as pa
 
 from mamori.detect.sigma import arrow_kernels as kernels
-from mamori.detect.sigma.answer_memo import AnswerMemo
+from mamori.detect.sigma.answer_memo import AnswerMemo, SeenBudget
 from mamori.detect.sigma.keyword_scan import raw_holding
 from mamori.detect.sigma.plan import (
     ANY,
@@ -785,33 +785,6 @@ def _number_check(op: str, number: float) -> Callable[[str], bool]:
 
 _NO_ROWS = np.zeros(0, dtype=np.int64)
 _ABSENT = np.zeros(0, dtype=bool)  # a value table's mark for a field empty in the whole batch
-
-
-class SeenBudget:
-    """The characters of values a rule set's literal matchers remember, counted together: past the
-    limit every one of them starts over. A stream of new values fills the memory of every field that
-    has them (command lines, hashes, paths...), so a bound per matcher bounds nothing in total."""
-
-    SEEN_CHARS = 4_000_000  # characters of remembered values, over every matcher, at most
-
-    def __init__(self, limit: int = SEEN_CHARS) -> None:
-        self.limit = limit
-        self.chars = 0
-        self._memories: list[dict[str, tuple[str, ...]]] = []
-
-    def memory(self) -> dict[str, tuple[str, ...]]:
-        """A new matcher's memory (value -> the literals found in it), counted in this budget."""
-        memory: dict[str, tuple[str, ...]] = {}
-        self._memories.append(memory)
-        return memory
-
-    def spend(self, chars: int) -> None:
-        """Count a value about to be remembered; past the limit, forget everything first."""
-        self.chars += chars
-        if self.chars > self.limit:
-            for memory in self._memories:
-                memory.clear()
-            self.chars = chars
 
 
 class LiteralMatcher:
