@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -17,19 +18,22 @@ from mamori.service.readahead import ReadAhead, parse_for_transfer
 from mamori.sources.base import ReadOptions
 from mamori.store.lake import decode_parts, encode_parts
 
+# today: lines that are no syslog at all are still stored, in today's partition, and the test counts
+# one lake file per source (a fixed date made it fail on any other day)
+TODAY = datetime.now(UTC).strftime("%Y-%m-%d")
 WINDOWS_EVENT = {"EventID": 4688, "Channel": "Security", "Computer": "pc1.example.jp", "ProviderName":
                  "Microsoft-Windows-Security-Auditing", "NewProcessName": "C:\\Windows\\System32\\whoami.exe",
-                 "CommandLine": "whoami /all", "SubjectUserName": "田中", "EventTime": "2026-11-29 10:00:00"}
+                 "CommandLine": "whoami /all", "SubjectUserName": "田中", "EventTime": f"{TODAY} 10:00:00"}
 
 
 def _lines(count: int) -> list[str]:
     lines = []
     for n in range(count):
         if n % 3 == 0:
-            lines.append(f"<13>1 2026-11-29T10:00:{n % 60:02d}Z web01 sshd 42 - - Accepted password for u{n}")
+            lines.append(f"<13>1 {TODAY}T10:00:{n % 60:02d}Z web01 sshd 42 - - Accepted password for u{n}")
         elif n % 3 == 1:
             event = {**WINDOWS_EVENT, "EventRecordID": n}
-            lines.append(f"<14>1 2026-11-29T10:00:00Z pc1 nxlog - - - {orjson.dumps(event).decode()}")
+            lines.append(f"<14>1 {TODAY}T10:00:00Z pc1 nxlog - - - {orjson.dumps(event).decode()}")
         else:
             lines.append("<999> not a syslog line at all")
     return lines
