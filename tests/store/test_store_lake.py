@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -80,17 +81,32 @@ def test_files_of_an_uncommitted_range_are_discarded_so_a_replay_stores_once(tmp
     assert len(uids) == len(set(uids)) == 6
 
 
-def test_retention_removes_old_days_and_the_oldest_data_above_the_size_limit(tmp_path: Path) -> None:
+def test_retention_removes_old_days_stored_long_ago_and_the_oldest_data_above_the_size_limit(tmp_path: Path) -> None:
     lake = Lake(tmp_path)
     now = datetime.now(UTC)
     lake.write(_frame("syslog", 5, now - timedelta(days=40)), 0, 1)
     lake.write(_frame("syslog", 5, now - timedelta(days=2)), 1, 2)
     lake.write(_frame("syslog", 5, now), 2, 3)
+    old = next(f for f in lake.files() if f.start == 0).path
+    stored_long_ago = (now - timedelta(days=31)).timestamp()
+    os.utime(old, (stored_long_ago, stored_long_ago))
     assert lake.apply_retention(30) == 1
     assert len(lake.files()) == 2
+    assert not old.parent.exists()  # the emptied partition folders go too
     newest = max(lake.files(), key=lambda f: f.start)
     assert lake.apply_retention(30, bytes_per_source=newest.path.stat().st_size) == 1
     assert [f.start for f in lake.files()] == [2]
+
+
+def test_retention_keeps_old_events_stored_recently_until_their_own_retention_runs_out(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    now = datetime.now(UTC)
+    lake.write(_frame("winevtx", 5, now - timedelta(days=2000)), 0, 1)  # a forensic import of 2021 logs
+    assert lake.apply_retention(30) == 0
+    assert lake.apply_retention(30, now=(now + timedelta(days=29)).timestamp()) == 0
+    assert len(stored_uids(lake)) == 5
+    assert lake.apply_retention(30, now=(now + timedelta(days=31)).timestamp()) == 1
+    assert lake.files() == []
 
 
 def test_migrations_create_every_table_and_run_again_harmlessly(tmp_path: Path) -> None:

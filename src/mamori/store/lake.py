@@ -8,10 +8,10 @@ different fields; readers union files by column name. Files are written then ren
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -139,16 +139,22 @@ class Lake:
         return sizes
 
     def apply_retention(self, days: int, bytes_per_source: int = 0, now: float | None = None) -> int:
-        """Delete day partitions older than ``days`` and, per source, the oldest days above
-        ``bytes_per_source`` (0: no size limit); return the files removed."""
+        """Delete the events older than ``days`` and, per source, the oldest days above
+        ``bytes_per_source`` (0: no size limit); return the files removed.
+
+        An event's age is counted from the later of its own day and the day it was stored (its file's
+        write time: lake files are written once). Old logs imported today (a 2019 EVTX for a
+        forensic case, a backfill) are kept ``days`` from now; counted by event day alone, they were
+        deleted by the next maintenance pass, half a minute after they were acknowledged."""
         removed = 0
-        today = datetime.fromtimestamp(time.time() if now is None else now, UTC).date()
+        clock = time.time() if now is None else now
+        today = datetime.fromtimestamp(clock, UTC).date()
         oldest = (today - timedelta(days=days)).isoformat() if days > 0 else None
+        stored_before = clock - days * 86_400
         for day_dir in sorted(self.root.glob(f"{DAY}=*")):
             day = day_dir.name.split("=", 1)[1]
             if oldest and day < oldest:
-                removed += sum(1 for _ in day_dir.glob("*/*.parquet"))
-                shutil.rmtree(day_dir, ignore_errors=True)
+                removed += _remove_stored_before(day_dir, stored_before)
         if bytes_per_source > 0:
             by_source: dict[str, list[LakeFile]] = {}
             for item in self.files():
@@ -163,6 +169,24 @@ class Lake:
                     item.path.unlink(missing_ok=True)
                     removed += 1
         return removed
+
+
+def _remove_stored_before(day_dir: Path, cutoff: float) -> int:
+    """Delete the files of a day partition written before ``cutoff`` (epoch seconds), and the folders
+    left empty; return the files removed."""
+    removed = 0
+    for path in day_dir.glob("*/*.parquet"):
+        try:
+            if path.stat().st_mtime >= cutoff:
+                continue
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        removed += 1
+    for folder in [*day_dir.glob(f"{SRC}=*"), day_dir]:
+        with contextlib.suppress(OSError):  # not empty: newer files, or files still being written
+            folder.rmdir()
+    return removed
 
 
 @dataclass(frozen=True)
