@@ -36,7 +36,7 @@ def test_syslog_over_tls_is_stored_and_the_first_start_prints_an_admin_token(tmp
     try:
         log = process.log.read_text()
         token = next(line.split(": ", 1)[1].strip() for line in log.splitlines() if "First admin token" in line)
-        assert "OpenAPI: http://127.0.0.1:" in log
+        assert "OpenAPI: http://127.0.0.1:" in log and "Console: http://127.0.0.1:" in log
         context = ssl.create_default_context(cafile=str(cert))
         context.check_hostname = False
         frames = b""

@@ -125,12 +125,13 @@ class SyslogInputs:
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
-    """Gathers datagrams for a moment, then appends them as one spool entry (fewer fsyncs)."""
+    """Gathers datagrams for a moment, then appends them as one spool entry per sender (fewer fsyncs;
+    each entry's origin names the sender's address, as a TCP connection's does)."""
 
     def __init__(self, inputs: SyslogInputs) -> None:
         self.inputs = inputs
-        self.pending: list[str] = []
-        self.rejected: list[Rejected] = []
+        self.pending: dict[str, list[str]] = {}
+        self.rejected: dict[str, list[Rejected]] = {}
         self.scheduled = False
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
@@ -138,31 +139,35 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         if self.inputs.spool.full:
             counters.dropped += 1  # counted and exported as a metric: UDP senders cannot be slowed
             return
+        sender = addr[0] if addr else "unknown"
         if len(data) > self.inputs.max_line_bytes:
-            self.rejected.append(Rejected(f"datagram of {len(data)} bytes is over the "
-                                          f"{self.inputs.max_line_bytes}-byte limit", data[:2048]))
+            self.rejected.setdefault(sender, []).append(Rejected(
+                f"datagram of {len(data)} bytes is over the {self.inputs.max_line_bytes}-byte limit", data[:2048]))
         else:
             texts, bad = decode_messages([data.rstrip(b"\r\n\x00")])
-            self.pending.extend(texts)
-            self.rejected.extend(bad)
+            if texts:
+                self.pending.setdefault(sender, []).extend(texts)
+            if bad:
+                self.rejected.setdefault(sender, []).extend(bad)
         if not self.scheduled:
             self.scheduled = True
             asyncio.get_running_loop().call_later(0.02, self._flush)
 
     def _flush(self) -> None:
         self.scheduled = False
-        texts, rejected = self.pending, self.rejected
-        self.pending, self.rejected = [], []
-        origin = "syslog+udp://"
+        pending, rejected = self.pending, self.rejected
+        self.pending, self.rejected = {}, {}
         counters = self.inputs.counters
-        counters.received += len(texts)
-        counters.rejected += len(rejected)
-        self.inputs.on_event("udp", len(texts))
+        received = sum(map(len, pending.values()))
+        counters.received += received
+        counters.rejected += sum(map(len, rejected.values()))
+        self.inputs.on_event("udp", received)
         spool = self.inputs.spool
-        if texts:
-            spool.append(Entry("syslog", origin, tuple(texts), time.time_ns()))
-        if rejected:
-            spool.append(Entry(QUARANTINE, origin, tuple(quarantine_records(rejected, origin)), time.time_ns()))
+        for sender, texts in pending.items():
+            spool.append(Entry("syslog", f"syslog+udp://{sender}", tuple(texts), time.time_ns()))
+        for sender, bad in rejected.items():
+            origin = f"syslog+udp://{sender}"
+            spool.append(Entry(QUARANTINE, origin, tuple(quarantine_records(bad, origin)), time.time_ns()))
 
 
 def tls_context(cert: str, key: str) -> ssl.SSLContext:

@@ -75,7 +75,8 @@ def serve(config: Path | None, data_dir: Path | None, host: str | None, port: in
         def announce() -> None:
             service.write_ports(api_port)
             url = f"http://{settings.host}:{api_port}"
-            click.echo(f"Mamori is running. API: {url}/api/v1  OpenAPI: {url}/docs  metrics: {url}/metrics")
+            click.echo(f"Mamori is running. Console: {url}/console/  API: {url}/api/v1  OpenAPI: {url}/docs  "
+                       f"metrics: {url}/metrics")
             click.echo(f"Syslog: {', '.join(f'{k}={v}' for k, v in service.ports.items() if k != 'api')}; "
                        f"data: {settings.data_dir.resolve()}; rules: {len(service.stage.rules())}")
             if token and settings.print_token:
