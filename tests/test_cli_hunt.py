@@ -58,6 +58,16 @@ def test_filters_by_level_rule_tag_and_time(tmp_path: Path) -> None:
     assert {json.loads(x)["host"] for x in late.stdout.splitlines()} == {"ws02.corp.local", "dc1.corp.local"}
 
 
+def test_a_rule_id_or_tag_no_loaded_rule_has_is_named_in_a_warning() -> None:
+    run = mamori("hunt", str(LOGS), "--rules", str(RULES), "--format", "jsonl", "-q", "--rule", "no-such-rule",
+                 "--tag", "attack.credential_access", "--tag", "attack.t9999")
+    assert run.returncode == 0, run.stderr
+    assert "warning: no loaded rule has rule no-such-rule, tag attack.t9999" in run.stderr
+    assert run.stdout == ""
+    known = mamori("hunt", str(LOGS), "--rules", str(RULES), "--format", "jsonl", "-q", "--tag", "attack.discovery")
+    assert "warning" not in known.stderr and known.stdout
+
+
 def test_summary_names_levels_tactics_hosts_and_speed() -> None:
     run = mamori("hunt", str(LOGS), "--rules", str(RULES), "--workers", "1")
     assert run.returncode == 0

@@ -141,6 +141,8 @@ def _hunt(paths: tuple[Path, ...], rule_paths: tuple[Path, ...], source: str | N
     result = run_hunt(list(paths), rules, source=source, options=options, filters=filters, use_cache=not no_cache,
                       workers=workers, explain_matches=not no_explain, quarantine=quarantine, fresh_process=True)
     console = Console(stderr=True, soft_wrap=True)
+    if result.unnamed_filters:
+        click.echo(f"mamori: warning: no loaded rule has {', '.join(result.unnamed_filters)}", err=True)
     if output is not None or output_format != "table":
         if output_format == "jsonl":
             if output is None:

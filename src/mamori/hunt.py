@@ -54,8 +54,25 @@ class HuntFilters:
             return False
         if self.rule_ids and rule_id not in self.rule_ids:
             return False
-        return not self.tags or any(t.lower() == w.lower() or t.lower().startswith(w.lower() + ".")
-                                    for t in tags for w in self.tags)
+        return not self.tags or any(_tag_within(t, w) for t in tags for w in self.tags)
+
+    def unnamed(self, rules: Iterable[tuple[str, Sequence[str]]]) -> list[str]:
+        """The rule ids and tags the filters ask for that no rule of ``rules`` (id, tags) has: a mistyped
+        ``--rule`` or ``--tag`` would otherwise quietly give no detections, read as "nothing found"."""
+        if not self.rule_ids and not self.tags:
+            return []
+        ids: set[str] = set()
+        tags: set[str] = set()
+        for rule_id, rule_tags in rules:
+            ids.add(rule_id)
+            tags.update(rule_tags)
+        missing = [f"rule {rule_id}" for rule_id in self.rule_ids if rule_id not in ids]
+        return missing + [f"tag {w}" for w in self.tags if not any(_tag_within(t, w) for t in tags)]
+
+
+def _tag_within(tag: str, wanted: str) -> bool:
+    """Whether ``tag`` is ``wanted`` or under it (``attack.t1059.001`` is within ``attack.t1059``)."""
+    return tag.lower() == wanted.lower() or tag.lower().startswith(wanted.lower() + ".")
 
 
 @dataclass
@@ -93,6 +110,7 @@ class HuntResult:
     seconds: float
     unrouted_rules: list[Rule]
     rule_processes: int = 1  # processes the rules were shared out over (``hunt_shares``)
+    unnamed_filters: list[str] = field(default_factory=list)  # ``HuntFilters.unnamed``: asked for, not loaded
 
     @property
     def complete(self) -> bool:
@@ -248,6 +266,7 @@ def run_hunt(
             found = _finish(shared.detections, shared.rules_loaded, 0, shared.refused, reports, skipped,
                             shared.events, started, shared.unrouted, quarantine)
             found.rule_processes = shared.processes
+            found.unnamed_filters = shared.unnamed_filters
             return found
         fresh_process = False  # batch work ran here: readers must not be forked from this process any more
     pending = list(_read_all(files, options, count, fresh_process))  # readers start before rules load
@@ -289,8 +308,11 @@ def run_hunt(
         record = _correlation_record(fired)
         if filters.keeps_rule(record["rule_id"], record["rule_level"], record["tags"]):
             detections.append(record)
-    return _finish(detections, len(ruleset.rules), len(ruleset.correlations), ruleset.refused, reports, skipped,
-                   events, started, detector.unrouted, quarantine)
+    found = _finish(detections, len(ruleset.rules), len(ruleset.correlations), ruleset.refused, reports, skipped,
+                    events, started, detector.unrouted, quarantine)
+    found.unnamed_filters = filters.unnamed([(r.id, r.tags) for r in ruleset.rules] +
+                                            [(c.id, c.tags) for c in ruleset.correlations])
+    return found
 
 
 @dataclass
@@ -302,6 +324,7 @@ class _SharedFindings:
     unrouted: list[Rule]
     accounts: list[tuple[list[ReadProblem], dict[str, int]]]
     processes: int
+    unnamed_filters: list[str]
 
 
 def _hunt_in_shares(files: list[tuple[str, Path]], rule_shares: list[list[Path]], options: ReadOptions,
@@ -316,7 +339,9 @@ def _hunt_in_shares(files: list[tuple[str, Path]], rule_shares: list[list[Path]]
     detections = [d for o in shared.outcomes for d in o.detections if (d["rule_id"], d["rule_path"]) not in dropped]
     return _SharedFindings(detections, loaded, refused, sum(r.events for r in shared.reads),
                            [r for o in shared.outcomes for r in o.unrouted],
-                           [account for read in shared.reads for account in read.accounts], len(shared.outcomes))
+                           [account for read in shared.reads for account in read.accounts], len(shared.outcomes),
+                           [name for name in shared.outcomes[0].unnamed_filters  # named by no share's rules
+                            if all(name in o.unnamed_filters for o in shared.outcomes)])
 
 
 def _account(reports: dict[str, FileReport], problems: list[ReadProblem], counts: dict[str, int]) -> None:

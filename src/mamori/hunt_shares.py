@@ -68,6 +68,7 @@ class ShareOutcome:
     correlations: int
     refused: list[Refusal]
     unrouted: list[Rule]
+    unnamed_filters: list[str] = field(default_factory=list)  # asked for by the filters, had by no rule here
 
 
 @dataclass
@@ -286,7 +287,8 @@ class _Participant:
             run(waiting)
         self.write_cache(True)  # only now: until here every core had matching to do
         return ShareOutcome(detections, [(r.id, r.path) for r in self.ruleset.rules],
-                            len(self.ruleset.correlations), list(self.ruleset.refused), list(self.detector.unrouted))
+                            len(self.ruleset.correlations), list(self.ruleset.refused), list(self.detector.unrouted),
+                            self.job.filters.unnamed((r.id, r.tags) for r in self.ruleset.rules))
 
 
 def _child(job: _Job, share: int, files: Iterable[tuple[str, Path]], rule_files: list[Path],
