@@ -68,6 +68,33 @@ def test_a_rule_id_or_tag_no_loaded_rule_has_is_named_in_a_warning() -> None:
     assert "warning" not in known.stderr and known.stdout
 
 
+ADMIN_WHOAMI = """
+title: Whoami On An Admin Workstation
+id: 0c1a0000-0000-4000-8000-00000000e001
+status: test
+level: high
+author: Mamori tests
+logsource: {product: windows, category: process_creation}
+detection:
+    selection:
+        CommandLine|contains: whoami
+        Computer|expand: '%Admin_Workstations%'
+    condition: selection
+"""
+
+
+def test_placeholders_file_gives_expand_rules_their_values(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "admin_whoami.yml").write_text(ADMIN_WHOAMI)
+    values = tmp_path / "placeholders.yml"
+    values.write_text("Admin_Workstations: [ws01.corp.local, adm-ws99]\n")
+    run = mamori("hunt", str(LOGS), "--rules", str(rules), "--format", "jsonl", "-q", "--placeholders", str(values))
+    assert [json.loads(line)["host"] for line in run.stdout.splitlines()] == ["ws01.corp.local"]
+    without = mamori("hunt", str(LOGS), "--rules", str(rules), "--format", "jsonl")
+    assert "placeholder %Admin_Workstations% has no values" in without.stderr and without.stdout == ""
+
+
 def test_summary_names_levels_tactics_hosts_and_speed() -> None:
     run = mamori("hunt", str(LOGS), "--rules", str(RULES), "--workers", "1")
     assert run.returncode == 0

@@ -101,27 +101,31 @@ def _parse_time(value: str | None) -> datetime | None:
               help="Append records that could not be read (file, line, reason, text) to this JSONL file.")
 @click.option("--store", "store_dir", type=click.Path(path_type=Path),
               help="Hunt the events stored by `mamori serve` in this data folder instead of files.")
+@click.option("--placeholders", "placeholder_file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="YAML file of values for the rules' |expand placeholders, e.g. Admins_Workstations: [WS1, WS2].")
 @click.option("--quiet", "-q", is_flag=True, help="No terminal summary.")
 def hunt(paths: tuple[Path, ...], rule_paths: tuple[Path, ...], source: str | None, output_format: str,
          output: Path | None, min_level: str | None, since: str | None, until: str | None,
          rule_ids: tuple[str, ...], tags: tuple[str, ...], encoding: str | None, default_timezone: str,
          no_cache: bool, workers: int | None, no_explain: bool, quarantine: Path | None, store_dir: Path | None,
-         quiet: bool) -> None:
+         placeholder_file: Path | None, quiet: bool) -> None:
     """Run the Sigma rules over log files or folders (.evtx, JSON/JSONL, and every source Mamori reads)."""
     if store_dir is not None:
-        run_command(lambda: _hunt_store(store_dir, rule_paths, output_format, output, since, until))
+        run_command(lambda: _hunt_store(store_dir, rule_paths, output_format, output, since, until, placeholder_file))
         return
     if not paths:
         raise click.UsageError("give log files or folders to hunt, or --store DATA_DIR")
     run_command(lambda: _hunt(paths, rule_paths, source, output_format, output, min_level, since, until, rule_ids, tags,
-                              encoding, default_timezone, no_cache, workers, no_explain, quarantine, quiet),
+                              encoding, default_timezone, no_cache, workers, no_explain, quarantine, placeholder_file,
+                              quiet),
                 leave_at_once=True)
 
 
 def _hunt(paths: tuple[Path, ...], rule_paths: tuple[Path, ...], source: str | None, output_format: str,
           output: Path | None, min_level: str | None, since: str | None, until: str | None,
           rule_ids: tuple[str, ...], tags: tuple[str, ...], encoding: str | None, default_timezone: str,
-          no_cache: bool, workers: int | None, no_explain: bool, quarantine: Path | None, quiet: bool) -> int:
+          no_cache: bool, workers: int | None, no_explain: bool, quarantine: Path | None,
+          placeholder_file: Path | None, quiet: bool) -> int:
     from rich.console import Console
 
     from mamori.detect.sigma.rulestore import store_dir
@@ -137,9 +141,11 @@ def _hunt(paths: tuple[Path, ...], rule_paths: tuple[Path, ...], source: str | N
                               hint="pass --rules DIR_OR_ZIP or run `mamori rules update`")
         rules = [store]
     filters = HuntFilters(min_level, _parse_time(since), _parse_time(until), rule_ids, tags)
+    placeholders = _placeholders(placeholder_file)
     options = ReadOptions(encoding=encoding, default_timezone=default_timezone)
     result = run_hunt(list(paths), rules, source=source, options=options, filters=filters, use_cache=not no_cache,
-                      workers=workers, explain_matches=not no_explain, quarantine=quarantine, fresh_process=True)
+                      workers=workers, explain_matches=not no_explain, quarantine=quarantine, fresh_process=True,
+                      placeholders=placeholders)
     console = Console(stderr=True, soft_wrap=True)
     if result.unnamed_filters:
         click.echo(f"mamori: warning: no loaded rule has {', '.join(result.unnamed_filters)}", err=True)
@@ -169,14 +175,14 @@ def _hunt(paths: tuple[Path, ...], rule_paths: tuple[Path, ...], source: str | N
 
 
 def _hunt_store(store_dir: Path, rule_paths: tuple[Path, ...], output_format: str, output: Path | None,
-                since: str | None, until: str | None) -> int:
+                since: str | None, until: str | None, placeholder_file: Path | None) -> int:
     """Retro-hunt: the rules over the service's stored events (Parquet lake)."""
     from mamori.detect.sigma.rulestore import store_dir as rule_store
     from mamori.hunt_output import write_jsonl
     from mamori.service.cli import store_hunt
 
     hits = store_hunt(list(rule_paths) or [rule_store()], data_dir=store_dir, since=_parse_time(since),
-                      until=_parse_time(until))
+                      until=_parse_time(until), placeholders=_placeholders(placeholder_file))
     if output_format == "jsonl" or output is not None:
         if output is None:
             write_jsonl(hits, sys.stdout.buffer)
@@ -188,6 +194,15 @@ def _hunt_store(store_dir: Path, rule_paths: tuple[Path, ...], output_format: st
             click.echo(f"{hit.get('time')}  {hit.get('level')}  {hit.get('rule_title')}  {hit.get('host')}")
     click.echo(f"{len(hits)} detections in the stored events of {store_dir}", err=True)
     return 0
+
+
+def _placeholders(path: Path | None) -> dict[str, tuple[str, ...]] | None:
+    """The ``--placeholders`` file's values (None when not given)."""
+    if path is None:
+        return None
+    from mamori.detect.sigma.placeholders import read_placeholders
+
+    return read_placeholders(path)
 
 
 @main.group()
@@ -215,7 +230,9 @@ def rules_update(source: str | None) -> None:
               help="Rule folder or zip (repeatable); default: the local rule store.")
 @click.option("--refused", is_flag=True, help="List only the refused rules, with the reason.")
 @click.option("--format", "output_format", type=click.Choice(["table", "jsonl"]), default="table")
-def rules_list(rule_paths: tuple[Path, ...], refused: bool, output_format: str) -> None:
+@click.option("--placeholders", "placeholder_file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="YAML file of values for the rules' |expand placeholders, e.g. Admins_Workstations: [WS1, WS2].")
+def rules_list(rule_paths: tuple[Path, ...], refused: bool, output_format: str, placeholder_file: Path | None) -> None:
     """Show the rules that load (by log source and level) and every refusal with its reason."""
 
     def run() -> int:
@@ -229,7 +246,7 @@ def rules_list(rule_paths: tuple[Path, ...], refused: bool, output_format: str) 
         from mamori.detect.sigma.rulestore import store_dir
 
         sources = list(rule_paths) or [store_dir()]
-        ruleset = load_ruleset(sources)
+        ruleset = load_ruleset(sources, placeholders=_placeholders(placeholder_file))
         detector = Detector(ruleset)
         if output_format == "jsonl":
             out = sys.stdout.buffer

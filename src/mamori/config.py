@@ -32,6 +32,7 @@ class Settings:
     tls_key: Path | None = None
     database_url: str = ""  # empty: SQLite in data_dir
     rules: tuple[Path, ...] = ()
+    placeholders: Path | None = None  # YAML of values for the rules' |expand placeholders (detect.sigma.placeholders)
     tail: tuple[Path, ...] = ()  # files or folders to follow (EVTX drop folders included)
     tail_source: str = ""  # reader for tailed files; empty: detect
     batch_rows: int = 20_000

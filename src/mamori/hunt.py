@@ -10,7 +10,7 @@ import multiprocessing
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -246,9 +246,11 @@ def run_hunt(
     explain_matches: bool = True,
     quarantine: Path | None = None,
     fresh_process: bool = False,
+    placeholders: Mapping[str, Sequence[str]] | None = None,
 ) -> HuntResult:
     """Hunt: read every input, run every rule, return the detections (rule metadata + event fields).
 
+    ``placeholders``: values of the rules' ``|expand`` placeholders (``detect.sigma.placeholders``).
     ``fresh_process``: the caller guarantees no batch work ran in this process yet (the CLI), so reader
     processes may be forked directly, the fastest start."""
     started = time.perf_counter()
@@ -259,7 +261,8 @@ def run_hunt(
     reports = {str(p): FileReport(str(p), s) for s, p in files}
     rule_shares = rule_file_shares(rule_sources, count) if fresh_process and count > 1 and files else None
     if rule_shares is not None:
-        shared = _hunt_in_shares(files, rule_shares, options, filters, cache_dir, use_cache, explain_matches)
+        shared = _hunt_in_shares(files, rule_shares, options, filters, cache_dir, use_cache, explain_matches,
+                                 placeholders)
         if shared is not None:
             for problems, counts in shared.accounts:
                 _account(reports, problems, counts)
@@ -270,8 +273,8 @@ def run_hunt(
             return found
         fresh_process = False  # batch work ran here: readers must not be forked from this process any more
     pending = list(_read_all(files, options, count, fresh_process))  # readers start before rules load
-    detector, write_cache = load_detector(rule_sources, cache_dir=cache_dir, use_cache=use_cache,
-                                          workers=1 if files else None)
+    detector, write_cache = load_detector(rule_sources, cache_dir=cache_dir, placeholders=placeholders,
+                                          use_cache=use_cache, workers=1 if files else None)
     write_cache(fresh_process)  # from a forked child when this process is the command, which ends soon
     ruleset = detector.ruleset
     correlations = CorrelationEngine(ruleset.correlations, ruleset.rules)
@@ -328,11 +331,11 @@ class _SharedFindings:
 
 
 def _hunt_in_shares(files: list[tuple[str, Path]], rule_shares: list[list[Path]], options: ReadOptions,
-                    filters: HuntFilters, cache_dir: Path | None, use_cache: bool,
-                    explain: bool) -> _SharedFindings | None:
+                    filters: HuntFilters, cache_dir: Path | None, use_cache: bool, explain: bool,
+                    placeholders: Mapping[str, Sequence[str]] | None) -> _SharedFindings | None:
     """The hunt with the rules split over one process per share (``hunt_shares``), merged; None when the
     rules hold correlations (the caller then hunts in one process)."""
-    shared = hunt_in_shares(files, rule_shares, options, filters, cache_dir, use_cache, explain)
+    shared = hunt_in_shares(files, rule_shares, options, filters, cache_dir, use_cache, explain, placeholders)
     if shared is None:
         return None
     loaded, refused, dropped = merge_rules(shared.outcomes)

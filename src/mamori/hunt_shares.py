@@ -21,7 +21,7 @@ import shutil
 import struct
 import tempfile
 import traceback
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -118,7 +118,8 @@ def rule_file_shares(sources: Sequence[Path], parts: int) -> list[list[Path]] | 
 
 
 def hunt_in_shares(files: list[tuple[str, Path]], rule_shares: list[list[Path]], options: ReadOptions,
-                   filters: HuntFilters, cache_dir: Path | None, use_cache: bool, explain: bool) -> SharedHunt | None:
+                   filters: HuntFilters, cache_dir: Path | None, use_cache: bool, explain: bool,
+                   placeholders: Mapping[str, Sequence[str]] | None = None) -> SharedHunt | None:
     """Run the hunt with one process per rule share (this one and forked children); None when a share
     holds a correlation rule (the caller then hunts in one process). Only for a process that has done
     no batch work yet: the children are forked."""
@@ -128,7 +129,7 @@ def hunt_in_shares(files: list[tuple[str, Path]], rule_shares: list[list[Path]],
     file_shares: list[Iterable[tuple[str, Path]]] = [tickets] * count if tickets else _balanced(files, count)
     context = multiprocessing.get_context("fork")
     children: list[tuple[BaseProcess, Connection]] = []
-    job = _Job(scratch, options, filters, cache_dir, use_cache, explain)
+    job = _Job(scratch, options, filters, cache_dir, use_cache, explain, placeholders)
     try:
         for share in range(1, count):
             ours, theirs = context.Pipe()
@@ -222,6 +223,7 @@ class _Job:
     cache_dir: Path | None
     use_cache: bool
     explain: bool
+    placeholders: Mapping[str, Sequence[str]] | None = None
 
 
 class _Participant:
@@ -240,6 +242,7 @@ class _Participant:
         from mamori.hunt import read_share
 
         self.detector, self.write_cache = load_detector(self.rule_files, cache_dir=self.job.cache_dir,
+                                                        placeholders=self.job.placeholders,
                                                         use_cache=self.job.use_cache, workers=1)
         self.ruleset = self.detector.ruleset
         read = ShareRead(self.share, has_correlations=bool(self.ruleset.correlations))

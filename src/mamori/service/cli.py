@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import sys
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -241,7 +242,8 @@ def tokens_revoke(prefix: str, config: Path | None, data_dir: Path | None) -> No
 
 
 def store_hunt(rule_paths: list[Path], data_dir: Path | None = None, config: Path | None = None,
-               since: datetime | None = None, until: datetime | None = None) -> list[dict[str, Any]]:
+               since: datetime | None = None, until: datetime | None = None,
+               placeholders: Mapping[str, Sequence[str]] | None = None) -> list[dict[str, Any]]:
     """For ``mamori hunt --store``: run rules over the service's stored events; returns hit records
     (rule_id, rule_title, level, uid, time, host, source, explanation)."""
     from mamori.service.retrohunt import hunt_store
@@ -250,7 +252,11 @@ def store_hunt(rule_paths: list[Path], data_dir: Path | None = None, config: Pat
     if not (settings.data_dir / "lake").exists():
         raise MamoriError("no stored events", where=str(settings.data_dir),
                           hint="point --data-dir at the folder `mamori serve` uses")
-    return hunt_store(settings.data_dir, rule_paths, since, until)
+    if placeholders is None and settings.placeholders is not None:
+        from mamori.detect.sigma.placeholders import read_placeholders
+
+        placeholders = read_placeholders(settings.placeholders)
+    return hunt_store(settings.data_dir, rule_paths, since, until, placeholders=placeholders)
 
 
 __all__ = ["serve", "store_hunt", "tokens", "users"]

@@ -6,7 +6,7 @@ correlation windows carry over between batches and, through ``state``/``load_sta
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,9 +127,12 @@ class ShownRows:
 class SigmaStage:
     """Detection with the compiled Sigma rules (the same engine as ``mamori hunt``)."""
 
-    def __init__(self, ruleset: RuleSet, disabled: Sequence[str] = (), paths: Sequence[Path] = ()) -> None:
+    def __init__(self, ruleset: RuleSet, disabled: Sequence[str] = (), paths: Sequence[Path] = (),
+                 placeholders: Mapping[str, Sequence[str]] | None = None) -> None:
         self.ruleset = ruleset
         self.paths = tuple(str(p) for p in paths)  # where the rule set was loaded from (parser processes load it too)
+        # and with which |expand placeholder values (the parser processes need the same)
+        self.placeholders = tuple(sorted((name, tuple(values)) for name, values in (placeholders or {}).items()))
         self.detector = Detector(ruleset, disabled=disabled)
         self.correlations = CorrelationEngine(ruleset.correlations, ruleset.rules)
         self.silenced = self.correlations.silenced_rules()
@@ -209,7 +212,7 @@ class SigmaStage:
         not loaded from paths: a parser process could not load it)."""
         if not self.paths or not self.ruleset.digest:
             return None
-        return MatchSpec(self.paths, self.ruleset.digest, frozenset(self.detector.disabled))
+        return MatchSpec(self.paths, self.ruleset.digest, frozenset(self.detector.disabled), self.placeholders)
 
     def state(self) -> bytes:
         """Open correlation windows, serialised."""
@@ -238,9 +241,11 @@ class SigmaStage:
         return dict(self.detector.rule_seconds)
 
 
-def load_stage(rule_paths: Sequence[Path], disabled: Sequence[str] = ()) -> SigmaStage:
-    """Load the rules (compiled cache when warm) into a Sigma stage; no paths gives an empty stage."""
+def load_stage(rule_paths: Sequence[Path], disabled: Sequence[str] = (),
+               placeholders: Mapping[str, Sequence[str]] | None = None) -> SigmaStage:
+    """Load the rules (compiled cache when warm) into a Sigma stage, their ``|expand`` placeholders given
+    ``placeholders``; no paths gives an empty stage."""
     from mamori.detect.sigma.ruleset import load_ruleset
 
-    ruleset = load_ruleset(list(rule_paths)) if rule_paths else RuleSet()
-    return SigmaStage(ruleset, disabled, rule_paths)
+    ruleset = load_ruleset(list(rule_paths), placeholders=placeholders) if rule_paths else RuleSet()
+    return SigmaStage(ruleset, disabled, rule_paths, placeholders)

@@ -32,11 +32,13 @@ log = logging.getLogger("mamori.service")
 @dataclass(frozen=True)
 class MatchSpec:
     """What a parser process needs to match a batch: where the rules are, the digest of the rule set
-    the service loaded, and the rules switched off now."""
+    the service loaded, the rules switched off now, and the values of the rules' ``|expand``
+    placeholders (name, values)."""
 
     paths: tuple[str, ...]
     digest: str
     disabled: frozenset[str]
+    placeholders: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ def _detector(spec: MatchSpec) -> Detector | None:
 
         started = time.perf_counter()
         try:
-            ruleset = load_ruleset([Path(p) for p in spec.paths])
+            ruleset = load_ruleset([Path(p) for p in spec.paths], placeholders=dict(spec.placeholders) or None)
         except Exception:  # the service matches itself; say why once
             log.exception("parser process: cannot load the rules; the service matches the batches itself")
             ruleset = None

@@ -6,7 +6,7 @@ batches, so memory is bounded whatever its size.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,10 +96,12 @@ def hunt_lake(lake: Lake, ruleset: RuleSet, since: datetime | None = None, until
 
 
 def hunt_store(data_dir: Path, rule_paths: Sequence[Path], since: datetime | None = None,
-               until: datetime | None = None, limit: int = 100_000) -> list[dict[str, Any]]:
-    """``mamori hunt --store``: run the rules at ``rule_paths`` over the lake of the service in ``data_dir``."""
+               until: datetime | None = None, limit: int = 100_000,
+               placeholders: Mapping[str, Sequence[str]] | None = None) -> list[dict[str, Any]]:
+    """``mamori hunt --store``: run the rules at ``rule_paths`` (their ``|expand`` placeholders given
+    ``placeholders``) over the lake of the service in ``data_dir``."""
     from mamori.detect.sigma.ruleset import load_ruleset
 
-    ruleset = load_ruleset(list(rule_paths))
+    ruleset = load_ruleset(list(rule_paths), placeholders=placeholders)
     hits, _, _ = hunt_lake(Lake(data_dir / "lake"), ruleset, since, until, limit)
     return [hit.__dict__ for hit in hits]

@@ -22,6 +22,7 @@ from mamori.cases.worker import GroupingWorker
 from mamori.collect.spool import Spool
 from mamori.collect.syslog_listen import InputCounters, SyslogInputs, tls_context
 from mamori.config import Settings
+from mamori.detect.sigma.placeholders import read_placeholders
 from mamori.errors import MamoriError
 from mamori.intel.store import IntelStore
 from mamori.service.anomaly_worker import AnomalySettings, AnomalyWorker
@@ -61,7 +62,8 @@ class Service:
         self.spool = Spool(data / "spool", segment_bytes=settings.spool_segment_bytes,
                            max_pending_bytes=settings.spool_max_bytes, keep_seconds=settings.spool_keep_seconds)
         self.lake = Lake(data / "lake")
-        self.stage = stage or IntelStage(load_stage(settings.rules, disabled_rules(self.sessions)),
+        placeholders = read_placeholders(settings.placeholders) if settings.placeholders is not None else None
+        self.stage = stage or IntelStage(load_stage(settings.rules, disabled_rules(self.sessions), placeholders),
                                          IntelStore.open(data / "intel.db"), self.lake)
         options = ReadOptions(default_timezone=settings.default_timezone)
         self.recent_events = RecentEvents()  # alerts' events, from the pipeline to the grouping worker
