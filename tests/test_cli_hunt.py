@@ -95,6 +95,31 @@ def test_placeholders_file_gives_expand_rules_their_values(tmp_path: Path) -> No
     assert "placeholder %Admin_Workstations% has no values" in without.stderr and without.stdout == ""
 
 
+KEYWORD_RULE = """
+title: Whoami Anywhere In The Record
+id: 0c1a0000-0000-4000-8000-00000000e004
+status: test
+level: low
+author: Mamori tests
+logsource: {product: windows}
+detection:
+    keywords:
+        - 'WHOAMI /PRIV'
+        - 'no-such-text'
+    condition: keywords
+"""
+
+
+def test_a_keyword_detection_names_the_keywords_it_found(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "keyword.yml").write_text(KEYWORD_RULE)
+    run = mamori("hunt", str(LOGS), "--rules", str(rules), "--format", "jsonl", "-q")
+    detections = [json.loads(line) for line in run.stdout.splitlines()]
+    assert detections and all(d["keywords"] == ["WHOAMI /PRIV"] for d in detections)
+    assert all(d["match"] == "keywords matched: keyword 'WHOAMI /PRIV'" for d in detections)
+
+
 def test_summary_names_levels_tactics_hosts_and_speed() -> None:
     run = mamori("hunt", str(LOGS), "--rules", str(RULES), "--workers", "1")
     assert run.returncode == 0

@@ -24,7 +24,7 @@ from mamori.detect.attack import level_rank, tactics_of, techniques_of
 from mamori.detect.sigma.correlation import BaseHit, CorrelationEngine, CorrelationHit
 from mamori.detect.sigma.detector_cache import load_detector
 from mamori.detect.sigma.engine import ROW, RULE_ID, SELECTIONS
-from mamori.detect.sigma.explain import explanation_text
+from mamori.detect.sigma.explain import explanation_text, has_keywords, keywords_found
 from mamori.detect.sigma.model import Refusal, Rule
 from mamori.errors import MamoriError
 from mamori.events import schema
@@ -400,6 +400,9 @@ def detection_records(prepared: pl.DataFrame, hits: pl.DataFrame, rules: dict[st
               "Channel", "EventID", "EventRecordID"}
     for rule_id in kept:
         wanted.update(rules[rule_id].referenced_fields())
+    with_keywords = {rule_id for rule_id in kept if has_keywords(rules[rule_id])}
+    if with_keywords:
+        wanted.add(schema.RAW)  # where keywords are searched: the record shows which it found
     # one gather of the hit rows and the columns the records show, turned into Python rows once (the
     # columns taken by name: ``select`` plans a query over the batch's hundreds of columns, 20 ms)
     unique_rows = hits.get_column(ROW).unique().sort()
@@ -431,6 +434,7 @@ def detection_records(prepared: pl.DataFrame, hits: pl.DataFrame, rules: dict[st
                 continue
             row = events[position]
             matched_fields = {f: row.get(f) for f in fields}
+            keywords = keywords_found(rule, selections, _event_text(row)) if rule_id in with_keywords else []
             record: dict[str, Any] = {
                 "rule_id": rule.id,
                 "rule_title": rule.title,
@@ -451,11 +455,19 @@ def detection_records(prepared: pl.DataFrame, hits: pl.DataFrame, rules: dict[st
                 "event_uid": row.get(schema.UID),
                 "fields": matched_fields,
             }
+            if rule_id in with_keywords:
+                record["keywords"] = keywords
             if selections is not None:
                 record["selections"] = selections
-                record["match"] = explanation_text(rule, selections, matched_fields)
+                record["match"] = explanation_text(rule, selections, matched_fields, keywords)
             out.append(record)
     return out
+
+
+def _event_text(row: dict[str, Any]) -> str:
+    """The text keywords are searched in: the raw record, else the values at hand."""
+    raw = row.get(schema.RAW)
+    return raw if isinstance(raw, str) and raw else " ".join(str(v) for v in row.values() if v is not None)
 
 
 def _base_hits(frame: pl.DataFrame, hits: pl.DataFrame, engine: CorrelationEngine) -> list[BaseHit]:

@@ -3,9 +3,11 @@ results the batch already had, as capa returns *why*) and the fields they tested
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping, Sequence
 
-from mamori.detect.sigma.model import Rule
+from mamori.detect.sigma.model import LIT, STAR, RegexValue, Rule, StrPattern
 
 
 def selection_fields(rule: Rule, selections: Sequence[str]) -> list[str]:
@@ -21,7 +23,59 @@ def selection_fields(rule: Rule, selections: Sequence[str]) -> list[str]:
     return list(out)
 
 
-def explanation_text(rule: Rule, selections: Sequence[str], values: Mapping[str, object]) -> str:
-    """A sentence an analyst reads: ``selection_img, selection_cli matched: Image='...', ...``."""
-    shown = ", ".join(f"{f}={values.get(f)!r}" for f in selection_fields(rule, selections) if f in values)
-    return f"{', '.join(selections) or 'condition'} matched" + (f": {shown}" if shown else "")
+def explanation_text(rule: Rule, selections: Sequence[str], values: Mapping[str, object],
+                     keywords: Sequence[str] = ()) -> str:
+    """A sentence an analyst reads: ``selection_img, selection_cli matched: Image='...', ...`` (and the
+    keywords found, for keyword selections, which name no field)."""
+    shown = [f"{f}={values.get(f)!r}" for f in selection_fields(rule, selections) if f in values]
+    shown += [f"keyword {k!r}" for k in keywords]
+    return f"{', '.join(selections) or 'condition'} matched" + (f": {', '.join(shown)}" if shown else "")
+
+
+def has_keywords(rule: Rule) -> bool:
+    """Whether the rule has keyword (field-less) values."""
+    return any(item.field is None for selection in rule.selections for item_map in selection.maps
+               for item in item_map)
+
+
+def keywords_found(rule: Rule, selections: Sequence[str] | None, text: str) -> list[str]:
+    """The keywords of the rule's selections (those given, else all) that occur in ``text`` (the event's
+    raw record), as the rule writes them: a keyword hit names no field, so this is what tells an analyst
+    what the rule saw."""
+    wanted = None if selections is None else set(selections)
+    found: dict[str, None] = {}
+    for selection in rule.selections:
+        if wanted is not None and selection.name not in wanted:
+            continue
+        for item_map in selection.maps:
+            for item in item_map:
+                if item.field is not None:
+                    continue
+                for alternative in item.alternatives:
+                    for value in alternative:
+                        if isinstance(value, StrPattern | RegexValue) and _search(value).search(text):
+                            found.setdefault(_written(value), None)
+    return list(found)
+
+
+@functools.lru_cache(maxsize=4096)
+def _search(value: StrPattern | RegexValue) -> re.Pattern[str]:
+    """A Python pattern finding the value anywhere in a text (keywords match as ``contains``)."""
+    if isinstance(value, RegexValue):
+        flags = (re.IGNORECASE if value.ignore_case else 0) | (re.MULTILINE if value.multiline else 0) | (
+            re.DOTALL if value.dotall else 0)
+        return re.compile(value.pattern, flags)
+    body = "".join(re.escape(text) if kind == LIT else ".*" if kind == STAR else "." for kind, text in value.tokens)
+    return re.compile(body, re.DOTALL | (0 if value.cased else re.IGNORECASE))
+
+
+def _written(value: StrPattern | RegexValue) -> str:
+    """The value as a rule writes it (the ``*`` keywords are wrapped in left out)."""
+    if isinstance(value, RegexValue):
+        return value.pattern
+    tokens = list(value.tokens)
+    while tokens and tokens[0][0] == STAR:
+        tokens.pop(0)
+    while tokens and tokens[-1][0] == STAR:
+        tokens.pop()
+    return "".join(text.replace("*", "\\*").replace("?", "\\?") if kind == LIT else text for kind, text in tokens)
