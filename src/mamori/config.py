@@ -30,6 +30,7 @@ class Settings:
     syslog_tls_port: int = -1
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    tls_client_ca: Path | None = None  # set: syslog TLS senders must show a certificate this CA file signed
     database_url: str = ""  # empty: SQLite in data_dir
     rules: tuple[Path, ...] = ()
     placeholders: Path | None = None  # YAML of values for the rules' |expand placeholders (detect.sigma.placeholders)

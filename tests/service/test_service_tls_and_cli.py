@@ -64,6 +64,68 @@ def test_syslog_over_tls_is_stored_and_the_first_start_prints_an_admin_token(tmp
         process.stop()
 
 
+def _send_over_tls(port: int, context: ssl.SSLContext, count: int, host: str) -> None:
+    frames = b""
+    for n in range(count):
+        message = syslog_line(windows_event(f"mtls{n}", host, False)).rstrip(b"\n")
+        frames += str(len(message)).encode() + b" " + message
+    with socket.create_connection(("127.0.0.1", port)) as raw, \
+            context.wrap_socket(raw, server_hostname="localhost") as sock:
+        sock.sendall(frames)
+        sock.shutdown(socket.SHUT_WR)
+        try:
+            while sock.recv(4096):
+                pass
+        except (ssl.SSLError, OSError):
+            pass
+
+
+def _refused(port: int, context: ssl.SSLContext) -> bool:
+    """Whether the service ends a TLS connection from this sender (a sender it takes keeps it open)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port)) as raw, \
+                context.wrap_socket(raw, server_hostname="localhost") as sock:
+            sock.settimeout(5)
+            sock.sendall(b"5 hello")
+            return sock.recv(10) == b""
+    except (ssl.SSLError, ConnectionError):
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_syslog_over_tls_with_a_client_ca_takes_only_senders_with_a_certificate_it_signed(tmp_path: Path) -> None:
+    cert, key = _certificate(tmp_path)  # self-signed: the server's certificate, the CA and the sender's
+    process = ServiceProcess(tmp_path / "data", tls=(cert, key),
+                             extra={"MAMORI_BATCH_SECONDS": "0.1", "MAMORI_TLS_CLIENT_CA": str(cert)})
+    process.start()
+    try:
+        log = process.log.read_text()
+        token = next(line.split(": ", 1)[1].strip() for line in log.splitlines() if "First admin token" in line)
+        port = int(process.info["syslog_tls"])
+        anonymous = ssl.create_default_context(cafile=str(cert))
+        anonymous.check_hostname = False
+        assert _refused(port, anonymous)
+        _send_over_tls(port, anonymous, 5, "NOCERTHOST")  # sent before the signed sender's: stored first, if at all
+        signed = ssl.create_default_context(cafile=str(cert))
+        signed.check_hostname = False
+        signed.load_cert_chain(str(cert), str(key))
+        _send_over_tls(port, signed, 10, "MTLSHOST")
+        headers = {"Authorization": f"Bearer {token}"}
+        deadline = time.monotonic() + 30
+        total = 0
+        while time.monotonic() < deadline and total < 10:
+            total = httpx.get(process.url + "/api/v1/events", params={"field": "Computer=MTLSHOST"},
+                              headers=headers).json()["total"]
+            time.sleep(0.1)
+        assert total == 10
+        refused = httpx.get(process.url + "/api/v1/events", params={"field": "Computer=NOCERTHOST"},
+                            headers=headers).json()["total"]
+        assert refused == 0
+    finally:
+        process.stop()
+
+
 def test_users_and_tokens_commands_issue_list_and_revoke_access(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
     runner = CliRunner()

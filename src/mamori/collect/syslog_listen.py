@@ -170,9 +170,14 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             spool.append(Entry(QUARANTINE, origin, tuple(quarantine_records(bad, origin)), time.time_ns()))
 
 
-def tls_context(cert: str, key: str) -> ssl.SSLContext:
-    """A server TLS context for RFC 5425 syslog (TLS 1.2 or later)."""
+def tls_context(cert: str, key: str, client_ca: str | None = None) -> ssl.SSLContext:
+    """A server TLS context for RFC 5425 syslog (TLS 1.2 or later). With ``client_ca``, senders must
+    present a certificate that CA signed (mutual authentication, as RFC 5425 §5 recommends): otherwise
+    anyone who can reach the port can write events into the store."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert, key)
+    if client_ca:
+        context.load_verify_locations(cafile=client_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
     return context

@@ -130,7 +130,8 @@ class Service:
                 if not settings.tls_cert or not settings.tls_key:
                     raise MamoriError("syslog over TLS needs a certificate and a key",
                                       where="syslog_tls_port", hint="set tls_cert and tls_key")
-                context = tls_context(str(settings.tls_cert), str(settings.tls_key))
+                context = tls_context(str(settings.tls_cert), str(settings.tls_key),
+                                      str(settings.tls_client_ca) if settings.tls_client_ca else None)
                 self.ports["syslog_tls"] = await self.inputs.start_tcp(settings.host, settings.syslog_tls_port, context)
         except OSError as exc:
             raise MamoriError(f"cannot listen: {exc}", where=f"{settings.host}",
