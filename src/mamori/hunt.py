@@ -307,9 +307,13 @@ def run_hunt(
                 waiting, waiting_rows = [], 0
     if waiting:
         run(waiting)
-    for fired in correlations.feed(sorted(base_hits, key=lambda h: h.time_ns)):
+    # the input has ended: windows decided at close are decided now; referenced correlations with
+    # ``generate: false`` feed the ones chained on them but are not reported themselves
+    fired_all = correlations.feed(sorted(base_hits, key=lambda h: h.time_ns)) + correlations.close()
+    for fired in fired_all:
         record = _correlation_record(fired)
-        if filters.keeps_rule(record["rule_id"], record["rule_level"], record["tags"]):
+        if (fired.correlation.id not in silenced and _in_time_range(filters, fired.time_ns)
+                and filters.keeps_rule(record["rule_id"], record["rule_level"], record["tags"])):
             detections.append(record)
     found = _finish(detections, len(ruleset.rules), len(ruleset.correlations), ruleset.refused, reports, skipped,
                     events, started, detector.unrouted, quarantine)
@@ -489,7 +493,16 @@ def _base_hits(frame: pl.DataFrame, hits: pl.DataFrame, engine: CorrelationEngin
     ]
 
 
+def _in_time_range(filters: HuntFilters, time_ns: int) -> bool:
+    """Whether a correlation hit (at the time it came true) is within ``--since``/``--until``, as rule
+    detections are checked per event."""
+    when = datetime.fromtimestamp(time_ns / 1e9, UTC)
+    since, until = (t if t is None or t.tzinfo else t.replace(tzinfo=UTC) for t in (filters.since, filters.until))
+    return (since is None or when >= since) and (until is None or when <= until)
+
+
 def _correlation_record(fired: CorrelationHit) -> dict[str, Any]:
+    """A correlation hit as a detection record: the group-by values as its fields, its events' uids."""
     corr = fired.correlation
     group = dict(fired.group)
     return {

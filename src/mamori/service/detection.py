@@ -14,7 +14,7 @@ from typing import Protocol
 
 import polars as pl
 
-from mamori.detect.sigma.correlation import BaseHit, CorrelationEngine
+from mamori.detect.sigma.correlation import BaseHit, CorrelationEngine, CorrelationHit
 from mamori.detect.sigma.engine import ROW, RULE_ID, SELECTIONS, Detector
 from mamori.detect.sigma.explain import explanation_text, selection_fields
 from mamori.detect.sigma.model import Rule, RuleSet
@@ -151,7 +151,7 @@ class SigmaStage:
             for rule_id, seconds in ahead.rule_seconds.items():
                 self.detector.rule_seconds[rule_id] += seconds
         if hits.height == 0:
-            return []
+            return self._correlate(frame, hits)  # the stream moved on: windows may have closed
         groups = [(self.by_id[str(rule_id)], group) for (rule_id,), group in hits.group_by(RULE_ID, maintain_order=True)
                   if str(rule_id) not in self.silenced]
         shown = ShownRows(self.detector, frame, prepared,
@@ -181,30 +181,49 @@ class SigmaStage:
         return run
 
     def _correlate(self, frame: pl.DataFrame, hits: pl.DataFrame) -> list[Detection]:
+        """Feed the batch's hits of referenced rules to the correlations (chained ones follow from
+        them), then move their clock to the batch's newest event, which decides the windows that ended
+        before it; correlations switched off take nothing in."""
+        if not self.correlations.correlations:
+            return []
+        disabled = self.detector.disabled
+        base: list[BaseHit] = []
         wanted = self.correlations.referenced_rules()
-        if not wanted:
-            return []
-        chosen = hits.filter(pl.col(RULE_ID).is_in(list(wanted))).filter(
-            ~pl.col(RULE_ID).is_in(list(self.detector.disabled)))
-        if chosen.height == 0:
-            return []
-        needed = [f for f in self.correlations.fields_needed() if f in frame.columns]
-        rows = frame[chosen.get_column(ROW).to_numpy()].select([schema.TIME, schema.UID, *needed])
-        times = rows.get_column(schema.TIME).dt.epoch("ns").fill_null(0).to_list()
-        uids = rows.get_column(schema.UID).to_list()
-        values = {f: rows.get_column(f).to_list() for f in needed}
-        base = sorted((BaseHit(rid, times[i], uids[i], {f: values[f][i] for f in needed})
-                       for i, rid in enumerate(chosen.get_column(RULE_ID).to_list())), key=lambda h: h.time_ns)
+        chosen = hits.filter(pl.col(RULE_ID).is_in(list(wanted)) & ~pl.col(RULE_ID).is_in(list(disabled))) \
+            if hits.height else hits
+        if chosen.height:
+            needed = [f for f in self.correlations.fields_needed() if f in frame.columns]
+            rows = frame[chosen.get_column(ROW).to_numpy()].select([schema.TIME, schema.UID, *needed])
+            times = rows.get_column(schema.TIME).dt.epoch("ns").fill_null(0).to_list()
+            uids = rows.get_column(schema.UID).to_list()
+            values = {f: rows.get_column(f).to_list() for f in needed}
+            base = sorted((BaseHit(rid, times[i], uids[i], {f: values[f][i] for f in needed})
+                           for i, rid in enumerate(chosen.get_column(RULE_ID).to_list())), key=lambda h: h.time_ns)
+        fired = self.correlations.feed(base, skip=disabled)
+        newest = frame.get_column(schema.TIME).max() if schema.TIME in frame.columns and frame.height else None
+        if isinstance(newest, datetime):
+            fired += self.correlations.advance(_epoch_ns(newest), skip=disabled)
+            self.correlations.expire(_epoch_ns(newest))
+        return self._correlation_detections(fired)
+
+    def finish(self) -> list[Detection]:
+        """The input has ended (a bounded run such as a retrohunt): decide every open correlation
+        window, as ``mamori hunt`` does at the end of its input."""
+        return self._correlation_detections(self.correlations.close(skip=self.detector.disabled))
+
+    def _correlation_detections(self, fired: list[CorrelationHit]) -> list[Detection]:
+        """Correlation hits as detections, but for referenced correlations with ``generate: false``
+        (their hits only feed the correlations chained on them)."""
         out = []
-        for fired in self.correlations.feed(base):
-            corr = fired.correlation
-            if corr.id in self.detector.disabled:
+        for hit in fired:
+            corr = hit.correlation
+            if corr.id in self.detector.disabled or corr.id in self.silenced:
                 continue
-            when = datetime.fromtimestamp(fired.time_ns / 1e9, UTC).isoformat()
-            text = (f"{corr.type} = {fired.value:g} within {corr.timespan_ns // 1_000_000_000}s "
-                    f"for {dict(fired.group)} (last at {when})")
+            when = datetime.fromtimestamp(hit.time_ns / 1e9, UTC).isoformat()
+            text = (f"{corr.type} = {hit.value:g} within {corr.timespan_ns // 1_000_000_000}s "
+                    f"for {dict(hit.group)} (at {when})")
             out.append(Detection(corr.id, corr.title, corr.level, corr.author, tuple(corr.tags), (),
-                                 tuple(fired.uids), (text,), fired.time_ns, fired.group))
+                                 tuple(hit.uids), (text,), hit.time_ns, hit.group))
         return out
 
     def match_spec(self) -> MatchSpec | None:
@@ -239,6 +258,14 @@ class SigmaStage:
     def timings(self) -> dict[str, float]:
         """Seconds spent per rule since start."""
         return dict(self.detector.rule_seconds)
+
+
+def _epoch_ns(when: datetime) -> int:
+    """A timestamp as nanoseconds since the epoch (naive ones are UTC, as the lake stores them)."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    delta = when - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
 
 
 def load_stage(rule_paths: Sequence[Path], disabled: Sequence[str] = (),

@@ -17,11 +17,12 @@ import stat
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+from mamori.detect.sigma.correlation import check_chains
 from mamori.detect.sigma.loader import RULE_SUFFIXES, iter_rule_texts, parse_rule_text
 from mamori.detect.sigma.model import Correlation, Refusal, Rule, RuleSet
 from mamori.detect.sigma.plan import Plan, SelectionPlans, rule_plans
 
-CACHE_VERSION = "mamori-sigma-5"  # bump when the model or plan classes change
+CACHE_VERSION = "mamori-sigma-6"  # bump when the model or plan classes change
 PARALLEL_THRESHOLD = 400  # files; below this a worker pool costs more than it saves
 
 
@@ -198,6 +199,8 @@ def _assemble(items: list[Rule | Correlation], refused: list[Refusal], key: str,
         else:
             ruleset.rules.append(item)
             ruleset.plans[item.id], ruleset.selection_plans[item.id] = plans_by_path[item.path]
+    ruleset.correlations, chain_refusals = check_chains(ruleset.correlations, ruleset.rules)  # loops, lost fields
+    ruleset.refused.extend(chain_refusals)
     return ruleset
 
 
