@@ -12,12 +12,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from mamori.detect.sigma.loader import parse_rule_text
 from mamori.detect.sigma.model import Correlation, Rule, RuleSet
 from mamori.detect.sigma.plan import rule_plan
 from mamori.errors import RuleError
 from mamori.events import schema
-from mamori.service.detection import SigmaStage
+from mamori.service.detection import Detection, SigmaStage
 from mamori.store.lake import Lake
 
 
@@ -53,10 +55,20 @@ def ruleset_from_text(text: str, where: str = "<request>") -> RuleSet:
 
 
 def subset(ruleset: RuleSet, rule_ids: Sequence[str]) -> RuleSet:
-    """The rules of ``ruleset`` with these ids (and the rules their correlations need)."""
+    """The rules of ``ruleset`` with these ids, and what their correlations need: the rules and the
+    correlations they name, and what those name in turn (a chain runs whole or not at all)."""
     wanted = set(rule_ids)
+    chosen: list[Correlation] = []
+    pending = [c for c in ruleset.correlations if c.id in wanted]
+    while pending:
+        correlation = pending.pop()
+        if correlation in chosen:
+            continue
+        chosen.append(correlation)
+        named = set(correlation.rules)
+        pending += [c for c in ruleset.correlations if (c.id in named or c.name in named) and c not in chosen]
     out = RuleSet()
-    out.correlations = [c for c in ruleset.correlations if c.id in wanted]
+    out.correlations = [c for c in ruleset.correlations if c in chosen]  # in the rule set's order
     needed = wanted | {r for c in out.correlations for r in c.rules}
     out.rules = [r for r in ruleset.rules if r.id in needed or r.name in needed]
     out.plans = {k: v for k, v in ruleset.plans.items() if k in {r.id for r in out.rules}}
@@ -70,6 +82,28 @@ def hunt_lake(lake: Lake, ruleset: RuleSet, since: datetime | None = None, until
     hits: list[HuntHit] = []
     total = 0
     events = 0
+    frame: pl.DataFrame | None = None
+
+    def keep(detection: Detection) -> None:
+        nonlocal total
+        rows = list(detection.rows)
+        texts = detection.explain()
+        total += len(rows) or len(detection.uids)
+        picked: list[dict[str, Any]] = []
+        if rows and frame is not None:
+            picked = frame[rows].select(schema.UID, schema.TIME, schema.HOST, schema.SOURCE).to_dicts()
+        for index, row in enumerate(picked):
+            if len(hits) >= limit:
+                break
+            when = row[schema.TIME]
+            explanation = texts[index] if index < len(texts) else ""
+            hits.append(HuntHit(detection.rule_id, detection.title, detection.level, row[schema.UID],
+                                when.astimezone(UTC).isoformat() if when else None, row[schema.HOST],
+                                row[schema.SOURCE], explanation))
+        if not rows and len(hits) < limit:
+            hits.append(HuntHit(detection.rule_id, detection.title, detection.level, ",".join(detection.uids),
+                                None, None, "correlation", "; ".join(texts)))
+
     for frame in lake.frames(since.date() if since else None, until.date() if until else None):
         if since is not None:
             frame = frame.filter(frame.get_column(schema.TIME) >= since)
@@ -77,21 +111,9 @@ def hunt_lake(lake: Lake, ruleset: RuleSet, since: datetime | None = None, until
             frame = frame.filter(frame.get_column(schema.TIME) <= until)
         events += frame.height
         for detection in stage.detect(frame):
-            rows = list(detection.rows)
-            texts = detection.explain()
-            total += len(rows) or len(detection.uids)
-            picked = frame[rows].select(schema.UID, schema.TIME, schema.HOST, schema.SOURCE).to_dicts() if rows else []
-            for index, row in enumerate(picked):
-                if len(hits) >= limit:
-                    break
-                when = row[schema.TIME]
-                explanation = texts[index] if index < len(texts) else ""
-                hits.append(HuntHit(detection.rule_id, detection.title, detection.level, row[schema.UID],
-                                    when.astimezone(UTC).isoformat() if when else None, row[schema.HOST],
-                                    row[schema.SOURCE], explanation))
-            if not rows and len(hits) < limit:
-                hits.append(HuntHit(detection.rule_id, detection.title, detection.level, ",".join(detection.uids),
-                                    None, None, "correlation", "; ".join(texts)))
+            keep(detection)
+    for detection in stage.finish():  # the stored events have ended: windows decided at close are decided now
+        keep(detection)
     return hits, total, events
 
 

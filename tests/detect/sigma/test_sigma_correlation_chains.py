@@ -9,75 +9,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
-import polars as pl
+from correlation_testing import BRUTE_FORCE, FAILED, INNER, OUTER, SPEC_EXAMPLE, SUCCESS, frames, logon_log, spec_rules
 from mamori_testing import ruleset_from
 
 from mamori.detect.sigma.correlation import BaseHit, CorrelationEngine
 from mamori.detect.sigma.ruleset import load_ruleset
-from mamori.hunt import HuntFilters, discover, read_share, run_hunt
+from mamori.hunt import HuntFilters, run_hunt
 from mamori.service.detection import SigmaStage
-from mamori.sources.base import ReadOptions
 
-# the example of the Sigma correlation specification (2.0, "Failed Logins Followed by Successful
-# Login"), with a threshold of 3 instead of 10 to keep the events few
-SPEC_EXAMPLE = """
-title: Correlation - Multiple Failed Logins Followed by Successful Login
-id: b180ead8-d58f-40b2-ae54-c8940995b9b6
-status: experimental
-correlation:
-    type: temporal_ordered
-    rules:
-        - multiple_failed_login
-        - successful_login
-    group-by:
-        - User
-    timespan: 10m
-level: high
----
-title: Multiple failed logons
-id: a8418a5a-5fc4-46b5-b23b-6c73beb19d41
-name: multiple_failed_login
-correlation:
-    type: event_count
-    rules:
-        - failed_login
-    group-by:
-        - User
-    timespan: 10m
-    condition:
-        gte: 3
----
-title: Single failed login
-id: 53ba33fd-3a50-4468-a5ef-c583635cfa92
-name: failed_login
-logsource:
-    product: windows
-    service: security
-detection:
-    selection:
-        EventID:
-            - 529
-            - 4625
-    condition: selection
----
-title: Successful login
-id: 4d0a2c83-c62c-4ed4-b475-c7e23a9269b8
-name: successful_login
-logsource:
-    product: windows
-    service: security
-detection:
-    selection:
-        EventID:
-            - 528
-            - 4624
-    condition: selection
-"""
-OUTER = "b180ead8-d58f-40b2-ae54-c8940995b9b6"
-INNER = "a8418a5a-5fc4-46b5-b23b-6c73beb19d41"
-FAILED = "53ba33fd-3a50-4468-a5ef-c583635cfa92"
-SUCCESS = "4d0a2c83-c62c-4ed4-b475-c7e23a9269b8"
 SECOND = 1_000_000_000
 
 
@@ -176,27 +115,8 @@ def test_an_alias_carries_a_chained_field_under_another_name() -> None:
     assert [(f.correlation.id, dict(f.group)) for f in fired][-1] == (OUTER, {"account": "bob"})
 
 
-def _logon_log(tmp_path: Path, logons: list[tuple[int, int, str]], name: str = "logons") -> Path:
-    events = [{"EventID": event_id, "Channel": "Security", "Computer": "dc1", "User": user,
-               "TimeCreated_SystemTime": f"2024-05-01T00:{s // 60:02d}:{s % 60:02d}Z"} for event_id, s, user in logons]
-    log = tmp_path / f"{name}.jsonl"
-    log.write_bytes(b"\n".join(orjson.dumps(e) for e in events))
-    return log
-
-
-def _spec_rules(tmp_path: Path) -> Path:
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "mr_failed_then_success.yml").write_text(SPEC_EXAMPLE)
-    return rules
-
-
-BRUTE_FORCE = [(4625, 1, "bob"), (4625, 5, "bob"), (4625, 9, "bob"), (4624, 30, "bob"),
-               (4625, 40, "amy"), (4624, 50, "amy")]
-
-
 def test_the_specification_example_fires_through_hunt(tmp_path: Path) -> None:
-    result = run_hunt([_logon_log(tmp_path, BRUTE_FORCE)], [_spec_rules(tmp_path)], use_cache=False, workers=1)
+    result = run_hunt([logon_log(tmp_path, BRUTE_FORCE)], [spec_rules(tmp_path)], use_cache=False, workers=1)
     assert result.correlations_loaded == 2
     assert [d["rule_id"] for d in result.detections] == [OUTER]  # neither the inner one nor the base rules
     found = result.detections[0]
@@ -206,7 +126,7 @@ def test_the_specification_example_fires_through_hunt(tmp_path: Path) -> None:
 
 
 def test_hunt_since_and_until_apply_to_correlation_detections(tmp_path: Path) -> None:
-    log, rules = _logon_log(tmp_path, BRUTE_FORCE), _spec_rules(tmp_path)
+    log, rules = logon_log(tmp_path, BRUTE_FORCE), spec_rules(tmp_path)
     after = HuntFilters(since=datetime(2024, 5, 1, 0, 0, 31, tzinfo=UTC))
     assert run_hunt([log], [rules], use_cache=False, workers=1, filters=after).detections == []
     before = HuntFilters(until=datetime(2024, 5, 1, 0, 0, 29, tzinfo=UTC))
@@ -216,15 +136,10 @@ def test_hunt_since_and_until_apply_to_correlation_detections(tmp_path: Path) ->
         == [OUTER]
 
 
-def _frames(log: Path) -> list[pl.DataFrame]:
-    files, _ = discover([log], None)
-    return [result.frame for result, _ in read_share(files, ReadOptions()) if result.frame.height]
-
-
 def test_the_service_stage_fires_the_chain_across_a_restart(tmp_path: Path) -> None:
-    rules = _spec_rules(tmp_path)
-    failures = _frames(_logon_log(tmp_path, BRUTE_FORCE[:3], "failures"))
-    success = _frames(_logon_log(tmp_path, BRUTE_FORCE[3:4], "success"))
+    rules = spec_rules(tmp_path)
+    failures = frames(logon_log(tmp_path, BRUTE_FORCE[:3], "failures"))
+    success = frames(logon_log(tmp_path, BRUTE_FORCE[3:4], "success"))
     first = SigmaStage(load_ruleset([rules], use_cache=False))
     assert [d.rule_id for frame in failures for d in first.detect(frame)] == []  # silenced: inner and base
     saved = first.state()
@@ -243,9 +158,9 @@ def test_the_service_stage_decides_closed_windows_as_its_stream_moves_on(tmp_pat
     rules.mkdir()
     (rules / "mr_lone_failure.yml").write_text(single_failure + "---\n" + quiet)
     stage = SigmaStage(load_ruleset([rules], use_cache=False))
-    assert [d.rule_id for d in stage.detect(_frames(_logon_log(tmp_path, [(4625, 0, "bob")], "first"))[0])] == []
+    assert [d.rule_id for d in stage.detect(frames(logon_log(tmp_path, [(4625, 0, "bob")], "first"))[0])] == []
     # a batch without a hit of any rule still moves the clock past the window (0-600s), which decides it
-    [later] = _frames(_logon_log(tmp_path, [(4688, 601, "bob")], "later"))
+    [later] = frames(logon_log(tmp_path, [(4688, 601, "bob")], "later"))
     found = stage.detect(later)
     assert [(d.rule_id, d.group, len(d.uids)) for d in found] == [("lone-failure", (("User", "bob"),), 1)]
     assert stage.detect(later) == []  # decided once
