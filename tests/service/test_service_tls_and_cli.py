@@ -4,6 +4,7 @@ revocation takes effect)."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import ssl
@@ -106,7 +107,8 @@ def test_syslog_over_tls_with_a_client_ca_takes_only_senders_with_a_certificate_
         anonymous = ssl.create_default_context(cafile=str(cert))
         anonymous.check_hostname = False
         assert _refused(port, anonymous)
-        _send_over_tls(port, anonymous, 5, "NOCERTHOST")  # sent before the signed sender's: stored first, if at all
+        with contextlib.suppress(ssl.SSLError, OSError):  # the service may end it at any step
+            _send_over_tls(port, anonymous, 5, "NOCERTHOST")  # sent before the signed sender's: stored first, if at all
         signed = ssl.create_default_context(cafile=str(cert))
         signed.check_hostname = False
         signed.load_cert_chain(str(cert), str(key))

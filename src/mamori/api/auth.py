@@ -1,8 +1,11 @@
 """API authentication: tokens (only their SHA-256 is stored), users with a role, role checks per route.
 
-Roles are ordered viewer < analyst < admin: a route names the least role it needs. Tokens arrive as
-``Authorization: Bearer <token>`` (or ``X-Mamori-Token``). A missing or unknown token is 401, a role
-too low is 403; neither says whether the token exists.
+Roles are ordered viewer < analyst < admin: a route names the least role it needs. Beside them,
+``ingest`` is for log shippers: it may send events and nothing else (not even read them), so a token
+left in a forwarder's configuration cannot acknowledge alerts or hunt; analysts and admins may send
+events too. Tokens arrive as ``Authorization: Bearer <token>`` (or ``X-Mamori-Token``); a token may
+expire. A missing, unknown, revoked or expired token is 401, a role too low is 403; neither says
+whether the token exists.
 """
 
 from __future__ import annotations
@@ -24,6 +27,15 @@ from mamori.errors import MamoriError
 from mamori.store.records import ROLES, ApiToken, AuditEntry, User
 
 RANK = {"viewer": 0, "analyst": 1, "admin": 2}
+INGEST = "ingest"
+
+
+def role_admits(role: str, needed: str) -> bool:
+    """Whether a caller with ``role`` may do what needs ``needed`` (``ingest`` is needed to send events:
+    the ingest role, analysts and admins have it; the ingest role has nothing else)."""
+    if needed == INGEST:
+        return role == INGEST or RANK.get(role, -1) >= RANK["analyst"]
+    return role != INGEST and RANK.get(role, -1) >= RANK[needed]
 TOKEN_PREFIX = "mamori_"
 CACHE_SECONDS = 2.0
 
@@ -37,8 +49,8 @@ class Principal:
     token_id: int
 
     def may(self, role: str) -> bool:
-        """True when this principal's role is at least ``role``."""
-        return RANK[self.role] >= RANK[role]
+        """True when this principal's role admits what needs ``role`` (``role_admits``)."""
+        return role_admits(self.role, role)
 
 
 def hash_token(token: str) -> str:
@@ -58,13 +70,16 @@ def create_user(session: Session, name: str, role: str) -> User:
     return user
 
 
-def issue_token(session: Session, user_name: str, token_name: str = "default") -> str:
-    """Create a token for a user and return it (shown once; only its hash is kept)."""
+def issue_token(session: Session, user_name: str, token_name: str = "default",
+                expires_at: datetime | None = None) -> str:
+    """Create a token for a user and return it (shown once; only its hash is kept); with ``expires_at``,
+    it stops working then (a shipper's or a contractor's token need not live for ever)."""
     user = session.scalars(select(User).where(User.name == user_name)).first()
     if user is None:
         raise MamoriError(f"no user {user_name!r}", where="tokens", hint="create it with `mamori users add`")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, name=token_name, token_hash=hash_token(token), prefix=token[:12]))
+    session.add(ApiToken(user_id=user.id, name=token_name, token_hash=hash_token(token), prefix=token[:12],
+                         expires_at=expires_at))
     session.flush()
     return token
 
@@ -116,12 +131,13 @@ class TokenCheck:
             return cached[1]
         with self.sessions() as session:
             row = session.execute(
-                select(ApiToken.id, ApiToken.revoked, ApiToken.last_used_at, User.name, User.role, User.disabled)
+                select(ApiToken.id, ApiToken.revoked, ApiToken.last_used_at, ApiToken.expires_at, User.name,
+                       User.role, User.disabled)
                 .join(User, User.id == ApiToken.user_id).where(ApiToken.token_hash == digest)).first()
         principal = None
-        if row is not None and not row.revoked and not row.disabled:
+        stamp = datetime.now(UTC)
+        if row is not None and not row.revoked and not row.disabled and not expired(row.expires_at, stamp):
             principal = Principal(row.name, row.role, row.id)
-            stamp = datetime.now(UTC)
             if row.last_used_at is None or (stamp - row.last_used_at).total_seconds() > 60:
                 self._touch(row.id, stamp)
         with self._lock:
@@ -138,6 +154,13 @@ class TokenCheck:
                 session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=stamp))
         except OperationalError:
             pass
+
+
+def expired(expires_at: datetime | None, now: datetime) -> bool:
+    """Whether a token's expiry has passed (the database may hand times back without their zone: UTC)."""
+    if expires_at is None:
+        return False
+    return (expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)) <= now
 
 
 def _token_of(request: Request) -> str | None:
@@ -158,7 +181,8 @@ def require(role: str) -> Callable[[Request], Principal]:
             raise HTTPException(401, detail="missing or invalid API token (send 'Authorization: Bearer <token>')",
                                 headers={"WWW-Authenticate": "Bearer"})
         if not principal.may(role):
-            raise HTTPException(403, detail=f"this action needs the {role} role; your token has {principal.role}")
+            needed = "ingest (or analyst)" if role == INGEST else role
+            raise HTTPException(403, detail=f"this action needs the {needed} role; your token has {principal.role}")
         return principal
 
     return check
@@ -167,3 +191,4 @@ def require(role: str) -> Callable[[Request], Principal]:
 Viewer = Depends(require("viewer"))
 Analyst = Depends(require("analyst"))
 Admin = Depends(require("admin"))
+Ingester = Depends(require(INGEST))

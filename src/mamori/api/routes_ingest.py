@@ -18,7 +18,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from mamori.api.auth import Analyst, Principal
+from mamori.api.auth import Ingester, Principal
 from mamori.api.deps import service_of
 from mamori.collect.spool import Entry
 
@@ -103,7 +103,7 @@ def _text_records(data: bytes) -> list[str]:
 
 
 @router.post("/ingest", status_code=202, summary="Send events; 202 once they are durable")
-async def ingest(request: Request, source: str = "json", principal: Principal = Analyst) -> JSONResponse:
+async def ingest(request: Request, source: str = "json", principal: Principal = Ingester) -> JSONResponse:
     """Accept a batch of events. Content types: application/json (array, object or {"events": [...]}),
     application/x-ndjson, text/plain (syslog lines). ``?source=`` names the source of JSON events."""
     service = service_of(request)

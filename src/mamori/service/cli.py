@@ -94,12 +94,13 @@ def serve(config: Path | None, data_dir: Path | None, host: str | None, port: in
 
 @click.group()
 def users() -> None:
-    """Manage users (admin, analyst, viewer)."""
+    """Manage users (admin, analyst, viewer; ingest for log shippers, who may only send events)."""
 
 
 @users.command("add")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["admin", "analyst", "viewer"]), default="viewer", show_default=True)
+@click.option("--role", type=click.Choice(["admin", "analyst", "viewer", "ingest"]), default="viewer",
+              show_default=True, help="ingest: may send events (HTTP ingest) and nothing else.")
 @click.option("--token/--no-token", default=True, help="Also issue a first token.")
 @config_option
 @data_option
@@ -178,19 +179,26 @@ def tokens() -> None:
 @tokens.command("create")
 @click.option("--user", "user_name", required=True)
 @click.option("--name", "token_name", default="token", show_default=True)
+@click.option("--expires-days", type=click.FloatRange(min=0, min_open=True),
+              help="The token stops working after this many days (default: until revoked).")
 @config_option
 @data_option
-def tokens_create(user_name: str, token_name: str, config: Path | None, data_dir: Path | None) -> None:
+def tokens_create(user_name: str, token_name: str, expires_days: float | None, config: Path | None,
+                  data_dir: Path | None) -> None:
     """Issue a token for a user and print it once."""
 
     def run() -> int:
+        from datetime import UTC, timedelta
+
         from mamori.api.auth import audit, issue_token
         from mamori.service.runtime import open_records
 
+        expires_at = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
         _, sessions = open_records(_settings(config, data_dir=data_dir))
         with sessions.begin() as session:
-            secret = issue_token(session, user_name, token_name)
-            audit(session, "cli", "token.create", f"user {user_name}", name=token_name)
+            secret = issue_token(session, user_name, token_name, expires_at)
+            audit(session, "cli", "token.create", f"user {user_name}", name=token_name,
+                  expires_at=expires_at.isoformat() if expires_at else None)
         click.echo(secret)
         return 0
 
@@ -201,18 +209,23 @@ def tokens_create(user_name: str, token_name: str, config: Path | None, data_dir
 @config_option
 @data_option
 def tokens_list(config: Path | None, data_dir: Path | None) -> None:
-    """List tokens (prefix, user, name, state); the secrets themselves are not stored."""
+    """List tokens (prefix, user, name, state, created, expires); the secrets themselves are not stored."""
 
     def run() -> int:
+        from datetime import UTC
+
+        from mamori.api.auth import expired
         from mamori.service.runtime import open_records
         from mamori.store.records import ApiToken, User
 
         _, sessions = open_records(_settings(config, data_dir=data_dir))
         with sessions() as session:
             rows = session.execute(select(ApiToken, User).join(User, User.id == ApiToken.user_id)).all()
+            now = datetime.now(UTC)
             for token, user in rows:
-                state = "revoked" if token.revoked else "active"
-                click.echo(f"{token.prefix}…\t{user.name}\t{token.name}\t{state}\t{token.created_at:%Y-%m-%d}")
+                state = "revoked" if token.revoked else "expired" if expired(token.expires_at, now) else "active"
+                expires = f"\texpires {token.expires_at:%Y-%m-%d %H:%M}" if token.expires_at else ""
+                click.echo(f"{token.prefix}…\t{user.name}\t{token.name}\t{state}\t{token.created_at:%Y-%m-%d}{expires}")
         return 0
 
     run_command(run)

@@ -43,7 +43,7 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime, dict[str, Any]: JSON, list[str]: JSON}
 
 
-ROLES = ("admin", "analyst", "viewer")
+ROLES = ("admin", "analyst", "viewer", "ingest")  # ingest: log shippers, who may only send events
 ALERT_STATUSES = ("new", "acknowledged", "closed")
 
 
@@ -72,6 +72,7 @@ class ApiToken(Base):
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)  # None: until revoked
 
 
 class Alert(Base):

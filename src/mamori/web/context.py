@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy import func, select
 
-from mamori.api.auth import RANK
+from mamori.api.auth import role_admits
 from mamori.api.deps import service_of
 from mamori.cases.playbooks.records import ActionRun
 from mamori.web import accounts
@@ -46,8 +46,8 @@ class ConsoleUser:
     csrf: str
 
     def may(self, role: str) -> bool:
-        """True when this user's role is at least ``role``."""
-        return RANK[self.role] >= RANK[role]
+        """True when this user's role admits what needs ``role`` (``api.auth.role_admits``)."""
+        return role_admits(self.role, role)
 
 
 def codec(request: Request) -> SessionCodec:
