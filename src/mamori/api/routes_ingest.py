@@ -4,6 +4,11 @@ The body is read with a size limit (compressed and decompressed), checked whole 
 naming the line), appended to the spool and acknowledged after ``fsync``. When the service is behind
 (spool backlog over its limit) or too many requests are in flight, the answer is 503 or 429 with
 ``Retry-After``: the sender keeps the batch and retries. An ``Idempotency-Key`` makes retries safe.
+
+``?source=<name>`` has the events parsed by that source's reader, as ``mamori hunt`` parses a file of
+it (CloudTrail ``{"Records": [...]}`` bodies give one event per record, CEF lines their CEF fields...);
+an unknown source is a 400 listing the known ones. Without it, JSON events keep their own field names
+(Windows events become ``winjson``) and text lines are syslog.
 """
 
 from __future__ import annotations
@@ -20,13 +25,17 @@ from fastapi.responses import JSONResponse
 
 from mamori.api.auth import Ingester, Principal
 from mamori.api.deps import service_of
-from mamori.collect.spool import Entry
+from mamori.collect.records import envelope_items, has_record_reader, record_sources
+from mamori.collect.spool import Entry, source_format
+from mamori.sources.registry import all_sources
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
 MAX_IN_FLIGHT = 64
 MAX_RECORDS = 200_000
 _SOURCE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _KEY = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+GENERIC_SOURCE = "json"  # the default: JSON events under their own names, text lines as syslog
+SOURCE_ALIASES = {"winlogbeat": "winjson"}  # a shipper's name for the source it ships
 
 
 class IngestRefused(Exception):
@@ -64,8 +73,34 @@ def _gunzip(body: bytes, limit: int) -> bytes:
     return data
 
 
-def _json_records(data: bytes, ndjson: bool) -> list[str]:
-    """Validate and normalise JSON events: an array, one object, ``{"events": [...]}`` or NDJSON lines."""
+def _reader_of(source: str) -> str | None:
+    """The source whose reader parses the body sent with ``?source=`` (None: the generic JSON/syslog
+    handling); a source the live path cannot read is a 400 that says which ones it can."""
+    if source == GENERIC_SOURCE:
+        return None
+    name = SOURCE_ALIASES.get(source, source)
+    if has_record_reader(name):
+        return name
+    known = ", ".join(record_sources())
+    if name in all_sources():
+        raise IngestRefused(400, f"source {source!r} is read from whole files, not sent as events: drop its "
+                                 f"files in a tailed folder instead (sources sent as events: {known})")
+    raise IngestRefused(400, f"unknown source {source!r}: use one of {known}, or leave source out to keep "
+                             "JSON events under their own field names")
+
+
+def _opened(values: list[Any]) -> list[Any]:
+    """The values with every ``{"Records": [...]}``-style envelope replaced by its records."""
+    out: list[Any] = []
+    for value in values:
+        items = envelope_items(value)
+        out.extend(items if items is not None else (value,))
+    return out
+
+
+def _json_records(data: bytes, ndjson: bool, open_envelopes: bool = False) -> list[str]:
+    """Validate and normalise JSON events: an array, one object, ``{"events": [...]}`` or NDJSON lines;
+    with ``open_envelopes`` (a source named), ``{"Records": [...]}`` envelopes give their records."""
     values: list[Any] = []
     if ndjson:
         for number, line in enumerate(data.split(b"\n"), start=1):
@@ -89,6 +124,8 @@ def _json_records(data: bytes, ndjson: bool) -> list[str]:
         for index, value in enumerate(values):
             if not isinstance(value, dict):
                 raise IngestRefused(400, f"event {index}: an event must be a JSON object")
+    if open_envelopes:
+        values = _opened(values)
     if len(values) > MAX_RECORDS:
         raise IngestRefused(413, f"{len(values)} events in one request; the limit is {MAX_RECORDS}")
     return [orjson.dumps(v).decode() for v in values]
@@ -105,12 +142,14 @@ def _text_records(data: bytes) -> list[str]:
 @router.post("/ingest", status_code=202, summary="Send events; 202 once they are durable")
 async def ingest(request: Request, source: str = "json", principal: Principal = Ingester) -> JSONResponse:
     """Accept a batch of events. Content types: application/json (array, object or {"events": [...]}),
-    application/x-ndjson, text/plain (syslog lines). ``?source=`` names the source of JSON events."""
+    application/x-ndjson, text/plain (log lines). ``?source=`` names the source whose reader parses them
+    (``cloudtrail``, ``okta``, ``cef``...); without it JSON keeps its field names and lines are syslog."""
     service = service_of(request)
     state = request.app.state
     try:
         if not _SOURCE.match(source):
             raise IngestRefused(400, "source must be 1-64 letters, digits, '.', '_' or '-'")
+        _reader_of(source)  # an unknown source is refused before the body is read
         key = request.headers.get("idempotency-key")
         if key is not None and not _KEY.match(key):
             raise IngestRefused(400, "Idempotency-Key must be 1-128 letters, digits or .:_-")
@@ -139,11 +178,12 @@ async def _accept(request: Request, source: str, key: str | None, principal: Pri
     if request.headers.get("content-encoding", "").lower() in ("gzip", "x-gzip", "deflate"):
         body = await asyncio.to_thread(_gunzip, body, limit)
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    reader = _reader_of(source)
     if content_type in ("text/plain", "application/syslog"):
-        fmt, records = "syslog", _text_records(body)
+        fmt, records = "syslog" if reader is None else source_format(reader), _text_records(body)
     elif content_type in ("application/json", "application/x-ndjson", "application/jsonl", "application/ndjson"):
-        records = await asyncio.to_thread(_json_records, body, content_type != "application/json")
-        fmt = "json"
+        records = await asyncio.to_thread(_json_records, body, content_type != "application/json", reader is not None)
+        fmt = "json" if reader is None else source_format(reader)
     else:
         raise IngestRefused(415, f"content type {content_type!r} is not accepted; use application/json, "
                                  "application/x-ndjson or text/plain")

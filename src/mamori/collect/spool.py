@@ -30,12 +30,21 @@ from mamori.errors import MamoriError
 _HEADER = struct.Struct("<2sIIQ")  # magic, body length, crc32 of body, sequence number
 _MAGIC = b"MW"
 SUFFIX = ".wal"
+SOURCE_FORMAT = "source:"  # an entry format naming the source whose reader parses the records
+
+
+def source_format(name: str) -> str:
+    """The entry format of records that the reader of source ``name`` parses (``source:cloudtrail``).
+    The spool keeps the reader's name with the records, so a replay after a crash parses them the same
+    way; older entries carry ``syslog``, ``json`` or ``quarantine``, which stay readable."""
+    return SOURCE_FORMAT + name
 
 
 @dataclass(frozen=True)
 class Entry:
-    """A chunk of raw records from one input: its format (which parser reads it), origin, the records,
-    when it was received (ns), an optional idempotency key and its sequence number in the spool."""
+    """A chunk of raw records from one input: its format (which parser reads it: ``syslog``, ``json``,
+    ``quarantine`` or ``source:<name>``), origin, the records, when it was received (ns), an optional
+    idempotency key and its sequence number in the spool."""
 
     fmt: str
     origin: str

@@ -5,6 +5,15 @@ and the new one from its start; a truncated file (copytruncate) is read again fr
 chunk goes to the spool with an idempotency key naming the file and byte range, and the checkpoint
 (offset per file) is saved after the chunk is durable; after a crash the checkpoint may be a little
 behind, and the keys make the re-read chunks no-ops. Only whole lines are taken.
+
+Each file's lines are spooled for the reader ``mamori hunt`` would use on it: the one ``tail_source``
+names, else the one ``sniff_source`` picks from the file's first bytes (``source:<name>`` entries, so a
+replay picks it again). A Zeek TSV chunk carries the file's ``#`` header lines first (the reader needs
+``#fields``; they never become events). A JSON document over many lines (an array, a pretty-printed
+export) is read whole once its size is stable, as EVTX files are. A syslog file (sniffed so) and a
+file no reader claims are spooled as before: JSON lines as ``json``, other lines as ``syslog``, whose
+messages each go to the reader of the product they hold (a relay's file mixes devices), generic
+syslog when none claims them.
 """
 
 from __future__ import annotations
@@ -20,12 +29,25 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from mamori.collect.spool import Entry, Spool
+from mamori.collect.records import WHOLE_FILE_SOURCES, has_record_reader, open_envelopes, record_sources
+from mamori.collect.spool import Entry, Spool, source_format
 from mamori.collect.syslog_listen import QUARANTINE
+from mamori.errors import MamoriError
+from mamori.sources.base import ReadOptions
+from mamori.sources.batch import iter_json_values
+from mamori.sources.registry import sniff_source
 
 log = logging.getLogger("mamori.collect.tail")
 CHUNK_BYTES = 1 << 20
 SKIP_SUFFIXES = (".tmp", ".part", ".swp", ".gz", ".zip")
+EVTX_MAGIC = b"ElfFile\x00"
+PREAMBLE_BYTES = 65536  # where a Zeek log's header lines, or a JSON document's first line, are looked for
+DOCUMENT_RECORDS = 10_000  # records per spool entry of a JSON document read whole
+_FALLBACK = ""  # a followed file's reader when no source claims it: json or syslog, line by line
+# A file sniffed as syslog is a stream of messages like the listeners': each goes to the reader of the
+# product it holds (generic syslog when none claims it), as ``syslog`` entries do. ``tail_source =
+# "syslog"`` reads every line with the generic syslog reader.
+ROUTED = "syslog"
 
 
 @dataclass
@@ -34,6 +56,9 @@ class _Followed:
     offset: int
     head: bytes = b""  # first bytes when last read: a rewritten file (copytruncate) starts differently
     handle: BinaryIO | None = None
+    source: str | None = None  # the reader of its lines (None: not chosen yet; "": none claims the file)
+    preamble: tuple[str, ...] | None = None  # Zeek TSV: the header lines at the file's start
+    document: bool | None = None  # a JSON document over many lines (pretty-printed): read whole
 
 
 def _identity(stat: os.stat_result) -> str:
@@ -48,6 +73,10 @@ class Tailer:
         self.paths = paths
         self.spool = spool
         self.checkpoint_file = checkpoint_file
+        if source and not has_record_reader(source):
+            raise MamoriError(f"tail_source {source!r} is not a source the live path can read",
+                              hint=f"use one of: {', '.join(record_sources())}, or leave it empty to detect "
+                                   "each file's source as `mamori hunt` does")
         self.source = source
         self.max_line_bytes = max_line_bytes
         self.interval = interval
@@ -127,12 +156,16 @@ class Tailer:
             followed = known if known is not None else _Followed(path, 0)
             self.files[key] = followed
             followed.path = path
-            if path.suffix.lower() == ".evtx":
+            if path.suffix.lower() == ".evtx" or self._whole_file(followed):
                 spooled += self._evtx(key, followed, stat.st_size)
+                continue
+            if self._is_document(followed):
+                spooled += self._document(key, followed, stat.st_size)
                 continue
             if stat.st_size < followed.offset or (followed.head and not self._same_head(followed)):
                 followed.offset = 0  # truncated or rewritten in place: start again
                 followed.head = b""
+                followed.source = followed.preamble = followed.document = None  # it may hold another log now
             spooled += self._lines(key, followed)
         self._save()
         return spooled
@@ -182,10 +215,18 @@ class Tailer:
                 lines.append(raw.decode("utf-8", errors="replace"))
             start = followed.offset
             if lines:
-                fmt = "json" if lines[0].lstrip().startswith("{") else "syslog"
-                origin = f"file:{self.source or fmt}:{followed.path}@{start}"
+                source = self._source_of(followed)
+                if source in WHOLE_FILE_SOURCES:
+                    return total  # the next poll reads it whole
+                if source == ROUTED and not self.source:
+                    fmt, records = "syslog", lines
+                elif source:
+                    fmt, records = source_format(source), self._records(followed, source, start, lines)
+                else:
+                    fmt, records = "json" if lines[0].lstrip().startswith("{") else "syslog", lines
+                origin = f"file:{source or fmt}:{followed.path}@{start}"
                 chunk_key = f"tail:{key}:{start}:{zlib.crc32(chunk):08x}"
-                self._append(Entry(fmt, origin, tuple(lines), time.time_ns(), chunk_key))
+                self._append(Entry(fmt, origin, tuple(records), time.time_ns(), chunk_key))
                 total += len(lines)
             for reason in bad:
                 self._quarantine(followed, reason, b"")
@@ -193,6 +234,106 @@ class Tailer:
             if len(followed.head) < 64:
                 handle.seek(0)
                 followed.head = handle.read(min(64, followed.offset))
+
+    def _whole_file(self, followed: _Followed) -> bool:
+        """Whether a file is read whole (EVTX by its signature, whatever its name), not line by line."""
+        if followed.source is None and not self.source:
+            try:
+                with followed.path.open("rb") as handle:
+                    if handle.read(len(EVTX_MAGIC)) == EVTX_MAGIC:
+                        followed.source = "evtx"
+            except OSError:
+                return False
+        return followed.source in WHOLE_FILE_SOURCES
+
+    def _is_document(self, followed: _Followed) -> bool:
+        """Whether a file is one JSON document over many lines (an array or a pretty-printed object, as
+        exported by consoles): its lines are not records, so it is read whole, as a hunt reads it."""
+        if followed.document is None:
+            try:
+                with followed.path.open("rb") as handle:
+                    head = handle.read(PREAMBLE_BYTES)
+            except OSError:
+                return False
+            first = next((line for line in head.split(b"\n") if line.strip()), b"")
+            if not first.lstrip(b"\xef\xbb\xbf \t\r").startswith((b"{", b"[")) or b"\n" not in head:
+                followed.document = False if b"\n" in head else None  # no whole first line yet: ask again
+                return False
+            try:  # JSON Lines when the first line is one whole object (as ``sources.batch`` tells them)
+                followed.document = not isinstance(orjson.loads(first), dict)
+            except orjson.JSONDecodeError:
+                followed.document = True
+        return bool(followed.document)
+
+    def _document(self, key: str, followed: _Followed, size: int) -> int:
+        """Spool the records of a whole JSON document once its size is stable (as EVTX files), for the
+        reader of its source (``{"Records": [...]}`` envelopes and arrays give one record per item)."""
+        if followed.offset >= size and size > 0:
+            return 0
+        if self._pending_sizes.get(key) != size:  # still being written: wait for a stable size
+            self._pending_sizes[key] = size
+            return 0
+        source = self._source_of(followed)
+        fmt = source_format(source) if source and source not in WHOLE_FILE_SOURCES else "json"
+        label = source or "json"
+        records: list[str] = []
+        total = part = 0
+
+        def flush() -> None:
+            nonlocal part
+            self._append(Entry(fmt, f"file:{label}:{followed.path}#{part}", tuple(records), time.time_ns(),
+                               f"json:{key}:{size}:{part}"))
+            records.clear()
+            part += 1
+
+        for line, text, other in iter_json_values(followed.path, ReadOptions()):
+            if text is None:
+                reason, _, raw = other.partition("\x00")
+                self._quarantine(followed, f"line {line}: {reason}", raw.encode()[:2048])
+                continue
+            records.append(text)
+            total += 1
+            if len(records) >= DOCUMENT_RECORDS:
+                flush()
+        if records:
+            flush()
+        followed.offset = size
+        self._pending_sizes.pop(key, None)
+        return total
+
+    def _source_of(self, followed: _Followed) -> str:
+        """The reader of a file's lines: ``tail_source`` when set, else what ``sniff_source`` says of
+        the file (as ``mamori hunt`` chooses); ``""`` when no reader that takes lines claims it."""
+        if self.source:
+            return self.source
+        if followed.source is None:
+            spec = sniff_source(followed.path)
+            name = spec.name if spec is not None else _FALLBACK
+            followed.source = name if name in WHOLE_FILE_SOURCES or has_record_reader(name) else _FALLBACK
+            log.info("tailing %s as %s", followed.path, followed.source or "json/syslog (no source claims it)")
+        return followed.source
+
+    def _records(self, followed: _Followed, source: str, start: int, lines: list[str]) -> list[str]:
+        """A chunk's records for ``source``'s reader: JSON envelopes opened; a Zeek TSV chunk that does
+        not start the file gets the file's header lines first (its reader needs ``#fields``)."""
+        if source != "zeek":
+            return open_envelopes(lines)
+        if start == 0 or lines[0].startswith("#"):
+            return lines
+        if followed.preamble is None and followed.handle is not None:
+            followed.handle.seek(0)  # the open file: after a rotation its path names the new one
+            followed.preamble = self._preamble(followed.handle.read(PREAMBLE_BYTES))
+        return [*(followed.preamble or ()), *lines]
+
+    @staticmethod
+    def _preamble(head: bytes) -> tuple[str, ...]:
+        """The ``#`` lines a file's first bytes start with (a Zeek TSV log's header); none for others."""
+        found: list[str] = []
+        for raw in head.split(b"\n")[:-1]:  # whole lines only
+            if not raw.startswith(b"#"):
+                break
+            found.append(raw.rstrip(b"\r").decode("utf-8", errors="replace"))
+        return tuple(found)
 
     def _evtx(self, key: str, followed: _Followed, size: int) -> int:
         if followed.offset >= size and size > 0:
