@@ -56,6 +56,12 @@ class Settings:
     playbooks: Path | None = None  # a folder of response playbook YAML files run on case events
     anomaly_interval_seconds: float = 300.0  # UEBA rounds over the newly stored events (0: off)
     anomaly_baseline_days: int = 28  # stored history the behaviour baselines are built from
+    # the organisation's clock for the behaviour baselines' seasons (local office hours, workdays and
+    # weekends, and the times explanations give): an IANA name; built first for Japanese organisations
+    anomaly_timezone: str = "Asia/Tokyo"
+    # an IP geolocation database switching on logon geography (new country, impossible travel): an
+    # IP2Location CSV (IPv4 or IPv6) or a MaxMind GeoLite2 .mmdb (needs `pip install 'mamori[geoip]'`)
+    anomaly_geo_database: Path | None = None
 
     @property
     def db_url(self) -> str:

@@ -14,9 +14,17 @@ from mamori_testing import records_sessions
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from mamori.config import load_settings
 from mamori.detect.anomaly.scenario import Scenario, generate_scenario
+from mamori.errors import MamoriError
 from mamori.events import schema
-from mamori.service.anomaly_worker import RISK_RULE, AnomalySettings, AnomalyWorker, anomaly_rule_id
+from mamori.service.anomaly_worker import (
+    RISK_RULE,
+    AnomalySettings,
+    AnomalyWorker,
+    anomaly_rule_id,
+    anomaly_settings,
+)
 from mamori.store.db import make_engine, migrate
 from mamori.store.lake import Lake
 from mamori.store.records import Alert
@@ -132,14 +140,15 @@ def test_the_anomaly_command_rebuilds_the_baselines_of_a_data_folder_and_shows_t
     migrate(engine)
     engine.dispose()
     lake = Lake(data / "lake", fsync=False)
-    _store_days(lake, scenario.events.filter(pl.col(schema.TIME) < scenario.train_end), 0)
+    stored = _store_days(lake, scenario.events.filter(pl.col(schema.TIME) < scenario.train_end), 0)
     runner = CliRunner()
     before = json.loads(runner.invoke(main, ["anomaly", "status", "--data-dir", str(data)]).output)
     assert before["baselines_built"] is None
     built = runner.invoke(main, ["anomaly", "rebuild", "--data-dir", str(data)])
     assert built.exit_code == 0, built.output
     after = json.loads(runner.invoke(main, ["anomaly", "status", "--data-dir", str(data)]).output)
-    assert after["baselines_built"] and after["scored_up_to_spool_entry"] == 7
+    assert after["baselines_built"] and after["scored_up_to_spool_entry"] == stored
+    assert after["timezone"] == "Asia/Tokyo" and after["peer_groups"] >= 8
     assert "password_spraying" in after["detectors"]
     missing = runner.invoke(main, ["anomaly", "status", "--data-dir", str(tmp_path / "nothing")])
     assert missing.exit_code != 0 and "--data-dir" in missing.output
@@ -238,3 +247,79 @@ def test_a_spraying_spread_over_several_rounds_is_judged_on_its_whole_window(
 def test_without_the_previous_rounds_a_slow_spraying_goes_unseen(
         tmp_path: Path, scenario: Scenario, sessions: sessionmaker[Session]) -> None:
     assert _spraying_round_by_round(tmp_path, scenario, sessions, AnomalySettings(context_seconds=0)) == []
+
+
+GEO_CSV = """\
+"167837696","167837951","JP","Japan","Tokyo","Tokyo","35.6895","139.69171"
+"3405803776","3405804031","DE","Germany","Hessen","Frankfurt","50.11552","8.68417"
+"""
+
+
+def test_a_configured_geolocation_database_switches_logon_geography_on_in_the_service(
+        tmp_path: Path, scenario: Scenario, sessions: sessionmaker[Session]) -> None:
+    (tmp_path / "ip2location.csv").write_text(GEO_CSV, encoding="utf-8")  # 10.1.0.0/24 in Tokyo
+    config = tmp_path / "mamori.toml"
+    config.write_text(f'anomaly_geo_database = "{tmp_path / "ip2location.csv"}"\n', encoding="utf-8")
+    settings = load_settings(config, env={"MAMORI_ANOMALY_TIMEZONE": "Asia/Tokyo"})
+    assert settings.anomaly_geo_database == tmp_path / "ip2location.csv"
+    lake = Lake(tmp_path / "lake", fsync=False)
+    seq = _store_days(lake, scenario.events.filter(pl.col(schema.TIME) < scenario.train_end), 0)
+    worker = AnomalyWorker(lake, sessions, tmp_path / "anomaly", anomaly_settings(settings))
+    worker.run_once(scenario.train_end)
+    assert worker.engine is not None and "geo_logon" in worker.status()["detectors"]  # type: ignore[operator]
+    logon = scenario.events.filter((pl.col("EventID") == "4624") & (pl.col("TargetUserName") == "taro")).tail(1)
+    abroad = logon.with_columns(pl.lit("203.0.113.7").alias("IpAddress"), pl.lit("abroad-1").alias(schema.UID),
+                                (pl.col(schema.TIME) + timedelta(hours=1)).alias(schema.TIME))
+    lake.write(abroad.drop("injected", strict=False), seq, seq + 1)
+    worker.run_once(scenario.train_end + timedelta(hours=1))
+    geo = [a for a in _alerts(sessions) if a.rule_id == anomaly_rule_id("geo_logon")]
+    assert geo and geo[0].user == "taro" and "DE" in geo[0].explanation
+    restarted = AnomalyWorker(lake, sessions, tmp_path / "anomaly", anomaly_settings(settings))
+    assert restarted.engine is not None and "geo_logon" in [d.name for d in restarted.engine.detectors]
+
+
+def test_an_unknown_time_zone_or_a_missing_geolocation_file_stops_the_worker_with_the_setting_named(
+        tmp_path: Path, sessions: sessionmaker[Session]) -> None:
+    lake = Lake(tmp_path / "lake", fsync=False)
+    with pytest.raises(MamoriError, match="anomaly_timezone: unknown time zone 'Asia/Tokio'"):
+        AnomalyWorker(lake, sessions, tmp_path / "anomaly", AnomalySettings(timezone="Asia/Tokio"))
+    with pytest.raises(MamoriError, match=r"nothere\.mmdb: geolocation database not found"):
+        AnomalyWorker(lake, sessions, tmp_path / "anomaly", AnomalySettings(geo_database=tmp_path / "nothere.mmdb"))
+
+
+def test_baselines_saved_for_another_time_zone_are_rebuilt_at_the_next_round(
+        tmp_path: Path, scenario: Scenario, sessions: sessionmaker[Session]) -> None:
+    lake = Lake(tmp_path / "lake", fsync=False)
+    _store_days(lake, scenario.events.filter(pl.col(schema.TIME) < scenario.train_end), 0)
+    utc = AnomalyWorker(lake, sessions, tmp_path / "anomaly", AnomalySettings(timezone="UTC"))
+    utc.run_once(scenario.train_end)
+    tokyo = AnomalyWorker(lake, sessions, tmp_path / "anomaly")
+    assert tokyo.fitted_at == utc.fitted_at
+    tokyo.run_once(scenario.train_end + timedelta(minutes=5))
+    assert tokyo.fitted_at == scenario.train_end + timedelta(minutes=5)
+    assert tokyo.status()["timezone"] == "Asia/Tokyo"
+    zones = {d.calendar.timezone for d in tokyo.engine.detectors if hasattr(d, "calendar")}  # type: ignore[union-attr]
+    assert zones == {"Asia/Tokyo"}
+
+
+def test_a_benign_verdict_outlives_the_daily_refit_and_a_restart_keyed_on_entity_not_bucket(
+        tmp_path: Path, scenario: Scenario, sessions: sessionmaker[Session]) -> None:
+    lake, worker = _scored_week(tmp_path, scenario, sessions)
+    attacks = scenario.events.filter(pl.col(schema.TIME) >= scenario.train_end)
+    lateral = next(i for i in scenario.injections if i.kind == "lateral_movement")
+    spike = next(a for a in _alerts(sessions) if a.rule_id == anomaly_rule_id("logon_hosts_user") and a.user == "taro")
+    assert worker.mark_benign(spike.dedup_key)
+    assert worker.run_once(scenario.end + timedelta(days=2)) == 0  # the refit is due: a fresh baseline
+    assert worker.fitted_at == scenario.end + timedelta(days=2)
+    restarted = AnomalyWorker(lake, sessions, tmp_path / "anomaly")
+    assert restarted.engine is not None and restarted.status()["benign_verdicts"] == 1
+    # the same behaviour a week later, in another ten-minute bucket, stays quiet
+    later = attacks.filter(pl.col(schema.UID).is_in(list(lateral.event_uids))).with_columns(
+        (pl.col(schema.TIME) + timedelta(days=7, minutes=3)).alias(schema.TIME))
+    for engine in (worker.engine, restarted.engine):
+        assert engine is not None
+        assert not [a for a in engine.score(later) if a.detector == "logon_hosts_user" and a.entity == "taro"]
+    # but more than twice the volume judged benign is not (the same factor as over any baseline)
+    thrice = pl.concat([later, *(later.with_columns(pl.col("_host") + f"-{n}", pl.col(schema.UID) + f"-{n}")
+                                 for n in (2, 3))])
+    assert [a for a in restarted.engine.score(thrice) if a.detector == "logon_hosts_user" and a.entity == "taro"]

@@ -16,7 +16,11 @@ event behind them are raised, and a window seen again adds to entity risk once.
 The baselines are built from the last ``baseline_days`` of stored events (up to the newest) once there is history
 (and again every ``refit_days``), and saved with the cursor under ``<data>/anomaly`` after every
 round: they survive a restart. Until a baseline exists nothing is scored: a detector without one
-would call everything new.
+would call everything new. Their seasons follow the organisation's clock (``timezone``, Asia/Tokyo
+unless set), peer groups are computed from the history's behaviour, and logon geography runs when a
+geolocation database is configured; baselines saved under another zone or detector set are rebuilt
+at the next round. An analyst's benign verdicts are kept with the engine and taught again to every
+rebuilt baseline, so they outlive refits and restarts.
 """
 
 from __future__ import annotations
@@ -33,11 +37,15 @@ import polars as pl
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from mamori.config import Settings
 from mamori.detect.anomaly import fields
 from mamori.detect.anomaly.domains import QUERY
-from mamori.detect.anomaly.engine import UebaEngine
-from mamori.detect.anomaly.records import Anomaly, Explanation
+from mamori.detect.anomaly.engine import UebaEngine, default_detectors
+from mamori.detect.anomaly.geo import GeoDatabase, open_geo_database
+from mamori.detect.anomaly.records import Anomaly, Explanation, anomaly_from_record, anomaly_record
 from mamori.detect.anomaly.risk import RiskIncident
+from mamori.detect.anomaly.seasons import DEFAULT_TIMEZONE, Calendar, check_timezone
+from mamori.errors import MamoriError
 from mamori.events import schema
 from mamori.events.frame import concat_frames
 from mamori.service.alerting import AlertBook, apply, draft, settle
@@ -69,6 +77,19 @@ class AnomalySettings:
     # the whole window, not on the slice of it one round stored
     context_seconds: float = 3600.0
     context_rows: int = 1_000_000
+    timezone: str = DEFAULT_TIMEZONE  # the organisation's clock for seasons and explanations
+    geo_database: Path | None = None  # IP2Location CSV or GeoLite2 .mmdb: logon geography on
+
+
+def anomaly_settings(settings: Settings) -> AnomalySettings:
+    """The worker's settings from the service's (``anomaly_*`` fields, the alert throttle)."""
+    return AnomalySettings(
+        settings.anomaly_interval_seconds,
+        settings.anomaly_baseline_days,
+        throttle_seconds=settings.alert_throttle_seconds,
+        timezone=settings.anomaly_timezone,
+        geo_database=settings.anomaly_geo_database,
+    )
 
 
 def is_anomaly_alert(rule_id: str) -> bool:
@@ -122,7 +143,14 @@ class AnomalyWorker:
         self.settings = settings or AnomalySettings()
         self.metrics = metrics or Metrics()
         self.book = AlertBook(self.settings.throttle_seconds)
+        try:
+            self.calendar = Calendar(check_timezone(self.settings.timezone))
+        except ValueError as exc:
+            raise MamoriError(str(exc), where="anomaly_timezone", hint="e.g. Asia/Tokyo, UTC, Europe/Berlin") from exc
+        path = self.settings.geo_database
+        self.geo: GeoDatabase | None = open_geo_database(path) if path is not None else None
         self.engine: UebaEngine | None = None
+        self._stale = False  # the saved baselines were built for another zone or set of detectors
         self.cursor = 0  # spool position up to which stored events were scored
         self.alert_mark = 0  # rule alerts up to this id have added to entity risk
         self.fitted_at: datetime | None = None
@@ -143,7 +171,7 @@ class AnomalyWorker:
             return
         try:
             saved = json.loads(marks.read_text(encoding="utf-8"))
-            self.engine = UebaEngine.load(self.state_dir / "engine")
+            self.engine = UebaEngine.load(self.state_dir / "engine", self.geo)
         except (OSError, ValueError, KeyError) as exc:  # a damaged state is rebuilt from the lake
             log.warning("anomaly state in %s unreadable (%s): the baselines are built again", self.state_dir, exc)
             self.engine = None
@@ -152,6 +180,14 @@ class AnomalyWorker:
         self.fitted_at = datetime.fromisoformat(saved["fitted_at"])
         self.raised = dict(saved.get("raised", {}))
         self.alert_mark = int(saved.get("alert_mark", 0))
+        self._stale = _layout(self.engine) != _layout(self._new_engine())
+        if self._stale:
+            log.info("anomaly baselines in %s were built for another time zone or detector set: rebuilt at the "
+                     "next round", self.state_dir)
+
+    def _new_engine(self) -> UebaEngine:
+        """An engine with every detector the settings ask for (logon geography with a database)."""
+        return UebaEngine(default_detectors(self.geo, self.calendar))
 
     def _save(self) -> None:
         assert self.engine is not None and self.fitted_at is not None
@@ -209,7 +245,11 @@ class AnomalyWorker:
         return {"baselines_built": self.fitted_at.isoformat() if self.fitted_at else None,
                 "scored_up_to_spool_entry": self.cursor,
                 "detectors": [d.name for d in engine.detectors] if engine else [],
+                "timezone": self.calendar.timezone,
+                "geolocation_database": str(self.settings.geo_database) if self.settings.geo_database else None,
+                "peer_groups": len(set(engine.peers.values())) if engine else 0,
                 "allow_listed": len(engine.benign) if engine else 0,
+                "benign_verdicts": len(engine.verdicts) if engine else 0,
                 "alerts_remembered": len(self.raised), "last_error": self.error}
 
     def _round(self, now: datetime) -> int:
@@ -259,7 +299,9 @@ class AnomalyWorker:
         return recent.tail(self.settings.context_rows)
 
     def _refit_due(self, now: datetime) -> bool:
-        return self.fitted_at is not None and now - self.fitted_at >= timedelta(days=self.settings.refit_days)
+        if self.fitted_at is None:
+            return False
+        return self._stale or now - self.fitted_at >= timedelta(days=self.settings.refit_days)
 
     def _fit(self, now: datetime, previous: UebaEngine | None) -> bool:
         """Build the baselines from the stored history; False while there is too little of it. A first
@@ -283,12 +325,15 @@ class AnomalyWorker:
             else 0.0
         if hours < self.settings.min_history_hours:
             return False
-        engine = UebaEngine()
+        engine = self._new_engine()
+        if previous is not None:  # fit teaches the new baselines the analysts' verdicts again
+            engine.verdicts, engine.benign = list(previous.verdicts), set(previous.benign)
         engine.fit(events)
         if previous is not None:
-            engine.benign, engine.risk = previous.benign, previous.risk
+            engine.risk = previous.risk
         self.engine = engine
         self.fitted_at = now
+        self._stale = False
         if not refresh:  # scoring, and risk from rule alerts, start after the history
             self.cursor = max([self.cursor, *(f.end for f in history)])
             with self.sessions() as session:
@@ -380,19 +425,20 @@ def rule_contribution(alert: Alert) -> list[Anomaly]:
 
 def _record_of(anomaly: Anomaly) -> dict[str, object]:
     """What a verdict needs of an anomaly, as JSON."""
-    return {"detector": anomaly.detector, "entity_type": anomaly.entity_type, "entity": anomaly.entity,
-            "time": anomaly.time.isoformat(), "score": anomaly.score, "observed": anomaly.observed,
-            "typical": anomaly.typical, "window": anomaly.window, "peer_group": anomaly.peer_group,
-            "detail": [list(pair) for pair in anomaly.detail]}
+    return anomaly_record(anomaly)
 
 
 def _anomaly_of(record: dict[str, object]) -> Anomaly:
-    detail = record["detail"]
-    assert isinstance(detail, list)
-    return Anomaly(str(record["detector"]), str(record["entity_type"]), str(record["entity"]),
-                   datetime.fromisoformat(str(record["time"])), float(record["score"]),  # type: ignore[arg-type]
-                   float(record["observed"]), float(record["typical"]), str(record["window"]),  # type: ignore[arg-type]
-                   Explanation("", ""), str(record["peer_group"]), (), tuple((str(k), str(v)) for k, v in detail))
+    return anomaly_from_record(record)
+
+
+def _layout(engine: UebaEngine | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The detectors of an engine and the time zones of its seasonal baselines (what a restart with
+    other settings must rebuild)."""
+    if engine is None:
+        return (), ()
+    zones = {str(calendar.timezone) for d in engine.detectors if (calendar := getattr(d, "calendar", None))}
+    return tuple(sorted(d.name for d in engine.detectors)), tuple(sorted(zones))
 
 
 # the columns the detectors read (a stored Windows batch has hundreds): the core ones but the raw text,

@@ -25,7 +25,7 @@ from mamori.config import Settings
 from mamori.detect.sigma.placeholders import read_placeholders
 from mamori.errors import MamoriError
 from mamori.intel.store import IntelStore
-from mamori.service.anomaly_worker import AnomalySettings, AnomalyWorker
+from mamori.service.anomaly_worker import AnomalyWorker, anomaly_settings
 from mamori.service.detection import DetectionStage, load_stage
 from mamori.service.intel_stage import IntelStage
 from mamori.service.metrics import Metrics
@@ -80,9 +80,8 @@ class Service:
         self.tailer: Any = None
         self.cases_worker = GroupingWorker(self.sessions, self.lake, self.cases_bus,
                                            load_rules(settings.grouping_rules), recent=self.recent_events)
-        self.anomaly_worker = AnomalyWorker(self.lake, self.sessions, data / "anomaly", AnomalySettings(
-            settings.anomaly_interval_seconds, settings.anomaly_baseline_days,
-            throttle_seconds=settings.alert_throttle_seconds), self.metrics)
+        self.anomaly_worker = AnomalyWorker(self.lake, self.sessions, data / "anomaly", anomaly_settings(settings),
+                                            self.metrics)
         self._register_gauges()
 
     def _register_gauges(self) -> None:

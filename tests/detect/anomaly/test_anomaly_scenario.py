@@ -4,13 +4,16 @@ engine's baselines, feedback and risk incidents behave as an analyst expects."""
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
 
 from mamori.detect.anomaly.engine import UebaEngine
 from mamori.detect.anomaly.evaluate import ScenarioResult, evaluate_scenario
+from mamori.detect.anomaly.peers import behaviour_peers
 from mamori.detect.anomaly.scenario import Scenario, generate_scenario
+from mamori.detect.anomaly.seasons import Calendar
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +48,38 @@ def test_every_injected_attack_is_found(result: ScenarioResult) -> None:
 def test_false_alarms_stay_at_most_five_per_simulated_day(result: ScenarioResult) -> None:
     assert len(result.false_alarms_per_day) == 7
     assert result.max_false_alarms_per_day <= 5
+
+
+def test_with_the_directory_departments_as_peers_the_bar_holds_too(scenario: Scenario) -> None:
+    result = evaluate_scenario(scenario, departments=True)
+    assert all(result.found.values())
+    assert result.max_false_alarms_per_day <= 5
+
+
+def test_peer_groups_computed_from_behaviour_recover_the_departments(scenario: Scenario) -> None:
+    peers = behaviour_peers(scenario.events.filter(pl.col("_time") < scenario.train_end))
+    user_groups = {u: peers[u] for u in scenario.users}  # every user has a group
+    pairs = {(scenario.departments[u], g) for u, g in user_groups.items()}
+    assert len(pairs) == len(set(scenario.departments.values())) == len(set(user_groups.values())) == 8
+    assert len({peers[h] for h in scenario.hosts if h.startswith("ws")}) == 1
+    assert len({peers[h] for h in scenario.hosts if h.startswith("srv")}) == 1
+    assert peers["ws01"] != peers["srv01"]
+    taro = peers["taro"]  # named by the servers the group logs on to
+    assert taro.startswith("users-") and "srv" in taro
+
+
+def test_judged_on_utc_hours_the_japanese_organisation_would_drown_in_false_alarms(scenario: Scenario) -> None:
+    utc = evaluate_scenario(scenario, UebaEngine(calendar=Calendar("UTC")))
+    assert utc.max_false_alarms_per_day > 100  # Tokyo's afternoon is UTC's office-hours night and so on
+
+
+def test_office_hours_are_local_tokyo_hours_and_explanations_name_the_zone(result: ScenarioResult) -> None:
+    night = next(a for a in result.anomalies if a.detector == "off_hours_logon" and a.entity == "hanako")
+    assert night.time.hour == 18  # 03:12 in Tokyo is 18:12 UTC the day before
+    assert "03:00-03:59 Asia/Tokyo" in night.explanation.en and "03時台（Asia/Tokyo）" in night.explanation.ja
+    spike = next(a for a in result.anomalies if a.detector == "logon_hosts_user" and a.entity == "taro")
+    assert "workdays 08:00-19:00 Asia/Tokyo" in spike.explanation.en  # 14:00 on a Tuesday, local
+    assert "平日 8時〜19時（Asia/Tokyo）" in spike.explanation.ja
 
 
 def test_lateral_movement_explains_observed_against_typical_in_both_languages(result: ScenarioResult) -> None:
@@ -102,6 +137,8 @@ def test_behaviour_vectors_single_out_the_exfiltration_hour_and_name_the_feature
     assert (top.entity, dict(top.detail)["feature"]) == ("srv05", "bytes_out")
     assert top.observed > 50 * top.typical
     assert "送信バイト数" in top.explanation.ja
+    local = top.time.astimezone(ZoneInfo("Asia/Tokyo"))  # the hour on the organisation's clock, zone named
+    assert f"in the hour from {local:%Y-%m-%d %H}:00 Asia/Tokyo" in top.explanation.en
 
 
 def test_each_attack_is_named_by_the_detector_made_for_it(scenario: Scenario, result: ScenarioResult) -> None:
@@ -125,10 +162,12 @@ def test_a_benign_new_logon_target_is_not_new_the_next_time(scenario: Scenario) 
     offhours = next(i for i in scenario.injections if i.kind == "offhours_new_host")
     day = scenario.events.filter(pl.col("_uid").is_in(list(offhours.event_uids)))
     engine = UebaEngine()
-    engine.fit(train, scenario.departments)
+    engine.fit(train)
     first = next(a for a in engine.score(day) if a.detector == "first_seen_user_host")
-    assert first.entity == "hanako" and "ピアグループでも未知" in first.explanation.ja
+    assert first.entity == "hanako" and f"ピアグループ（{first.peer_group}）でも未知" in first.explanation.ja
+    assert first.peer_group.startswith("users-")
+    assert f"none seen among its peers ({first.peer_group})" in first.explanation.en
     fresh = UebaEngine()
-    fresh.fit(train, scenario.departments)
+    fresh.fit(train)
     fresh.mark_benign(first)
     assert [a for a in fresh.score(day) if a.detector == "first_seen_user_host"] == []

@@ -3,7 +3,9 @@
 Detectors are small modules over Polars event batches; each returns :class:`Anomaly` records with
 observed vs typical values, the baseline window, the peer group, the events behind it and an
 explanation in Japanese and English. :class:`UebaEngine` runs them together, learns from analyst
-feedback, scores entity risk with decay and saves/loads its baselines.
+feedback, scores entity risk with decay and saves/loads its baselines. Seasons follow the
+organisation's clock (:class:`Calendar`, Asia/Tokyo by default); peer groups come from behaviour
+(:func:`behaviour_peers`); logon geography reads the database :func:`open_geo_database` opens.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from mamori.detect.anomaly.behaviour import BehaviourVectorDetector
 from mamori.detect.anomaly.domains import DomainNameModel, SuspiciousDomainDetector
 from mamori.detect.anomaly.engine import UebaEngine, default_detectors
 from mamori.detect.anomaly.first_seen import FirstSeenDetector
-from mamori.detect.anomaly.geo import GeoLogonDetector, Ip2LocationCsv, MaxMindDatabase
+from mamori.detect.anomaly.geo import GeoLogonDetector, Ip2LocationCsv, MaxMindDatabase, open_geo_database
 from mamori.detect.anomaly.off_hours import OffHoursDetector
+from mamori.detect.anomaly.peers import behaviour_peers
 from mamori.detect.anomaly.records import Anomaly, Explanation
 from mamori.detect.anomaly.risk import RiskIncident, RiskScorer
+from mamori.detect.anomaly.seasons import Calendar
 from mamori.detect.anomaly.spraying import SprayingDetector
 from mamori.detect.anomaly.syscalls import CallSetModel, NgramSequenceModel, TraceAnomalyModel
 from mamori.detect.anomaly.volume import VolumeDetector
@@ -41,6 +45,7 @@ __all__ = [
     "Anomaly",
     "BeaconingDetector",
     "BehaviourVectorDetector",
+    "Calendar",
     "CallSetModel",
     "DomainNameModel",
     "Explanation",
@@ -58,5 +63,7 @@ __all__ = [
     "TraceAnomalyModel",
     "UebaEngine",
     "VolumeDetector",
+    "behaviour_peers",
     "default_detectors",
+    "open_geo_database",
 ]

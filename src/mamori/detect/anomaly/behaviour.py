@@ -2,7 +2,8 @@
 failed logons, distinct users, processes, connections, distinct destinations and bytes sent.
 Each feature is log-scaled and turned into a robust z-score against the host's own hours in the
 baseline window (median and median absolute deviation, as ECOD scores per-feature tails); a row's
-score is its largest z, so the explanation can name the feature that stands out. (An isolation
+score is its largest z, so the explanation can name the feature that stands out. Hours are split into
+local office hours and the rest on the organisation's clock (``seasons.Calendar``). (An isolation
 forest over the same vectors ranked many-small-deviation rows above a 100x byte spike here.)"""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from mamori.detect.anomaly import fields
 from mamori.detect.anomaly.base import Peers, time_span
 from mamori.detect.anomaly.explain import fmt, window_text
 from mamori.detect.anomaly.records import Anomaly, Explanation
-from mamori.detect.anomaly.volume import office_hours
+from mamori.detect.anomaly.seasons import Calendar
 
 _EVIDENCE = {
     "logons": "ev_logon",
@@ -40,8 +41,10 @@ _JA = {
 }
 
 
-def behaviour_vectors(events: pl.DataFrame) -> pl.DataFrame:
-    """One row per (host, hour): the behaviour features, computed in one grouped pass."""
+def behaviour_vectors(events: pl.DataFrame, calendar: Calendar | None = None) -> pl.DataFrame:
+    """One row per (host, hour): the behaviour features, computed in one grouped pass, and whether the
+    hour is a local office hour."""
+    calendar = calendar or Calendar()
     logon = fields.event_id_in(events, fields.LOGON_SUCCESS)
     failure = fields.event_id_in(events, fields.LOGON_FAILURE)
     process = fields.event_id_in(events, fields.PROCESS_CREATION)
@@ -66,7 +69,7 @@ def behaviour_vectors(events: pl.DataFrame) -> pl.DataFrame:
             pl.col("_uid").filter(dst.is_not_null()).head(20).alias("ev_connection"),
             pl.col("_uid").sort_by(sent, descending=True).head(20).alias("ev_bytes"),
         )
-        .with_columns(office_hours(pl.col("hour")).alias("office"))
+        .with_columns(calendar.office_hours(pl.col("hour")).alias("office"))
     )
 
 
@@ -75,8 +78,10 @@ class BehaviourVectorDetector:
 
     name = "behaviour_vector"
 
-    def __init__(self, min_z: float = 10.0) -> None:
+    def __init__(self, min_z: float = 10.0, calendar: Calendar | None = None) -> None:
         self.min_z = min_z
+        self.calendar = calendar or Calendar()
+        self._overrides: dict[str, float] = {}  # "host|feature" -> a value an analyst called benign
         self._fitted = False
         self._typical = pl.DataFrame(
             schema={"host": pl.Utf8, "office": pl.Boolean, **{f: pl.Float64 for f in FEATURES}}
@@ -98,7 +103,7 @@ class BehaviourVectorDetector:
 
     def fit(self, events: pl.DataFrame, peers: Peers | None = None) -> None:
         """Per host: median and spread of each log feature, and the 99th percentile as typical."""
-        vectors = behaviour_vectors(events)
+        vectors = behaviour_vectors(events, self.calendar)
         logs = vectors.with_columns(pl.col(f).log1p() for f in FEATURES)
         self._median = logs.group_by("host", "office").agg(pl.col(f).median() for f in FEATURES)
         self._spread = (
@@ -114,7 +119,7 @@ class BehaviourVectorDetector:
         """Anomalies for (host, hour) rows far above the host's usual hours in some feature."""
         if not self._fitted:
             raise RuntimeError("detector is not fitted")
-        vectors = behaviour_vectors(events)
+        vectors = behaviour_vectors(events, self.calendar)
         if vectors.is_empty():
             return []
         matrix = self._matrix(vectors)
@@ -128,7 +133,10 @@ class BehaviourVectorDetector:
         out: list[Anomaly] = []
         for row in rows.sort("hour").iter_rows(named=True):
             top = row["top"]
+            if row[top] <= 2.0 * self._overrides.get(f"{row['host']}|{top}", -1.0):
+                continue  # within twice what an analyst called benign for this host and feature
             typical = float(row[f"{top}_typical"] or 0.0)
+            local = f"{self.calendar.clock(row['hour']):%Y-%m-%d %H:%M} {self.calendar.timezone}"
             out.append(
                 Anomaly(
                     self.name,
@@ -140,39 +148,42 @@ class BehaviourVectorDetector:
                     typical,
                     window,
                     Explanation(
-                        en=f"{row['host']} behaved unlike its baseline in the hour from {row['hour']:%H:%M}: "
+                        en=f"{row['host']} behaved unlike its baseline in the hour from {local}: "
                         f"{top} {fmt(row[top])}; typical ≤ {fmt(typical)} (99th percentile per hour)",
-                        ja=f"{row['host']} の {row['hour']:%H:%M} からの1時間の振る舞いがベースラインと異なる: "
+                        ja=f"{row['host']} の {local} からの1時間の振る舞いがベースラインと異なる: "
                         f"{_JA[top]} {fmt(row[top])}。通常は {fmt(typical)} 以下（1時間あたり99パーセンタイル）",
                     ),
                     event_uids=tuple(row[_EVIDENCE[top]]),
-                    detail=(("feature", top), ("hour", row["hour"].isoformat())),
+                    detail=(("feature", top), ("bucket", row["hour"].isoformat())),
                 )
             )
         return out
 
     def learn_benign(self, anomaly: Anomaly) -> None:
-        """Raise the host's typical value of the feature that stood out."""
-        feature = dict(anomaly.detail)["feature"]
-        self._typical = self._typical.with_columns(
-            pl.when(pl.col("host") == anomaly.entity)
-            .then(pl.max_horizontal(pl.col(feature), pl.lit(anomaly.observed)))
-            .otherwise(pl.col(feature))
-            .alias(feature)
-        )
+        """Take the value of the feature that stood out as normal for the host: up to twice it stays quiet
+        in any later hour (a ceiling keyed on host and feature, not on the hour)."""
+        key = f"{anomaly.entity}|{dict(anomaly.detail)['feature']}"
+        self._overrides[key] = max(self._overrides.get(key, 0.0), anomaly.observed)
 
     def state(self) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
         """Per-host medians, spreads and typical values as frames."""
         return {"typical": self._typical, "median": self._median, "spread": self._spread}, {
             "min_z": self.min_z,
             "fitted": self._fitted,
+            "timezone": self.calendar.timezone,
+            "office": list(self.calendar.office),
+            "overrides": self._overrides,
             "start": self._start.isoformat() if self._start else None,
             "end": self._end.isoformat() if self._end else None,
         }
 
     def restore(self, frames: dict[str, pl.DataFrame], settings: dict[str, Any]) -> None:
-        """Take back a saved state."""
+        """Take back a saved state (one saved with UTC office hours is refused: rebuild)."""
+        if "timezone" not in settings:
+            raise ValueError(f"{self.name}: baselines saved with UTC office hours; build them again")
         self._typical, self._median, self._spread = frames["typical"], frames["median"], frames["spread"]
+        self.calendar = Calendar(settings["timezone"], (int(settings["office"][0]), int(settings["office"][1])))
+        self._overrides = {k: float(v) for k, v in settings["overrides"].items()}
         self.min_z, self._fitted = settings["min_z"], settings["fitted"]
         self._start = datetime.fromisoformat(settings["start"]) if settings["start"] else None
         self._end = datetime.fromisoformat(settings["end"]) if settings["end"] else None

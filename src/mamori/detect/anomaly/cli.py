@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def _worker(data_dir: Path | None, config: Path | None) -> AnomalyWorker:
     from mamori.config import load_settings
-    from mamori.service.anomaly_worker import AnomalySettings, AnomalyWorker
+    from mamori.service.anomaly_worker import AnomalyWorker, anomaly_settings
     from mamori.store.db import check_service_records, make_engine, session_factory
     from mamori.store.lake import Lake
 
@@ -26,7 +26,7 @@ def _worker(data_dir: Path | None, config: Path | None) -> AnomalyWorker:
     check_service_records(settings.data_dir, settings.database_url)
     sessions = session_factory(make_engine(settings.db_url))
     return AnomalyWorker(Lake(settings.data_dir / "lake"), sessions, settings.data_dir / "anomaly",
-                         AnomalySettings(settings.anomaly_interval_seconds, settings.anomaly_baseline_days))
+                         anomaly_settings(settings))
 
 
 DATA_DIR = click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),

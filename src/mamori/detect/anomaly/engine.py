@@ -1,5 +1,11 @@
 """The UEBA engine: a set of detectors over the same event batches, an allow-list fed by analyst
-feedback, entity risk scoring, and save/load of everything to one directory."""
+feedback, entity risk scoring, and save/load of everything to one directory.
+
+Peer groups come from the baseline's behaviour (``peers.behaviour_peers``) unless the caller gives
+them. An analyst's benign verdicts are kept as the anomalies themselves and taught again to the
+detectors of a rebuilt engine (:meth:`UebaEngine.relearn`): what a detector learned from a verdict is
+keyed on the entity and the behaviour (a host's volume ceiling, a user's hour, a source), not on the
+time bucket the anomaly happened to fall in, so it outlives refits and restarts."""
 
 from __future__ import annotations
 
@@ -22,9 +28,11 @@ from mamori.detect.anomaly.first_seen import (
 )
 from mamori.detect.anomaly.geo import GeoDatabase, GeoLogonDetector
 from mamori.detect.anomaly.off_hours import OffHoursDetector
+from mamori.detect.anomaly.peers import behaviour_peers
 from mamori.detect.anomaly.persist import read_frames, write_frames
-from mamori.detect.anomaly.records import Anomaly
+from mamori.detect.anomaly.records import Anomaly, anomaly_from_record, anomaly_record
 from mamori.detect.anomaly.risk import RiskIncident, RiskScorer
+from mamori.detect.anomaly.seasons import Calendar
 from mamori.detect.anomaly.spraying import SprayingDetector
 from mamori.detect.anomaly.volume import DEFAULT_METRICS, METRICS_BY_NAME, VolumeDetector
 
@@ -33,11 +41,14 @@ RISK_STATE = "entity_risk"  # the folder, beside the detectors' own, where the e
 _KINDS: dict[str, FirstSeenKind] = {k.name: k for k in (USER_HOST, HOST_PROCESS, PROCESS_PAIR)}
 
 
-def default_detectors(geo: GeoDatabase | None = None) -> list[Detector]:
-    """Every UEBA detector with its default settings (logon geography only with a ``geo`` database)."""
+def default_detectors(geo: GeoDatabase | None = None, calendar: Calendar | None = None) -> list[Detector]:
+    """Every UEBA detector with its default settings (logon geography only with a ``geo`` database);
+    seasonal baselines keep ``calendar``'s local hours and days (default: Asia/Tokyo)."""
+    calendar = calendar or Calendar()
     detectors: list[Detector] = [FirstSeenDetector(k) for k in _KINDS.values()]
-    detectors += [VolumeDetector(m) for m in DEFAULT_METRICS]
-    detectors += [SprayingDetector(), BeaconingDetector(), OffHoursDetector(), BehaviourVectorDetector()]
+    detectors += [VolumeDetector(m, calendar=calendar) for m in DEFAULT_METRICS]
+    detectors += [SprayingDetector(), BeaconingDetector(), OffHoursDetector(calendar=calendar)]
+    detectors.append(BehaviourVectorDetector(calendar=calendar))
     detectors.append(SuspiciousDomainDetector())
     if geo is not None:
         detectors.append(GeoLogonDetector(geo))
@@ -69,15 +80,34 @@ def _blank(name: str, geo: GeoDatabase | None) -> Detector:
 class UebaEngine:
     """Runs the detectors over batches, applies feedback and risk scoring, and persists its state."""
 
-    def __init__(self, detectors: list[Detector] | None = None, risk: RiskScorer | None = None) -> None:
-        self.detectors = detectors if detectors is not None else default_detectors()
+    def __init__(
+        self, detectors: list[Detector] | None = None, risk: RiskScorer | None = None, calendar: Calendar | None = None
+    ) -> None:
+        self.detectors = detectors if detectors is not None else default_detectors(calendar=calendar)
         self.risk = risk or RiskScorer()
         self.benign: set[str] = set()
+        self.verdicts: list[Anomaly] = []  # every anomaly an analyst called benign, taught again after a refit
+        self.peers: Peers = {}
 
     def fit(self, events: pl.DataFrame, peers: Peers | None = None) -> None:
-        """Build every detector's baseline from stored events (``peers``: entity -> peer group)."""
+        """Build every detector's baseline from stored events, then teach it the verdicts this engine
+        holds. ``peers`` (entity -> peer group, e.g. departments from a directory) replaces the groups
+        computed from the events' behaviour."""
+        self.peers = behaviour_peers(events) if peers is None else dict(peers)
         for detector in self.detectors:
-            detector.fit(events, peers)
+            detector.fit(events, self.peers)
+        self.relearn(self.verdicts)
+
+    def relearn(self, verdicts: list[Anomaly]) -> None:
+        """Teach the detectors analysts' earlier benign verdicts (a rebuilt engine starts from baselines
+        that never saw them); the verdicts become this engine's own."""
+        for anomaly in verdicts:
+            for detector in self.detectors:
+                if detector.name == anomaly.detector:
+                    detector.learn_benign(anomaly)
+            self.benign.add(anomaly.key)
+        known = {anomaly_key(a) for a in self.verdicts}
+        self.verdicts += [a for a in verdicts if anomaly_key(a) not in known]
 
     def score(self, events: pl.DataFrame) -> list[Anomaly]:
         """Anomalies of a batch from every detector, minus those an analyst marked benign."""
@@ -96,11 +126,9 @@ class UebaEngine:
         return anomalies, self.risk.add(anomalies)
 
     def mark_benign(self, anomaly: Anomaly) -> None:
-        """An analyst's verdict: the detector learns it and this exact anomaly is allow-listed."""
-        self.benign.add(anomaly.key)
-        for detector in self.detectors:
-            if detector.name == anomaly.detector:
-                detector.learn_benign(anomaly)
+        """An analyst's verdict: the detector learns it, this exact anomaly is allow-listed, and the
+        verdict is kept for the next rebuild of the baselines."""
+        self.relearn([anomaly])
 
     def save(self, directory: Path) -> None:
         """Write every detector's baselines and settings under ``directory``."""
@@ -113,6 +141,8 @@ class UebaEngine:
         manifest = {
             "detectors": [d.name for d in self.detectors],
             "benign": sorted(self.benign),
+            "verdicts": [anomaly_record(a) for a in self.verdicts],
+            "peers": self.peers,
             "risk": {"threshold": self.risk.threshold, "half_life_s": self.risk.half_life.total_seconds()},
         }
         tmp = directory / ".engine.json.tmp"
@@ -136,4 +166,11 @@ class UebaEngine:
             risk.restore(frames["contributions"], frames["raised"])
         engine = cls(detectors, risk)
         engine.benign = set(manifest["benign"])
+        engine.verdicts = [anomaly_from_record(r) for r in manifest.get("verdicts", [])]
+        engine.peers = dict(manifest.get("peers", {}))
         return engine
+
+
+def anomaly_key(anomaly: Anomaly) -> str:
+    """An anomaly's identity with its time: two verdicts on the same behaviour at two times are two."""
+    return f"{anomaly.key}@{anomaly.time.isoformat()}"

@@ -16,6 +16,7 @@ from mamori.detect.anomaly.nslkdd import SYMBOLIC, numeric_fields, read_nsl_kdd
 from mamori.detect.anomaly.records import Anomaly
 from mamori.detect.anomaly.risk import RiskIncident
 from mamori.detect.anomaly.scenario import Injection, Scenario
+from mamori.detect.anomaly.seasons import Calendar
 from mamori.detect.anomaly.sequence_rnn import GruCallModel
 from mamori.detect.anomaly.syscalls import TraceAnomalyModel, load_adfa_ld
 from mamori.detect.anomaly.tabular import TabularKnnModel
@@ -147,13 +148,19 @@ def _matches(anomaly: Anomaly, injection: Injection) -> bool:
     return anomaly.entity == injection.entity and injection.start - slack <= anomaly.time <= injection.end + slack
 
 
-def evaluate_scenario(scenario: Scenario, engine: UebaEngine | None = None) -> ScenarioResult:
-    """Fit on the training weeks, score the last week day by day (as live batches), match anomalies
-    to the injected attacks and count the rest as false alarms."""
-    engine = engine or UebaEngine()
+def evaluate_scenario(
+    scenario: Scenario, engine: UebaEngine | None = None, departments: bool = False
+) -> ScenarioResult:
+    """Fit on the training weeks, score the last week day by day (local days, as live batches), match
+    anomalies to the injected attacks and count the rest as false alarms. Peer groups are computed
+    from behaviour, as the service does, unless ``departments`` asks for the generator's ground truth."""
+    calendar = Calendar(scenario.timezone)
+    engine = engine or UebaEngine(calendar=calendar)
     events = scenario.events
-    engine.fit(events.filter(pl.col("_time") < scenario.train_end), scenario.departments)
-    test = events.filter(pl.col("_time") >= scenario.train_end).with_columns(pl.col("_time").dt.date().alias("_day"))
+    engine.fit(events.filter(pl.col("_time") < scenario.train_end), scenario.departments if departments else None)
+    test = events.filter(pl.col("_time") >= scenario.train_end).with_columns(
+        calendar.local_date(pl.col("_time")).alias("_day")
+    )
     anomalies: list[Anomaly] = []
     incidents: list[RiskIncident] = []
     false_alarms: dict[date, int] = {}
@@ -161,8 +168,7 @@ def evaluate_scenario(scenario: Scenario, engine: UebaEngine | None = None) -> S
         found, raised = engine.score_with_risk(day)
         anomalies += found
         incidents += raised
-        d = day.get_column("_time").min()
-        false_alarms[d.date()] = sum(  # type: ignore[union-attr]
+        false_alarms[day.select(calendar.local_date(pl.col("_time")).min()).item()] = sum(
             1 for a in found if not any(_matches(a, inj) for inj in scenario.injections)
         )
     hit = {inj.kind: any(_matches(a, inj) for a in anomalies) for inj in scenario.injections}

@@ -26,26 +26,38 @@ def volume(
     metric_ja: str,
     observed: float,
     typical: float,
-    bucket: str,
+    bucket: tuple[str, str],
     days: int,
     peer: str,
+    season: tuple[str, str] = ("", ""),
 ) -> Explanation:
-    """A volume spike: observed value against the entity's (or its peers') 99th percentile."""
-    who_en = f" (peer group {peer})" if peer else ""
-    who_ja = f"（ピアグループ {peer}）" if peer else ""
+    """A volume spike: observed value against the entity's (or its peers') 99th percentile in the
+    season (local hours and kind of day, zone named) the bucket falls in; ``bucket`` and ``season``
+    are (English, Japanese)."""
+    who_en = f" of peer group {peer}" if peer else ""
+    who_ja = f"ピアグループ {peer} の" if peer else ""
+    when_en = f", {season[0]}" if season[0] else ""
+    when_ja = f"、{season[1]}" if season[1] else ""
     return Explanation(
-        en=f"{entity} {metric_en}: {fmt(observed)} in {bucket}; typical ≤ {fmt(typical)}, "
-        f"the 99th percentile of the last {days} days{who_en}",
-        ja=f"{entity} の{metric_ja}が {bucket} に {fmt(observed)}。通常は {fmt(typical)} 以下"
-        f"（過去 {days} 日間の99パーセンタイル）{who_ja}",
+        en=f"{entity} {metric_en}: {fmt(observed)} in {bucket[0]}; typical ≤ {fmt(typical)}, "
+        f"the 99th percentile of the last {days} days{who_en}{when_en}",
+        ja=f"{entity} の{metric_ja}が {bucket[1]} に {fmt(observed)}。通常は {fmt(typical)} 以下"
+        f"（{who_ja}過去 {days} 日間の99パーセンタイル{when_ja}）",
     )
 
 
-def first_seen(entity: str, what_en: str, what_ja: str, items: list[str], days: int, peers_seen: int) -> Explanation:
-    """Something never seen for this entity in the baseline window."""
+def first_seen(
+    entity: str, what_en: str, what_ja: str, items: list[str], days: int, peers_seen: int, peer: str = ""
+) -> Explanation:
+    """Something never seen for this entity in the baseline window, and how many of the new items its
+    peer group (named, when it has one) showed."""
     shown = ", ".join(items[:5]) + (f" (+{len(items) - 5})" if len(items) > 5 else "")
-    peers_en = f"; {peers_seen} of them seen among its peers" if peers_seen else "; none seen among its peers"
-    peers_ja = f"。うち {peers_seen} 件はピアグループで既知" if peers_seen else "。ピアグループでも未知"
+    group_en = f" ({peer})" if peer else ""
+    group_ja = f"（{peer}）" if peer else ""
+    peers_en = (f"; {peers_seen} of them seen among its peers{group_en}" if peers_seen
+                else f"; none seen among its peers{group_en}")
+    peers_ja = (f"。うち {peers_seen} 件はピアグループ{group_ja}で既知" if peers_seen
+                else f"。ピアグループ{group_ja}でも未知")
     return Explanation(
         en=f"{entity}: {len(items)} {what_en} not seen in the last {days} days: {shown}{peers_en}",
         ja=f"{entity} が過去 {days} 日間で初めての{what_ja} {len(items)} 件: {shown}{peers_ja}",
@@ -72,11 +84,14 @@ def beaconing(host: str, dest: str, count: int, period: float, jitter: float, pe
     )
 
 
-def off_hours(user: str, hour: int, share: float, days: int) -> Explanation:
-    """A logon at an hour the user is almost never active."""
+def off_hours(user: str, hour: int, share: float, days: int, timezone: str, workday: bool | None) -> Explanation:
+    """A logon at a local hour the user is almost never active, the zone named; ``workday`` says which
+    kind of day the share was taken over (None: every day, when the user's own kind of day was thin)."""
+    days_en = {True: " on workdays", False: " on weekends", None: ""}[workday]
+    days_ja = {True: "平日の", False: "週末の", None: ""}[workday]
     return Explanation(
-        en=f"{user} logged on at {hour:02d}:00-{hour:02d}:59 UTC; in the last {days} days "
-        f"{share:.1%} of their logons fell within an hour of that time",
-        ja=f"{user} が {hour:02d}時台（UTC）にログオン。過去 {days} 日間でこの時間帯（前後1時間）の"
+        en=f"{user} logged on at {hour:02d}:00-{hour:02d}:59 {timezone}; in the last {days} days "
+        f"{share:.1%} of their logons{days_en} fell within an hour of that time",
+        ja=f"{user} が {hour:02d}時台（{timezone}）にログオン。過去 {days} 日間で{days_ja}この時間帯（前後1時間）の"
         f"ログオンは {share:.1%}",
     )

@@ -142,6 +142,7 @@ class FirstSeenDetector:
                         items,
                         days,
                         int(row["peers_seen"]),
+                        row["peer"] or "",
                     ),
                     peer_group=row["peer"] or "",
                     event_uids=tuple(row["_uid"][:100]),

@@ -1,6 +1,9 @@
 """A synthetic organisation for UEBA tests and benchmarks: four weeks of authentication, process and
 network events for 200 users and 50 hosts, with five attacks injected in the last week.
 
+The organisation keeps Japanese hours: every time of day below is on its local clock (``timezone``,
+Asia/Tokyo by default), stored as UTC like any event.
+
 Normal life: each user belongs to a department (its peer group), works office hours on weekdays from
 a primary workstation (shared in shifts: hot-desking), logs on over the network to the department's
 servers, mistypes a password now and then, starts ordinary programs; every host polls the update
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
@@ -104,6 +108,7 @@ class Scenario:
     users: tuple[str, ...]
     hosts: tuple[str, ...]
     departments: dict[str, str]
+    timezone: str = "Asia/Tokyo"  # the organisation's clock: office hours are local hours
 
 
 class _Rows:
@@ -136,11 +141,17 @@ def _ip(host_index: np.ndarray) -> np.ndarray:
 
 
 def generate_scenario(
-    seed: int = 7, users: int = 200, hosts: int = 50, days: int = 28, start: datetime | None = None
+    seed: int = 7,
+    users: int = 200,
+    hosts: int = 50,
+    days: int = 28,
+    start: datetime | None = None,
+    timezone: str = "Asia/Tokyo",
 ) -> Scenario:
-    """Generate the scenario deterministically from ``seed``; the last seven days hold the attacks."""
+    """Generate the scenario deterministically from ``seed``; the last seven days hold the attacks.
+    Days start at local midnight in ``timezone`` (a zone without daylight saving keeps every day 24 h)."""
     rng = np.random.default_rng(seed)
-    start = start or datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
+    start = start or datetime(2026, 3, 2, tzinfo=ZoneInfo(timezone))  # a Monday
     t0 = int(start.timestamp()) * _NS_PER_S
     n_servers = max(hosts // 5, 3)
     n_ws = hosts - n_servers
@@ -290,15 +301,16 @@ def generate_scenario(
     uids = dict(zip(injected["injected"].to_list(), injected[schema.UID].to_list(), strict=True))
     injections = tuple(replace(i, event_uids=frozenset(uids[i.kind])) for i in injections)
     events = events.drop("injected")
-    train_end = start + timedelta(days=days - 7)
+    train_end = (start + timedelta(days=days - 7)).astimezone(UTC)
     return Scenario(
         events=events,
         injections=injections,
         train_end=train_end,
-        end=start + timedelta(days=days),
+        end=(start + timedelta(days=days)).astimezone(UTC),
         users=tuple(str(x) for x in user_names),
         hosts=tuple(str(x) for x in host_names),
         departments={str(user_names[i]): f"dept{dept[i] + 1}" for i in range(users)},
+        timezone=timezone,
     )
 
 

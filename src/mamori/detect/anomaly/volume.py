@@ -1,6 +1,8 @@
 """Volume-spike detectors: counts, distinct counts or sums per entity per time bucket, compared with
 the entity's 99th percentile over the baseline window (its peers' when its own history is thin), with
-separate baselines for office hours and off hours (time-of-day seasonality)."""
+separate baselines per season of the organisation's local clock: workday or weekend, office hours or
+not (time-of-day and day-of-week seasonality). A season with too few buckets of the entity's own (a
+weekend of a nine-to-five user) falls back to the entity's same hours over all days, then to its peers."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import polars as pl
 from mamori.detect.anomaly import explain, fields
 from mamori.detect.anomaly.base import Peers, host_role, time_span
 from mamori.detect.anomaly.records import Anomaly
+from mamori.detect.anomaly.seasons import Calendar
 
 
 @dataclass(frozen=True)
@@ -110,19 +113,11 @@ DEFAULT_METRICS = (
 )
 METRICS_BY_NAME = {m.name: m for m in DEFAULT_METRICS}
 _BUCKET_TEXT = {"10m": ("10 minutes", "10分間"), "1h": ("one hour", "1時間")}
-OFFICE_HOURS = (8, 19)  # UTC hours counted as office time for seasonality
 
 
-def office_hours(moment: pl.Expr) -> pl.Expr:
-    """True within office hours, the busy season of a day. (Splitting weekends off as well made
-    weekend workers' hours look anomalous against night-time baselines in the scenario.)"""
-    hour = moment.dt.hour()
-    return (hour >= OFFICE_HOURS[0]) & (hour < OFFICE_HOURS[1])
-
-
-def _buckets(metric: VolumeMetric, events: pl.DataFrame, evidence: bool = True) -> pl.DataFrame:
-    """Per (entity, bucket start): the value, the office-hours flag and (with ``evidence``) the events
-    behind it."""
+def _buckets(metric: VolumeMetric, events: pl.DataFrame, calendar: Calendar, evidence: bool = True) -> pl.DataFrame:
+    """Per (entity, bucket start): the value, the bucket's season on the organisation's clock (workday
+    or weekend, office hours or not) and (with ``evidence``) the events behind it."""
     rows = metric.select(events).drop_nulls(["entity", "value"])
     value = {
         "count": pl.len().cast(pl.Float64),
@@ -133,22 +128,37 @@ def _buckets(metric: VolumeMetric, events: pl.DataFrame, evidence: bool = True) 
         rows.with_columns(pl.col("_time").dt.truncate(metric.bucket).alias("bucket"))
         .group_by("entity", "bucket")
         .agg(value.alias("observed"), *([pl.col("_uid").head(50).alias("uids")] if evidence else []))
-        .with_columns(office_hours(pl.col("bucket")).alias("office"))
+        .with_columns(
+            calendar.workday(pl.col("bucket")).alias("workday"), calendar.office_hours(pl.col("bucket")).alias("office")
+        )
     )
 
 
-class VolumeDetector:
-    """Flags (entity, bucket) values above ``factor`` × the baseline 99th percentile."""
+def _ceiling(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """The 99th percentile of bucket values and the number of buckets per ``keys``."""
+    return frame.group_by(keys).agg(
+        pl.col("observed").quantile(0.99, "higher").alias("p99"), pl.len().cast(pl.UInt32).alias("n")
+    )
 
-    def __init__(self, metric: VolumeMetric, min_buckets: int = 10) -> None:
+
+_CLASS = ["workday", "office"]
+
+
+class VolumeDetector:
+    """Flags (entity, bucket) values above ``factor`` × the baseline 99th percentile of the bucket's season."""
+
+    def __init__(self, metric: VolumeMetric, min_buckets: int = 10, calendar: Calendar | None = None) -> None:
         self.metric = metric
         self.name = metric.name
         self.min_buckets = min_buckets
+        self.calendar = calendar or Calendar()
         self.peers: Peers = {}
-        self._baseline = pl.DataFrame(
-            schema={"entity": pl.Utf8, "office": pl.Boolean, "p99": pl.Float64, "n": pl.UInt32}
-        )
-        self._peer_baseline = pl.DataFrame(schema={"peer": pl.Utf8, "office": pl.Boolean, "p99": pl.Float64})
+        season = {"workday": pl.Boolean, "office": pl.Boolean, "p99": pl.Float64, "n": pl.UInt32}
+        hours = {"office": pl.Boolean, "p99": pl.Float64, "n": pl.UInt32}
+        self._baseline = pl.DataFrame(schema={"entity": pl.Utf8, **season})
+        self._hours = pl.DataFrame(schema={"entity": pl.Utf8, **hours})
+        self._peer_baseline = pl.DataFrame(schema={"peer": pl.Utf8, **season})
+        self._peer_hours = pl.DataFrame(schema={"peer": pl.Utf8, **hours})
         self._overrides: dict[str, float] = {}
         self._start: datetime | None = None
         self._end: datetime | None = None
@@ -159,37 +169,50 @@ class VolumeDetector:
         everyone = {"user": "all users", "source_ip": "all sources"}
         return self.peers.get(entity, everyone.get(self.metric.entity_type, "all"))
 
+    def _with_peer(self, b: pl.DataFrame) -> pl.DataFrame:
+        peer_of = {e: self._peer(e) for e in b.get_column("entity").unique().to_list()}
+        return b.with_columns(pl.col("entity").replace_strict(peer_of, default="").alias("peer"))
+
     def fit(self, events: pl.DataFrame, peers: Peers | None = None) -> None:
-        """Per entity and time-of-day class: the 99th percentile of bucket values in the window."""
+        """Per entity (and per peer group) and season: the 99th percentile of bucket values in the window."""
         self.peers = dict(peers or {})
-        b = _buckets(self.metric, events, evidence=False)
+        b = self._with_peer(_buckets(self.metric, events, self.calendar, evidence=False))
         self._start, self._end = time_span(events)
-        self._baseline = b.group_by("entity", "office").agg(
-            pl.col("observed").quantile(0.99, "higher").alias("p99"), pl.len().cast(pl.UInt32).alias("n")
+        self._baseline = _ceiling(b, ["entity", *_CLASS])
+        self._hours = _ceiling(b, ["entity", "office"])
+        self._peer_baseline = _ceiling(b, ["peer", *_CLASS])
+        self._peer_hours = _ceiling(b, ["peer", "office"])
+
+    def _typical(self, b: pl.DataFrame) -> pl.DataFrame:
+        """Columns typical (the ceiling a bucket is compared with) and source: "season" (the entity's own
+        season), "hours" (its own same hours over all days) or "peers"."""
+        b = (
+            b.join(self._baseline, on=["entity", *_CLASS], how="left")
+            .join(self._hours.rename({"p99": "p99_h", "n": "n_h"}), on=["entity", "office"], how="left")
+            .join(self._peer_baseline.rename({"p99": "peer_p99", "n": "peer_n"}), on=["peer", *_CLASS], how="left")
+            .join(self._peer_hours.rename({"p99": "peer_p99_h", "n": "peer_n_h"}), on=["peer", "office"], how="left")
         )
-        ents = b.get_column("entity").unique().to_list()
-        b = b.with_columns(pl.col("entity").replace_strict({e: self._peer(e) for e in ents}, default="").alias("peer"))
-        self._peer_baseline = b.group_by("peer", "office").agg(pl.col("observed").quantile(0.99, "higher").alias("p99"))
+        own_season = (pl.col("n").fill_null(0) >= self.min_buckets) & pl.col("p99").is_not_null()
+        own_hours = (pl.col("n_h").fill_null(0) >= self.min_buckets) & pl.col("p99_h").is_not_null()
+        peer = pl.when(pl.col("peer_n").fill_null(0) >= self.min_buckets).then("peer_p99").otherwise("peer_p99_h")
+        return b.with_columns(
+            pl.when(own_season)
+            .then(pl.col("p99"))
+            .when(own_hours)
+            .then(pl.col("p99_h"))
+            .otherwise(pl.max_horizontal(peer, pl.col("p99"), pl.col("p99_h")))
+            .fill_null(0.0)
+            .alias("typical"),
+            pl.when(own_season).then(pl.lit("season")).when(own_hours).then(pl.lit("hours")).otherwise(pl.lit("peers"))
+            .alias("source"),
+        )
 
     def score(self, events: pl.DataFrame) -> list[Anomaly]:
         """Anomalies for buckets whose value exceeds the entity's (or its peers') typical ceiling."""
-        b = _buckets(self.metric, events).filter(pl.col("observed") >= self.metric.min_observed)
+        b = _buckets(self.metric, events, self.calendar).filter(pl.col("observed") >= self.metric.min_observed)
         if b.is_empty():
             return []
-        ents = b.get_column("entity").unique().to_list()
-        b = b.with_columns(pl.col("entity").replace_strict({e: self._peer(e) for e in ents}, default="").alias("peer"))
-        b = b.join(self._baseline, on=["entity", "office"], how="left").join(
-            self._peer_baseline.rename({"p99": "peer_p99"}), on=["peer", "office"], how="left"
-        )
-        own = (pl.col("n").fill_null(0) >= self.min_buckets) & pl.col("p99").is_not_null()
-        b = b.with_columns(
-            pl.when(own)
-            .then(pl.col("p99"))
-            .otherwise(pl.max_horizontal(pl.col("peer_p99"), pl.col("p99")))
-            .fill_null(0.0)
-            .alias("typical"),
-            own.alias("own"),
-        )
+        b = self._typical(self._with_peer(b))
         if self._overrides:
             b = b.with_columns(
                 pl.max_horizontal(
@@ -205,18 +228,19 @@ class VolumeDetector:
             typical = float(row["typical"])
             observed = float(row["observed"])
             ratio = observed / max(typical, 1.0)
-            peer = "" if row["own"] else row["peer"]
+            # the entity's own same hours on every day of the week when its season alone was thin
+            season = self.calendar.season_text(None if row["source"] == "hours" else row["workday"], row["office"])
             text = explain.volume(
                 row["entity"],
                 self.metric.metric_en,
                 self.metric.metric_ja,
                 observed,
                 typical,
-                bucket_en,
+                (bucket_en, bucket_ja),
                 days,
-                peer,
+                row["peer"] if row["source"] == "peers" else "",
+                season,
             )
-            text = type(text)(en=text.en, ja=text.ja.replace(bucket_en, bucket_ja))
             out.append(
                 Anomaly(
                     detector=self.name,
@@ -244,24 +268,37 @@ class VolumeDetector:
         return explain.window_text(self._start, self._end) if self._start and self._end else ""
 
     def learn_benign(self, anomaly: Anomaly) -> None:
-        """Raise the entity's ceiling to the value judged benign."""
+        """Raise the entity's ceiling, in every season, to the value judged benign (keyed on the entity,
+        not on the bucket: the same volume stays quiet on any later day)."""
         self._overrides[anomaly.entity] = max(self._overrides.get(anomaly.entity, 0.0), anomaly.observed)
 
     def state(self) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
         """Baselines as frames; settings, peers and overrides as JSON values."""
         settings = {
             "metric": self.metric.name,
+            "timezone": self.calendar.timezone,
+            "office": list(self.calendar.office),
             "min_buckets": self.min_buckets,
             "peers": self.peers,
             "overrides": self._overrides,
             "start": self._start.isoformat() if self._start else None,
             "end": self._end.isoformat() if self._end else None,
         }
-        return {"baseline": self._baseline, "peer_baseline": self._peer_baseline}, settings
+        frames = {
+            "baseline": self._baseline,
+            "hours": self._hours,
+            "peer_baseline": self._peer_baseline,
+            "peer_hours": self._peer_hours,
+        }
+        return frames, settings
 
     def restore(self, frames: dict[str, pl.DataFrame], settings: dict[str, Any]) -> None:
-        """Take back a saved state."""
-        self._baseline, self._peer_baseline = frames["baseline"], frames["peer_baseline"]
+        """Take back a saved state (one saved before seasons had a day of the week is refused: rebuild)."""
+        if "hours" not in frames or "timezone" not in settings:
+            raise ValueError(f"{self.name}: baselines saved with UTC office hours only; build them again")
+        self._baseline, self._hours = frames["baseline"], frames["hours"]
+        self._peer_baseline, self._peer_hours = frames["peer_baseline"], frames["peer_hours"]
+        self.calendar = Calendar(settings["timezone"], (int(settings["office"][0]), int(settings["office"][1])))
         self.min_buckets, self.peers = settings["min_buckets"], settings["peers"]
         self._overrides = {k: float(v) for k, v in settings["overrides"].items()}
         self._start = datetime.fromisoformat(settings["start"]) if settings["start"] else None
