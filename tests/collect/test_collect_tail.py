@@ -70,6 +70,56 @@ def test_a_restart_resumes_from_the_checkpoint_without_duplicates(tmp_path: Path
     spool.close()
 
 
+def test_an_evtx_file_that_grows_after_it_was_read_gives_only_its_new_records(tmp_path: Path) -> None:
+    samples = sorted(shared_data("evtx-attack-samples").rglob("*.evtx"))
+    sample = next(p for p in samples if 300_000 < p.stat().st_size < 2_000_000)
+    whole = sample.read_bytes()
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    copied = drop / "copied-while-written.evtx"
+    copied.write_bytes(whole[:4096 + 2 * 65536])  # the file header and the first two chunks, so far
+    spool = Spool(tmp_path / "spool")
+    tailer = Tailer([drop], spool, tmp_path / "cp.json")
+    tailer.poll()
+    first = tailer.poll()
+    assert first > 0
+    with copied.open("ab") as handle:  # the rest arrives
+        handle.write(whole[4096 + 2 * 65536:])
+    tailer.poll()
+    second = tailer.poll()
+    ids = [orjson.loads(line)["EventRecordID"] for line in _lines(spool)]
+    assert second > 0 and len(ids) == first + second
+    assert len(set(ids)) == len(ids)  # nothing spooled twice
+    tailer.close()
+    restarted = Tailer([drop], spool, tmp_path / "cp.json")  # the highest record spooled is checkpointed
+    os.utime(copied)
+    restarted.poll()
+    assert restarted.poll() == 0
+    restarted.close()
+    spool.close()
+
+
+def test_an_evtx_file_rewritten_in_place_with_another_log_is_read_whole_again(tmp_path: Path) -> None:
+    samples = [p for p in sorted(shared_data("evtx-attack-samples").rglob("*.evtx")) if 70_000 < p.stat().st_size]
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    log = drop / "Security.evtx"
+    log.write_bytes(samples[1].read_bytes())
+    spool = Spool(tmp_path / "spool")
+    tailer = Tailer([drop], spool, tmp_path / "cp.json")
+    tailer.poll()
+    first = tailer.poll()
+    with log.open("r+b") as handle:  # cleared and written again: the same file, another log
+        handle.truncate(0)
+        handle.write(samples[0].read_bytes())
+    tailer.poll()
+    second = tailer.poll()
+    assert first > 0 and second > 0
+    assert len(_lines(spool)) == first + second
+    tailer.close()
+    spool.close()
+
+
 def test_an_evtx_file_dropped_in_a_folder_is_read_once_it_stops_growing(tmp_path: Path) -> None:
     samples = sorted(shared_data("evtx-attack-samples").rglob("*.evtx"))
     sample = next(p for p in samples if 20_000 < p.stat().st_size < 200_000)

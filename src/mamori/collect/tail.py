@@ -28,11 +28,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
+import polars as pl
 
 from mamori.collect.records import WHOLE_FILE_SOURCES, has_record_reader, open_envelopes, record_sources
 from mamori.collect.spool import Entry, Spool, source_format
 from mamori.collect.syslog_listen import QUARANTINE
 from mamori.errors import MamoriError
+from mamori.events import schema
 from mamori.sources.base import ReadOptions
 from mamori.sources.batch import iter_json_values
 from mamori.sources.registry import sniff_source
@@ -59,6 +61,15 @@ class _Followed:
     source: str | None = None  # the reader of its lines (None: not chosen yet; "": none claims the file)
     preamble: tuple[str, ...] | None = None  # Zeek TSV: the header lines at the file's start
     document: bool | None = None  # a JSON document over many lines (pretty-printed): read whole
+    last_record: int = 0  # EVTX: the highest EventRecordID spooled (a grown file gives only newer records)
+    first_record: str = ""  # EVTX: its first record (id and time) when read: another one means another log
+    modified_ns: int | None = None  # EVTX: its modification time when read (None: not known, older checkpoint)
+
+
+def _first_record(frame: pl.DataFrame) -> str:
+    """What tells an EVTX file's first record: its record id and time."""
+    row = frame.row(0, named=True)
+    return f"{row.get('EventRecordID')}|{row.get(schema.TIME)}"
 
 
 def _identity(stat: os.stat_result) -> str:
@@ -90,11 +101,14 @@ class Tailer:
         if self.checkpoint_file.exists():
             for key, item in orjson.loads(self.checkpoint_file.read_bytes()).items():
                 head = bytes.fromhex(item.get("head", ""))
-                self.files[key] = _Followed(Path(item["path"]), int(item["offset"]), head)
+                self.files[key] = _Followed(Path(item["path"]), int(item["offset"]), head,
+                                            last_record=int(item.get("last_record", 0)),
+                                            first_record=str(item.get("first_record", "")),
+                                            modified_ns=item.get("modified_ns"))
 
     def _save(self) -> None:
-        data = {key: {"path": str(f.path), "offset": f.offset, "head": f.head.hex()}
-                for key, f in self.files.items()}
+        data = {key: {"path": str(f.path), "offset": f.offset, "head": f.head.hex(), "last_record": f.last_record,
+                      "first_record": f.first_record, "modified_ns": f.modified_ns} for key, f in self.files.items()}
         tmp = self.checkpoint_file.with_suffix(".tmp")
         with tmp.open("wb") as handle:
             handle.write(orjson.dumps(data))
@@ -157,7 +171,7 @@ class Tailer:
             self.files[key] = followed
             followed.path = path
             if path.suffix.lower() == ".evtx" or self._whole_file(followed):
-                spooled += self._evtx(key, followed, stat.st_size)
+                spooled += self._evtx(key, followed, stat)
                 continue
             if self._is_document(followed):
                 spooled += self._document(key, followed, stat.st_size)
@@ -335,25 +349,43 @@ class Tailer:
             found.append(raw.rstrip(b"\r").decode("utf-8", errors="replace"))
         return tuple(found)
 
-    def _evtx(self, key: str, followed: _Followed, size: int) -> int:
-        if followed.offset >= size and size > 0:
+    def _evtx(self, key: str, followed: _Followed, stat: os.stat_result) -> int:
+        """Spool a whole-file log (EVTX) once its size is stable, again when it changes: a grown file gives
+        its newer records, one rewritten with another log (of any size) all of them."""
+        size = stat.st_size
+        if followed.offset == size and size > 0 and followed.modified_ns in (None, stat.st_mtime_ns):
             return 0
         if self._pending_sizes.get(key) != size:  # still being written: wait for a stable size
             self._pending_sizes[key] = size
             return 0
         from mamori.sources.evtx import read_evtx
 
+        done = highest = 0
+        first = followed.first_record
         total = 0
         for part, result in enumerate(read_evtx(followed.path)):
-            rows = result.frame.drop([c for c in result.frame.columns if c.startswith("_")]).to_dicts()
+            frame = result.frame
+            if part == 0 and frame.height:
+                first = _first_record(frame)
+                # the same first record: the file grew (copied while written), take its newer records;
+                # another one: a log cleared or replaced in place, read it all
+                done = highest = followed.last_record if first == followed.first_record else 0
+            if "EventRecordID" in frame.columns:
+                ids = frame.get_column("EventRecordID").cast(pl.Int64, strict=False)
+                if done:
+                    frame = frame.filter(ids.fill_null(0) > done)
+                highest = max(highest, int(ids.max() or 0))  # type: ignore[arg-type]
+            rows = frame.drop([c for c in frame.columns if c.startswith("_")]).to_dicts()
             records = [orjson.dumps({k: v for k, v in row.items() if v is not None}).decode() for row in rows]
             if records:
                 self._append(Entry("json", f"file:evtx:{followed.path}#{part}", tuple(records), time.time_ns(),
-                                   f"evtx:{key}:{size}:{part}"))
+                                   f"evtx:{key}:{size}:{stat.st_mtime_ns}:{done}:{part}"))
                 total += len(records)
             for problem in result.problems:
                 self._quarantine(followed, f"{problem.where}: {problem.reason}", problem.raw.encode()[:2048])
         followed.offset = size
+        followed.last_record, followed.first_record = highest, first  # once every record up to it is spooled
+        followed.modified_ns = stat.st_mtime_ns
         self._pending_sizes.pop(key, None)
         return total
 
