@@ -47,6 +47,7 @@ class Settings:
     max_body_bytes: int = 16 * 1024 * 1024
     retention_days: int = 30
     retention_bytes_per_source: int = 0  # 0: no size limit
+    retention_by_source: str = ""  # days kept per source over retention_days, e.g. "fortigate=7, winevtx=365"
     alert_throttle_seconds: float = 3600.0
     default_timezone: str = "UTC"
     print_token: bool = True
@@ -90,6 +91,23 @@ def _convert(name: str, value: Any, where: str) -> Any:
     except (TypeError, ValueError) as exc:
         raise MamoriError(f"setting {name!r} has a bad value {value!r}: {exc}", where=where,
                           hint=f"give {name} as {kind}") from exc
+
+
+def retention_by_source(settings: Settings) -> dict[str, int]:
+    """The ``retention_by_source`` setting as source -> days (``"fortigate=7, winevtx=365"``); an error
+    naming the setting and the entry otherwise."""
+    days: dict[str, int] = {}
+    for entry in filter(None, (part.strip() for part in settings.retention_by_source.split(","))):
+        source, _, value = entry.partition("=")
+        try:
+            kept = int(value)
+        except ValueError:
+            kept = -1
+        if not source.strip() or kept < 0:
+            raise MamoriError(f"retention_by_source: {entry!r} is not source=days", where="retention_by_source",
+                              hint='e.g. retention_by_source = "fortigate=7, winevtx=365" (0: keep for ever)')
+        days[source.strip()] = kept
+    return days
 
 
 def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None,

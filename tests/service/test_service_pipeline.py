@@ -13,7 +13,7 @@ from service_fixtures import WHOAMI_RULE, WHOAMI_RULE_ID, syslog_line, windows_e
 from sqlalchemy import select, update
 
 from mamori.collect.spool import Entry
-from mamori.config import load_settings
+from mamori.config import load_settings, retention_by_source
 from mamori.errors import MamoriError
 from mamori.service import alerting
 from mamori.service.detection import load_stage
@@ -151,3 +151,10 @@ def test_settings_come_from_defaults_then_the_file_then_the_environment(tmp_path
     bad.write_text("prot = 1\n")
     with pytest.raises(MamoriError, match=r"bad.toml: unknown setting 'prot'"):
         load_settings(bad, env={})
+
+
+def test_retention_per_source_is_read_from_the_settings_and_a_bad_entry_is_named() -> None:
+    settings = load_settings(None, env={"MAMORI_RETENTION_BY_SOURCE": "fortigate=7, winevtx = 365,"})
+    assert retention_by_source(settings) == {"fortigate": 7, "winevtx": 365}
+    with pytest.raises(MamoriError, match=r"retention_by_source: 'winevtx:365' is not source=days"):
+        retention_by_source(load_settings(None, env={"MAMORI_RETENTION_BY_SOURCE": "winevtx:365"}))

@@ -109,6 +109,19 @@ def test_retention_keeps_old_events_stored_recently_until_their_own_retention_ru
     assert lake.files() == []
 
 
+def test_a_source_keeps_its_own_retention_over_the_default(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    now = datetime.now(UTC)
+    lake.write(_frame("fortigate", 5, now - timedelta(days=10)), 0, 1)
+    lake.write(_frame("winevtx", 5, now - timedelta(days=100)), 1, 2)
+    lake.write(_frame("syslog", 5, now - timedelta(days=100)), 2, 3)
+    stored_long_ago = (now - timedelta(days=200)).timestamp()
+    for item in lake.files():
+        os.utime(item.path, (stored_long_ago, stored_long_ago))
+    assert lake.apply_retention(30, days_by_source={"fortigate": 7, "winevtx": 365}) == 2
+    assert {f.source for f in lake.files()} == {"winevtx"}
+
+
 def test_migrations_create_every_table_and_run_again_harmlessly(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'records.db'}")
     migrate(engine)

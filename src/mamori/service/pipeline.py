@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import polars as pl
@@ -46,6 +46,7 @@ class PipelineSettings:
     throttle_seconds: float = 3600.0
     retention_days: int = 30
     retention_bytes_per_source: int = 0
+    retention_by_source: dict[str, int] = field(default_factory=dict)  # source -> days, over retention_days
     options: ReadOptions = DEFAULT_OPTIONS
     parse_processes: int = 1  # worker processes parsing and rule-matching the next batches (0: inline)
 
@@ -210,7 +211,8 @@ class Pipeline:
         if now - self._last_maintenance < MAINTENANCE_SECONDS:
             return
         self._last_maintenance = now
-        removed = self.lake.apply_retention(self.settings.retention_days, self.settings.retention_bytes_per_source)
+        removed = self.lake.apply_retention(self.settings.retention_days, self.settings.retention_bytes_per_source,
+                                            days_by_source=self.settings.retention_by_source)
         if removed:
             self.metrics.inc("mamori_retention_files_removed_total", removed)
         self.spool.prune()

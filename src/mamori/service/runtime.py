@@ -21,7 +21,7 @@ from mamori.cases.recent_events import RecentEvents
 from mamori.cases.worker import GroupingWorker
 from mamori.collect.spool import Spool
 from mamori.collect.syslog_listen import InputCounters, SyslogInputs, tls_context
-from mamori.config import Settings
+from mamori.config import Settings, retention_by_source
 from mamori.detect.sigma.placeholders import read_placeholders
 from mamori.errors import MamoriError
 from mamori.intel.store import IntelStore
@@ -70,7 +70,8 @@ class Service:
         self.pipeline = Pipeline(self.spool, self.lake, self.sessions, self.stage, self.metrics, PipelineSettings(
             batch_rows=settings.batch_rows, batch_seconds=settings.batch_seconds,
             throttle_seconds=settings.alert_throttle_seconds, retention_days=settings.retention_days,
-            retention_bytes_per_source=settings.retention_bytes_per_source, options=options,
+            retention_bytes_per_source=settings.retention_bytes_per_source,
+            retention_by_source=retention_by_source(settings), options=options,
             parse_processes=settings.parse_processes), recent=self.recent_events)
         self.pipeline.recover()
         self.counters = InputCounters()

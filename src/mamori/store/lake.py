@@ -13,7 +13,7 @@ import io
 import os
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -138,8 +138,10 @@ class Lake:
             sizes[item.source] = sizes.get(item.source, 0) + item.path.stat().st_size
         return sizes
 
-    def apply_retention(self, days: int, bytes_per_source: int = 0, now: float | None = None) -> int:
-        """Delete the events older than ``days`` and, per source, the oldest days above
+    def apply_retention(self, days: int, bytes_per_source: int = 0, now: float | None = None,
+                        days_by_source: Mapping[str, int] | None = None) -> int:
+        """Delete the events older than ``days`` (or their source's own days in ``days_by_source``: a
+        firewall's logs a week, the domain controllers' a year) and, per source, the oldest days above
         ``bytes_per_source`` (0: no size limit); return the files removed.
 
         An event's age is counted from the later of its own day and the day it was stored (its file's
@@ -149,12 +151,15 @@ class Lake:
         removed = 0
         clock = time.time() if now is None else now
         today = datetime.fromtimestamp(clock, UTC).date()
-        oldest = (today - timedelta(days=days)).isoformat() if days > 0 else None
-        stored_before = clock - days * 86_400
+        own = {_partition_value(source): kept for source, kept in (days_by_source or {}).items()}
         for day_dir in sorted(self.root.glob(f"{DAY}=*")):
             day = day_dir.name.split("=", 1)[1]
-            if oldest and day < oldest:
-                removed += _remove_stored_before(day_dir, stored_before)
+            for src_dir in day_dir.glob(f"{SRC}=*"):
+                kept = own.get(src_dir.name.split("=", 1)[1], days)
+                if kept > 0 and day < (today - timedelta(days=kept)).isoformat():
+                    removed += _remove_stored_before(src_dir, clock - kept * 86_400)
+            with contextlib.suppress(OSError):  # left empty
+                day_dir.rmdir()
         if bytes_per_source > 0:
             by_source: dict[str, list[LakeFile]] = {}
             for item in self.files():
@@ -171,11 +176,11 @@ class Lake:
         return removed
 
 
-def _remove_stored_before(day_dir: Path, cutoff: float) -> int:
-    """Delete the files of a day partition written before ``cutoff`` (epoch seconds), and the folders
-    left empty; return the files removed."""
+def _remove_stored_before(src_dir: Path, cutoff: float) -> int:
+    """Delete the files of a day and source partition written before ``cutoff`` (epoch seconds), and the
+    folder when left empty; return the files removed."""
     removed = 0
-    for path in day_dir.glob("*/*.parquet"):
+    for path in src_dir.glob("*.parquet"):
         try:
             if path.stat().st_mtime >= cutoff:
                 continue
@@ -183,9 +188,8 @@ def _remove_stored_before(day_dir: Path, cutoff: float) -> int:
         except FileNotFoundError:
             continue
         removed += 1
-    for folder in [*day_dir.glob(f"{SRC}=*"), day_dir]:
-        with contextlib.suppress(OSError):  # not empty: newer files, or files still being written
-            folder.rmdir()
+    with contextlib.suppress(OSError):  # not empty: newer files, or files still being written
+        src_dir.rmdir()
     return removed
 
 
