@@ -40,45 +40,38 @@ def test_syslog_over_tls_is_stored_and_the_first_start_prints_an_admin_token(tmp
         assert "OpenAPI: http://127.0.0.1:" in log and "Console: http://127.0.0.1:" in log
         context = ssl.create_default_context(cafile=str(cert))
         context.check_hostname = False
-        frames = b""
-        for n in range(20):
-            message = syslog_line(windows_event(f"tls{n}", "TLSHOST", False)).rstrip(b"\n")
-            frames += str(len(message)).encode() + b" " + message
-        with socket.create_connection(("127.0.0.1", int(process.info["syslog_tls"]))) as raw, \
-                context.wrap_socket(raw, server_hostname="localhost") as sock:
-            sock.sendall(frames)
-            sock.shutdown(socket.SHUT_WR)  # ends the write side of TLS; the service answers with its close
-            try:
-                while sock.recv(4096):
-                    pass
-            except (ssl.SSLError, OSError):
-                pass
-        headers = {"Authorization": f"Bearer {token}"}
-        deadline = time.monotonic() + 30
-        total = 0
-        while time.monotonic() < deadline and total < 20:
-            total = httpx.get(process.url + "/api/v1/events", params={"field": "Computer=TLSHOST"},
-                              headers=headers).json()["total"]
-            time.sleep(0.1)
-        assert total == 20
+        _send_over_tls(int(process.info["syslog_tls"]), context, 20, "TLSHOST")
+        assert _stored(process, token, "TLSHOST", 20) == 20
     finally:
         process.stop()
 
 
 def _send_over_tls(port: int, context: ssl.SSLContext, count: int, host: str) -> None:
+    """``count`` Windows events from ``host`` as octet-counted syslog over TLS."""
     frames = b""
     for n in range(count):
-        message = syslog_line(windows_event(f"mtls{n}", host, False)).rstrip(b"\n")
+        message = syslog_line(windows_event(f"tls{n}", host, False)).rstrip(b"\n")
         frames += str(len(message)).encode() + b" " + message
     with socket.create_connection(("127.0.0.1", port)) as raw, \
             context.wrap_socket(raw, server_hostname="localhost") as sock:
         sock.sendall(frames)
-        sock.shutdown(socket.SHUT_WR)
+        sock.shutdown(socket.SHUT_WR)  # ends the write side of TLS; the service answers with its close
         try:
             while sock.recv(4096):
                 pass
         except (ssl.SSLError, OSError):
             pass
+
+
+def _stored(process: ServiceProcess, token: str, host: str, expected: int) -> int:
+    """The events of ``host`` stored, once there are ``expected`` of them or 30 s have passed."""
+    deadline = time.monotonic() + 30
+    while True:
+        total = int(httpx.get(process.url + "/api/v1/events", params={"field": f"Computer={host}"},
+                              headers={"Authorization": f"Bearer {token}"}).json()["total"])
+        if total >= expected or time.monotonic() > deadline:
+            return total
+        time.sleep(0.1)
 
 
 def _refused(port: int, context: ssl.SSLContext) -> bool:
@@ -113,17 +106,8 @@ def test_syslog_over_tls_with_a_client_ca_takes_only_senders_with_a_certificate_
         signed.check_hostname = False
         signed.load_cert_chain(str(cert), str(key))
         _send_over_tls(port, signed, 10, "MTLSHOST")
-        headers = {"Authorization": f"Bearer {token}"}
-        deadline = time.monotonic() + 30
-        total = 0
-        while time.monotonic() < deadline and total < 10:
-            total = httpx.get(process.url + "/api/v1/events", params={"field": "Computer=MTLSHOST"},
-                              headers=headers).json()["total"]
-            time.sleep(0.1)
-        assert total == 10
-        refused = httpx.get(process.url + "/api/v1/events", params={"field": "Computer=NOCERTHOST"},
-                            headers=headers).json()["total"]
-        assert refused == 0
+        assert _stored(process, token, "MTLSHOST", 10) == 10
+        assert _stored(process, token, "NOCERTHOST", 0) == 0
     finally:
         process.stop()
 
