@@ -242,11 +242,13 @@ def parquet_bytes(part: pl.DataFrame) -> bytes:
     the files come out the same size within 2%) and statistics only on the core columns queries filter
     on (one row group per file: field statistics would rarely skip one). 30% cheaper to write than
     Polars' writer with both, and read back identical. Zstandard level 1: LZ4 files are 70% bigger and
-    no faster to write."""
+    no faster to write. The columns go to the writer as the string views Polars holds: converted to
+    plain Arrow strings (``to_arrow``'s default) every value was copied first, 40 ms of a 10,000-event
+    batch's 120 (the same file bytes either way)."""
     buffer = io.BytesIO()
     core = [name for name in part.columns if name in schema.CORE_SCHEMA]
-    pq.write_table(part.to_arrow(), buffer, compression="zstd", compression_level=1, use_dictionary=False,
-                   write_statistics=core)
+    pq.write_table(part.to_arrow(compat_level=pl.CompatLevel.newest()), buffer, compression="zstd",
+                   compression_level=1, use_dictionary=False, write_statistics=core)
     return buffer.getvalue()
 
 
