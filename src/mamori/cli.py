@@ -233,13 +233,15 @@ def rules_update(source: str | None) -> None:
 @click.option("--placeholders", "placeholder_file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="YAML file of values for the rules' |expand placeholders, e.g. Admins_Workstations: [WS1, WS2].")
 def rules_list(rule_paths: tuple[Path, ...], refused: bool, output_format: str, placeholder_file: Path | None) -> None:
-    """Show the rules that load (by log source and level) and every refusal with its reason."""
+    """Show the rules that load (by log source and level), the meta-filters and the rules each applies
+    to, and every refusal with its reason."""
 
     def run() -> int:
         from collections import Counter
 
         import orjson
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         from mamori.detect.sigma import Detector, load_ruleset
@@ -254,7 +256,12 @@ def rules_list(rule_paths: tuple[Path, ...], refused: bool, output_format: str, 
                 for rule in ruleset.rules:
                     out.write(orjson.dumps({"status": "loaded", "id": rule.id, "title": rule.title,
                                             "level": rule.level, "logsource": rule.logsource.label(),
-                                            "path": rule.path}) + b"\n")
+                                            "path": rule.path, "filters": [f.id for f in rule.filters]}) + b"\n")
+                for meta_filter in ruleset.filters:
+                    out.write(orjson.dumps({"status": "filter", "id": meta_filter.id, "title": meta_filter.title,
+                                            "logsource": meta_filter.logsource.label(), "path": meta_filter.path,
+                                            "rules": [r.id for r in ruleset.rules if meta_filter in r.filters]})
+                              + b"\n")
             for item in ruleset.refused:
                 out.write(orjson.dumps({"status": "refused", "id": item.rule_id, "path": item.path,
                                         "reason": item.reason}) + b"\n")
@@ -274,6 +281,11 @@ def rules_list(rule_paths: tuple[Path, ...], refused: bool, output_format: str, 
                 routed = not any(u.label() == label for u in unrouted)
                 table.add_row(label, str(count), "yes" if routed else "[yellow]no reader yet")
             console.print(table)
+            for meta_filter in ruleset.filters:
+                tuned = [r for r in ruleset.rules if meta_filter in r.filters]
+                console.print(escape(f"filter {meta_filter.title} ({meta_filter.id}, {meta_filter.path}) applies to "
+                                     f"{len(tuned)} rule{'s' if len(tuned) != 1 else ''}: "
+                                     + ", ".join(f"{r.title} ({r.id})" for r in tuned)), soft_wrap=True)
         for item in ruleset.refused:
             console.print(f"[yellow]refused[/] {item.path}: {item.reason}", soft_wrap=True)
         return 0

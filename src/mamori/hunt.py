@@ -259,7 +259,8 @@ def run_hunt(
     files, skipped = discover(paths, source)
     count = workers or max(1, min(os.cpu_count() or 1, 4))
     reports = {str(p): FileReport(str(p), s) for s, p in files}
-    rule_shares = rule_file_shares(rule_sources, count) if fresh_process and count > 1 and files else None
+    rule_shares = (rule_file_shares(rule_sources, count, cache_dir, use_cache)
+                   if fresh_process and count > 1 and files else None)
     if rule_shares is not None:
         shared = _hunt_in_shares(files, rule_shares, options, filters, cache_dir, use_cache, explain_matches,
                                  placeholders)

@@ -11,12 +11,17 @@ layout a folder is one log source, so a share's rules meet fewer kinds of events
 
 Correlation rules need the hits of the rules they name, wherever those were compiled: when any share
 holds one, the split is abandoned (``hunt_in_shares`` gives None) and the hunt runs in one process.
+Meta-filters tune rules wherever those were compiled: every share loads every filter file (found by
+a top-level ``filter:`` key; the list is cached by the files' stamps), and a filter is refused for
+naming no rule only when no share had one to apply it to (``merge_rules``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
+import re
 import shutil
 import struct
 import tempfile
@@ -33,7 +38,13 @@ import polars as pl
 from mamori.detect.sigma.detector_cache import load_detector
 from mamori.detect.sigma.loader import RULE_SUFFIXES
 from mamori.detect.sigma.model import Refusal, Rule
-from mamori.detect.sigma.ruleset import rule_files
+from mamori.detect.sigma.ruleset import (
+    CACHE_VERSION,
+    FILTER_APPLIES_TO_NONE,
+    FILTER_NAMES_NO_RULE,
+    default_cache_dir,
+    rule_files,
+)
 from mamori.errors import MamoriError
 from mamori.events.frame import joined_batch
 from mamori.sources.base import ReadOptions, ReadProblem
@@ -45,6 +56,8 @@ KEEP_OWN_ROWS = 200_000  # a process keeps the batches it read in memory up to t
 MIN_RULE_FILES = 400  # below this, compiling is quick and one process does everything
 BALANCE_SLACK = 1.15  # a folder stays whole in one share while it is at most this much over a fair share
 TICKET = struct.Struct("<I")  # an input file's number, as handed out through a pipe
+_FILTER_KEY = re.compile(rb"^filter[ \t]*:", re.MULTILINE)  # a meta-filter document's top-level key
+_RULE_KEY = re.compile(rb"^(?:detection|correlation)[ \t]*:", re.MULTILINE)
 
 
 @dataclass
@@ -79,30 +92,47 @@ class SharedHunt:
     outcomes: list[ShareOutcome]
 
 
-def rule_file_shares(sources: Sequence[Path], parts: int) -> list[list[Path]] | None:
-    """The rule files of ``sources`` in ``parts`` shares of similar size, folder by folder; None when the
-    rules should not be split (a zip, a missing path, too few files to be worth it)."""
+def rule_file_shares(sources: Sequence[Path], parts: int, cache_dir: Path | None = None,
+                     use_cache: bool = True) -> list[list[Path]] | None:
+    """The rule files of ``sources`` in ``parts`` shares of similar size, folder by folder, each share
+    also holding every meta-filter file (a filter tunes rules in any share); None when the rules should
+    not be split (a zip, a missing path, too few files to be worth it, a file holding both a filter and
+    a rule, which would then load twice)."""
     units: dict[tuple[int, str], list[str]] = {}
     sizes: dict[str, int] = {}
+    stamp = hashlib.blake2b(CACHE_VERSION.encode(), digest_size=20)
     for number, source in enumerate(sources):
         if source.is_dir():
             for path in rule_files(str(source)):  # spelled as ``iter_rule_texts`` gives a rule's path
                 try:
-                    sizes[path] = os.stat(path).st_size
+                    status = os.stat(path)
                 except OSError:
                     continue
+                sizes[path] = status.st_size
+                stamp.update(f"{path}\x00{status.st_size}\x00{status.st_mtime_ns}\x00{status.st_ino}\n".encode())
                 units.setdefault((number, os.path.dirname(path)), []).append(path)
         elif source.is_file() and source.suffix.lower() in RULE_SUFFIXES:
             units.setdefault((number, str(source)), []).append(str(source))
-            sizes[str(source)] = source.stat().st_size
+            status = source.stat()
+            sizes[str(source)] = status.st_size
+            stamp.update(f"{source}\x00{status.st_size}\x00{status.st_mtime_ns}\x00{status.st_ino}\n".encode())
         else:
             return None
     total = sum(sizes.values())
     if parts < 2 or len(sizes) < MIN_RULE_FILES or total == 0:
         return None
+    filters = meta_filter_files(list(sizes), stamp.hexdigest(), cache_dir, use_cache)
+    if filters is None:
+        return None
+    for unit in units.values():  # (the filter files go to every share below, not to one)
+        unit[:] = [p for p in unit if p not in filters]
+    sizes = {p: size for p, size in sizes.items() if p not in filters}
+    total = sum(sizes.values())
     fair = total / parts
     pieces: list[tuple[int, list[str]]] = []
     for paths in units.values():
+        if not paths:
+            continue
         size = sum(sizes[p] for p in paths)
         if size <= fair * BALANCE_SLACK:
             pieces.append((size, paths))
@@ -114,7 +144,43 @@ def rule_file_shares(sources: Sequence[Path], parts: int) -> list[list[Path]] | 
         target = loads.index(min(loads))
         shares[target].extend(paths)
         loads[target] += size
-    return [[Path(p) for p in sorted(share)] for share in shares if share]
+    return [[Path(p) for p in sorted(share + sorted(filters))] for share in shares if share]
+
+
+def meta_filter_files(paths: list[str], stamp: str, cache_dir: Path | None, use_cache: bool = True
+                      ) -> set[str] | None:
+    """The rule files holding a meta-filter document (a top-level ``filter:`` key), remembered in the
+    cache by the files' stamp so a warm hunt reads none of them; None when a file holds a filter and a
+    rule or correlation too (every share would load that rule: the hunt then stays in one process)."""
+    cache_file = (cache_dir or default_cache_dir()) / f"filter-files-{stamp}.txt"
+    if use_cache:
+        try:
+            listed = cache_file.read_text(encoding="utf-8")
+        except OSError:
+            pass
+        else:
+            return None if listed.startswith("\x00mixed") else {line for line in listed.splitlines() if line}
+    found: set[str] = set()
+    mixed = False
+    for path in paths:
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError:
+            continue
+        if _FILTER_KEY.search(data):
+            found.add(path)
+            mixed = mixed or _RULE_KEY.search(data) is not None
+    if use_cache:
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            temporary = cache_file.with_suffix(f".tmp{os.getpid()}")
+            temporary.write_text("\x00mixed\n" if mixed else "".join(f"{p}\n" for p in sorted(found)),
+                                 encoding="utf-8")
+            temporary.replace(cache_file)
+        except OSError:
+            pass  # a cache that cannot be written only costs time
+    return None if mixed else found
 
 
 def hunt_in_shares(files: list[tuple[str, Path]], rule_shares: list[list[Path]], options: ReadOptions,
@@ -329,8 +395,10 @@ def _receive(process: BaseProcess, conn: Connection, expected: str) -> Any:
 
 def merge_rules(outcomes: Sequence[ShareOutcome]) -> tuple[int, list[Refusal], set[tuple[str, str]]]:
     """Rules loaded over all shares, the refusals (with an id loaded twice refused as one process would
-    have: the first file in path order keeps it), and the (id, path) pairs whose detections are dropped."""
-    refused = [r for outcome in outcomes for r in outcome.refused]
+    have: the first file in path order keeps it), and the (id, path) pairs whose detections are dropped.
+    Every share loads every meta-filter file: their refusals count once, and a filter that tunes no rule
+    of one share (it names none there) is refused only when it tuned none in any share."""
+    refused = _merged_refusals(outcomes)
     first: dict[str, str] = {}
     for rule_id, path in sorted((pair for o in outcomes for pair in o.rules), key=lambda pair: pair[1]):
         first.setdefault(rule_id, path)
@@ -339,3 +407,22 @@ def merge_rules(outcomes: Sequence[ShareOutcome]) -> tuple[int, list[Refusal], s
                 for rule_id, path in dropped]
     loaded = sum(len(o.rules) for o in outcomes) - len(dropped)
     return loaded, sorted(refused, key=lambda r: r.path), dropped
+
+
+def _merged_refusals(outcomes: Sequence[ShareOutcome]) -> list[Refusal]:
+    """The shares' refusals, each once (filter files load in every share); a filter's "tunes no rule
+    here" kept only when every share gave it, the more telling reason (a log source no named rule has)
+    first."""
+    out: dict[tuple[str, str, str], Refusal] = {}
+    unused: dict[tuple[str, str], list[Refusal]] = {}
+    for outcome in outcomes:
+        for refusal in outcome.refused:
+            if refusal.reason.startswith((FILTER_NAMES_NO_RULE, FILTER_APPLIES_TO_NONE)):
+                unused.setdefault((refusal.path, refusal.rule_id), []).append(refusal)
+            else:
+                out.setdefault((refusal.path, refusal.reason, refusal.rule_id), refusal)
+    for copies in unused.values():
+        if len(copies) == len(outcomes):
+            kept = min(copies, key=lambda r: r.reason.startswith(FILTER_NAMES_NO_RULE))
+            out[(kept.path, kept.reason, kept.rule_id)] = kept
+    return list(out.values())

@@ -43,6 +43,7 @@ from mamori.detect.sigma.plan import (
     NUMBER,
     REGEX,
     STARTS,
+    TIMEPART,
     PAnd,
     PAtLeast,
     PConst,
@@ -92,6 +93,7 @@ class BatchEvaluator:
         self._keyword_needles: list[str] | None = None
         self._raw_hits: dict[tuple[str, ...], np.ndarray] = {}
         self._ipv4: dict[int, tuple[pa.Array, np.ndarray, np.ndarray]] = {}
+        self._time_parts: dict[int, tuple[pa.Array, pl.DataFrame]] = {}  # (``_time_part_bits``)
         self._pylists: dict[int, tuple[pa.Array, list[str | None]]] = {}
         self._columns = set(frame.columns)
         self._parent: BatchEvaluator | None = None
@@ -449,6 +451,8 @@ class BatchEvaluator:
             return self._cidr_bits(values, arg), False
         if kind == NUMBER:
             return _python_bits(values, _number_check(*arg)), False
+        if kind == TIMEPART:
+            return self._time_part_bits(values, *arg), False
         raise ValueError(f"unknown test kind {kind}")
 
     def _texts(self, values: pa.Array) -> list[str | None]:
@@ -483,6 +487,20 @@ class BatchEvaluator:
                 texts = kernels.take(values, rest).to_pylist()
                 out[rest] = [t is not None and check(t) for t in texts]
         return out
+
+    def _time_part_bits(self, values: pa.Array, part: str, op: str, number: int) -> np.ndarray:
+        """Values whose date-time has ``part`` (minute ... year) compared with ``number`` as ``op``
+        says: the distinct values read as date-times once per batch and field (``time_parts``), then
+        one comparison of a column; a value that is no date-time matches nothing."""
+        root = self._root()
+        known = root._time_parts.get(id(values))
+        if known is None or known[0] is not values:
+            known = root._time_parts[id(values)] = (values, time_parts(values))
+        column = known[1].get_column(part)
+        compare = {"eq": column == number, "gt": column > number, "gte": column >= number,
+                   "lt": column < number, "lte": column <= number}[op]
+        bits: np.ndarray = compare.fill_null(False).to_numpy()
+        return bits
 
     def _fieldref(self, test: Test) -> Bits:
         """A field compared with another field of the same event. Text fields are compared once per
@@ -631,6 +649,43 @@ class BatchEvaluator:
         if isinstance(plan, PConst):
             return np.ones(self.rows, dtype=bool) if plan.value and self.rows else None
         raise TypeError(f"unknown plan {plan!r}")
+
+
+# an ISO 8601 date-time as written (``2024-05-01T03:04:05.123+09:00``, ``2024-05-01 03:04:05Z``, Polars'
+# own ``2024-05-01 03:04:05.123456789+00:00`` for a Datetime column such as ``_time``, or a date alone);
+# "/" between the date's numbers is read too
+_DATE_TIME = r"^\s*(\d{4})[-/](\d{2})[-/](\d{2})(?:(?:T|\s+)(\d{2}):(\d{2}))?"
+# OCSF's timestamps (``time``, ``start_time``): milliseconds since 1970, UTC (11 to 14 digits: the years
+# 1973 to 5138, so a small number such as a count is never read as a time)
+_EPOCH_MS = r"^\s*\d{11,14}\s*$"
+
+
+def time_parts(values: pa.Array) -> pl.DataFrame:
+    """Each value's minute, hour, day, ISO week, month and year (columns of those names; null where the
+    value is no valid date-time, and minute and hour where it has no time). The parts are those written
+    in the value: no time-zone conversion, as the Sigma modifiers appendix says of the time modifiers
+    ("not designed to handle timezone or format conversions"), so ``03:00+09:00`` is hour 3; OCSF's
+    millisecond timestamps are read in UTC."""
+    texts = _utf8(values)
+    groups = texts.str.extract_groups(_DATE_TIME).struct.unnest()
+    numbers = groups.select(pl.all().cast(pl.Int32, strict=False))
+    date = groups.select(pl.concat_str([pl.col("1"), pl.col("2"), pl.col("3")], separator="-")
+                         .str.to_date("%Y-%m-%d", strict=False)).to_series()
+    hour, minute = numbers.get_column("4"), numbers.get_column("5")
+    written = date.is_not_null() & (hour.is_null() | ((hour <= 23) & (minute <= 59)))
+    epoch = pl.Series(texts.str.contains(_EPOCH_MS).fill_null(False))
+    moment = (texts.str.strip_chars().cast(pl.Int64, strict=False).cast(pl.Datetime("ms", "UTC"))
+              .dt.replace_time_zone(None))
+    frame = pl.DataFrame({"date": date, "hour": hour, "minute": minute, "written": written, "epoch": epoch,
+                          "moment": moment})
+    day = pl.when(pl.col("written")).then(pl.col("date")).when(pl.col("epoch")).then(pl.col("moment").dt.date())
+    return frame.select(
+        pl.when(pl.col("written")).then(pl.col("minute")).when(pl.col("epoch")).then(pl.col("moment").dt.minute())
+        .cast(pl.Int64).alias("minute"),
+        pl.when(pl.col("written")).then(pl.col("hour")).when(pl.col("epoch")).then(pl.col("moment").dt.hour())
+        .cast(pl.Int64).alias("hour"),
+        day.dt.day().cast(pl.Int64).alias("day"), day.dt.week().cast(pl.Int64).alias("week"),
+        day.dt.month().cast(pl.Int64).alias("month"), day.dt.year().cast(pl.Int64).alias("year"))
 
 
 def _fieldref_expr(test: Test, mine_name: str, their_name: str) -> pl.Expr:

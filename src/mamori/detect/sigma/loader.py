@@ -2,6 +2,8 @@
 
 YAML is parsed with libyaml (``CSafeLoader``); a broken rule is refused with its file and the reason
 while the others load. Multi-document rule files (``action: global``) are merged as the spec says.
+Meta-filter documents (``filter:`` instead of ``detection:``) load beside the rules; ``ruleset`` applies
+them to the rules they name.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from mamori.detect.sigma.condition import ConditionError, parse_condition
 from mamori.detect.sigma.model import (
     Correlation,
     DetectionItem,
+    Filter,
     Node,
     Or,
     Refusal,
@@ -83,15 +86,16 @@ def parse_rule_text(
     path: str,
     text: str | bytes,
     placeholders: Mapping[str, Sequence[str]] | None = None,
-) -> tuple[list[Rule | Correlation], list[Refusal]]:
-    """Parse one rule file: its rules and correlations, or the refusal saying why it cannot be used."""
+) -> tuple[list[Rule | Correlation | Filter], list[Refusal]]:
+    """Parse one rule file: its rules, correlations and meta-filters, or the refusal saying why it cannot
+    be used."""
     try:
         documents = _load_documents(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else path
         return [], [Refusal(where, f"not valid YAML: {getattr(exc, 'problem', None) or exc}")]
-    out: list[Rule | Correlation] = []
+    out: list[Rule | Correlation | Filter] = []
     refused: list[Refusal] = []
     base: dict[str, Any] = {}
     for number, doc in enumerate(documents):
@@ -113,7 +117,7 @@ def parse_rule_text(
             if "correlation" in merged:
                 out.append(build_correlation(merged, where))
             elif "filter" in merged and "detection" not in merged:
-                raise RuleLoadError("Sigma meta-filter documents are not supported yet")
+                out.append(build_filter(merged, where, placeholders))
             else:
                 out.append(build_rule(merged, where, placeholders))
         except RuleLoadError as exc:
@@ -132,8 +136,8 @@ def _load_documents(text: str | bytes) -> list[Any]:
         except Exception:
             document = None
         else:
-            sections = [document.get(k) for k in ("detection", "correlation")] if isinstance(document, dict) else [
-                document]
+            sections = [document.get(k) for k in ("detection", "correlation", "filter")] if isinstance(
+                document, dict) else [document]
             # walking the parsed sections costs a sixth of searching the text for a word YAML 1.1
             # reads as a boolean (a case-blind search with no literal to skip ahead by)
             if not _reads_differently(sections):
@@ -357,4 +361,63 @@ def build_correlation(doc: Mapping[str, Any], where: str) -> Correlation:
         path=where,
         description=_text(doc.get("description")).strip(),
         name=_text(doc.get("name")),
+    )
+
+
+FILTER_ANY = frozenset({"any", "all"})  # ``filter.rules`` words for every rule of the log source (pySigma)
+
+
+def build_filter(doc: Mapping[str, Any], where: str, placeholders: Mapping[str, Sequence[str]] | None) -> Filter:
+    """Build a meta-filter document (Sigma filters specification 2.x), or raise RuleLoadError with the
+    reason: a title, a log source, and ``filter`` holding ``rules`` (ids or names; ``any``, ``all`` or an
+    empty list for every rule of the log source, as pySigma reads it), its selections and one condition."""
+    title = _text(doc.get("title"))
+    if not title:
+        raise RuleLoadError("the filter has no title")
+    logsource_raw = doc.get("logsource")
+    if not isinstance(logsource_raw, dict):
+        raise RuleLoadError("the filter has no logsource mapping (the filters specification makes it mandatory)")
+    body = doc.get("filter")
+    if not isinstance(body, dict):
+        raise RuleLoadError("filter must be a mapping of rules, selections and a condition")
+    if "rules" not in body:
+        raise RuleLoadError("filter.rules is missing: list the rule ids or names to tune, or write "
+                            "'rules: any' for every rule of the log source")
+    raw_rules = body.get("rules")
+    if isinstance(raw_rules, str):
+        rules: tuple[str, ...] = () if raw_rules.strip().lower() in FILTER_ANY else (raw_rules,)
+    elif isinstance(raw_rules, list) and all(isinstance(r, str | int) for r in raw_rules):
+        rules = tuple(str(r) for r in raw_rules)  # (empty: every rule of the log source)
+    else:
+        raise RuleLoadError("filter.rules must be a rule id or name, a list of them, or 'any'")
+    condition = body.get("condition")
+    if not isinstance(condition, str):
+        raise RuleLoadError("filter.condition must be one condition text, such as 'selection'"
+                            if condition is not None else "filter.condition is missing")
+    selections = []
+    for name, definition in body.items():
+        if name in {"rules", "condition"}:
+            continue
+        try:
+            selections.append(build_selection(str(name), definition, placeholders))
+        except (ValueError_, RuleLoadError) as exc:
+            raise RuleLoadError(f"filter.{name}: {exc}") from exc
+    if not selections:
+        raise RuleLoadError("filter has no selection to match")
+    try:
+        node = parse_condition(condition, [s.name for s in selections])
+    except ConditionError as exc:
+        raise RuleLoadError(f"filter.condition: {exc}") from exc
+    return Filter(
+        id=_text(doc.get("id")) or title,
+        title=title,
+        logsource=LogSource(product=_lower(logsource_raw.get("product")),
+                            category=_lower(logsource_raw.get("category")),
+                            service=_lower(logsource_raw.get("service"))),
+        rules=rules,
+        selections=tuple(selections),
+        condition=node,
+        path=where,
+        description=_text(doc.get("description")).strip(),
+        author=_text(doc.get("author")),
     )

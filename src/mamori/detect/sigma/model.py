@@ -90,6 +90,16 @@ class NullValue:
 
 
 @dataclass(frozen=True)
+class TimePartValue:
+    """A part of a date-time field compared with a number (``|minute``, ``|hour``, ``|day``, ``|week``,
+    ``|month``, ``|year``, alone for equality or with ``|gt``, ``|gte``, ``|lt``, ``|lte``)."""
+
+    part: str  # minute, hour, day, week, month, year
+    op: str  # eq, gt, gte, lt, lte
+    number: int
+
+
+@dataclass(frozen=True)
 class FieldRefValue:
     """Compare with another field of the same event (``|fieldref``), whole or part."""
 
@@ -98,7 +108,8 @@ class FieldRefValue:
     cased: bool = False
 
 
-Value = StrPattern | RegexValue | CidrValue | NumberValue | ExistsValue | NullValue | FieldRefValue
+Value = (StrPattern | RegexValue | CidrValue | NumberValue | ExistsValue | NullValue | FieldRefValue
+         | TimePartValue)
 
 
 @dataclass(frozen=True)
@@ -164,6 +175,35 @@ Node = Ref | OfPattern | Not | And | Or
 
 
 @dataclass(frozen=True)
+class Filter:
+    """A Sigma meta-filter document (filters specification 2.x): a detection of its own whose matches
+    are taken out of the named rules' matches, where those rules' log source is inside the filter's.
+
+    ``rules`` holds the rule ids or names it names; empty for ``any`` / ``all`` (or an empty list, as
+    pySigma reads it): every rule of the log source."""
+
+    id: str
+    title: str
+    logsource: LogSource
+    rules: tuple[str, ...]
+    selections: tuple[Selection, ...]
+    condition: Node
+    path: str
+    description: str = ""
+    author: str = ""
+
+    def applies_to(self, rule: Rule) -> bool:
+        """Whether the filter tunes ``rule``: the rule is named (by id or name, or ``any``) and its log
+        source is inside the filter's (every part the filter gives is the rule's, as pySigma checks)."""
+        named = not self.rules or rule.id in self.rules or (bool(rule.name) and rule.name in self.rules)
+        return named and all(
+            mine is None or mine == theirs
+            for mine, theirs in ((self.logsource.product, rule.logsource.product),
+                                 (self.logsource.category, rule.logsource.category),
+                                 (self.logsource.service, rule.logsource.service)))
+
+
+@dataclass(frozen=True)
 class Rule:
     """A Sigma detection rule with the metadata every detection carries (id and author for the DRL)."""
 
@@ -183,6 +223,9 @@ class Rule:
     date: str = ""
     name: str = ""
     fields: tuple[str, ...] = ()
+    # meta-filters applied (``ruleset``): the rule matches where its condition holds and no filter's
+    # does; its own selections, condition, id and author stay as written
+    filters: tuple[Filter, ...] = ()
 
     def selection(self, name: str) -> Selection:
         """Return the selection called ``name``."""
@@ -249,6 +292,7 @@ class RuleSet:
     digest: str = ""
     plans: dict[str, Plan] = field(default_factory=dict)  # rule id -> compiled plan (see plan.py)
     selection_plans: dict[str, tuple[tuple[str, Plan], ...]] = field(default_factory=dict)  # for explanations
+    filters: list[Filter] = field(default_factory=list)  # meta-filters in use (each applies to some rule)
 
     def by_id(self) -> dict[str, Rule]:
         """Map rule id -> rule."""

@@ -22,6 +22,7 @@ from mamori.detect.sigma.model import (
     DetectionItem,
     ExistsValue,
     FieldRefValue,
+    Filter,
     Node,
     Not,
     NullValue,
@@ -33,6 +34,7 @@ from mamori.detect.sigma.model import (
     Rule,
     Selection,
     StrPattern,
+    TimePartValue,
     Value,
 )
 
@@ -48,6 +50,7 @@ EXISTS = "exists"  # arg: bool
 NULL = "null"
 FIELDREF = "fieldref"  # arg: (other field, mode)
 ANY = "any"  # the field has a value (``*``)
+TIMEPART = "timepart"  # arg: (part, op, number): a part of a date-time value compared with a number
 
 _REGEX_META = set("\\.+*?()|[]{}^$")
 
@@ -183,6 +186,8 @@ def _new_value_plan(field: str | None, value: Value) -> Plan:
         return PTest(Test(field, NULL, None, True))
     if isinstance(value, FieldRefValue):
         return PTest(Test(field, FIELDREF, (value.field, value.mode), value.cased))
+    if isinstance(value, TimePartValue):
+        return PTest(Test(field, TIMEPART, (value.part, value.op, value.number), True))
     raise TypeError(f"unknown value {value!r}")
 
 
@@ -252,10 +257,20 @@ def rule_plan(rule: Rule) -> Plan:
 
 def rule_plans(rule: Rule) -> tuple[Plan, SelectionPlans]:
     """The whole rule as one plan, and each selection's plan (what explanations evaluate: which
-    selections held); the rule plan shares the selections' plan objects."""
+    selections held); the rule plan shares the selections' plan objects. A rule tuned by meta-filters
+    holds where its condition does and none of theirs does (``(rule) and not (filter)``, as pySigma
+    rewrites the condition); the selection plans stay the rule's own."""
     selections = {s.name: selection_plan(s) for s in rule.selections}
     plan = condition_plan(rule.condition, selections, [s.name for s in rule.selections])
+    if rule.filters:
+        plan = PAnd((plan, *(PNot(filter_plan(f)) for f in rule.filters)))
     return plan, tuple(selections.items())
+
+
+def filter_plan(meta_filter: Filter) -> Plan:
+    """A meta-filter's condition over its own selections, as one plan."""
+    selections = {s.name: selection_plan(s) for s in meta_filter.selections}
+    return condition_plan(meta_filter.condition, selections, [s.name for s in meta_filter.selections])
 
 
 def plan_tests(plan: Plan) -> list[Test]:

@@ -15,14 +15,15 @@ import os
 import pickle
 import stat
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from mamori.detect.sigma.correlation import check_chains
 from mamori.detect.sigma.loader import RULE_SUFFIXES, iter_rule_texts, parse_rule_text
-from mamori.detect.sigma.model import Correlation, Refusal, Rule, RuleSet
+from mamori.detect.sigma.model import Correlation, Filter, Refusal, Rule, RuleSet
 from mamori.detect.sigma.plan import Plan, SelectionPlans, rule_plans
 
-CACHE_VERSION = "mamori-sigma-6"  # bump when the model or plan classes change
+CACHE_VERSION = "mamori-sigma-7"  # bump when the model or plan classes change
 PARALLEL_THRESHOLD = 400  # files; below this a worker pool costs more than it saves
 
 
@@ -35,13 +36,13 @@ def default_cache_dir() -> Path:
     return Path(base) / "mamori"
 
 
-Parsed = tuple[list[Rule | Correlation], list[Refusal], dict[str, tuple[Plan, SelectionPlans]]]
+Parsed = tuple[list[Rule | Correlation | Filter], list[Refusal], dict[str, tuple[Plan, SelectionPlans]]]
 
 
 def _parse_chunk(args: tuple[list[tuple[str, bytes]], Mapping[str, Sequence[str]] | None]) -> Parsed:
     """Parse and compile a share of the rule files (runs in a worker process on a cold start)."""
     chunk, placeholders = args
-    items: list[Rule | Correlation] = []
+    items: list[Rule | Correlation | Filter] = []
     refused: list[Refusal] = []
     plans: dict[str, tuple[Plan, SelectionPlans]] = {}
     for path, text in chunk:
@@ -183,12 +184,16 @@ def _parse_all(texts: list[tuple[str, bytes]], placeholders: Mapping[str, Sequen
     return items, refused, plans
 
 
-def _assemble(items: list[Rule | Correlation], refused: list[Refusal], key: str,
+def _assemble(items: list[Rule | Correlation | Filter], refused: list[Refusal], key: str,
               plans_by_path: dict[str, tuple[Plan, SelectionPlans]]) -> RuleSet:
-    """Order rules by path, refuse duplicate ids, split rules from correlations."""
+    """Order rules by path, refuse duplicate ids, split rules from correlations, apply the meta-filters."""
     ruleset = RuleSet(digest=key, refused=sorted(refused, key=lambda r: r.path))
     seen: dict[str, str] = {}
+    filters: list[Filter] = []
     for item in sorted(items, key=lambda i: i.path):
+        if isinstance(item, Filter):
+            filters.append(item)
+            continue
         if item.id in seen:
             ruleset.refused.append(Refusal(item.path, f"duplicate rule id {item.id} (first in {seen[item.id]})",
                                            item.id))
@@ -199,9 +204,55 @@ def _assemble(items: list[Rule | Correlation], refused: list[Refusal], key: str,
         else:
             ruleset.rules.append(item)
             ruleset.plans[item.id], ruleset.selection_plans[item.id] = plans_by_path[item.path]
+    apply_filters(ruleset, filters)
     ruleset.correlations, chain_refusals = check_chains(ruleset.correlations, ruleset.rules)  # loops, lost fields
     ruleset.refused.extend(chain_refusals)
     return ruleset
+
+
+# (``hunt_shares`` merges these two refusals over the shares: a filter may tune rules of another share)
+FILTER_NAMES_NO_RULE = "the filter names no loaded rule"
+FILTER_APPLIES_TO_NONE = "the filter applies to no rule"
+
+
+def apply_filters(ruleset: RuleSet, filters: Sequence[Filter]) -> None:
+    """Tune the rules with the meta-filters that apply to them (``Filter.applies_to``): each such rule
+    gets the filter (keeping its own id, author and selections) and its plan made again, now
+    ``(rule) and not (filter)``; the workers compiled the rules before any filter was known. A filter
+    naming no loaded rule, or applying to none (a log source no named rule has), is refused with the
+    reason; a filter id met twice is refused the second time."""
+    if not filters:
+        return
+    seen: dict[str, str] = {}
+    used: list[Filter] = []
+    for meta_filter in filters:
+        if meta_filter.id in seen:
+            ruleset.refused.append(Refusal(meta_filter.path, f"duplicate filter id {meta_filter.id} "
+                                           f"(first in {seen[meta_filter.id]})", meta_filter.id))
+        else:
+            seen[meta_filter.id] = meta_filter.path
+            used.append(meta_filter)
+    known = {r.id for r in ruleset.rules} | {r.name for r in ruleset.rules if r.name}
+    tuned: dict[str, int] = {}
+    for position, rule in enumerate(ruleset.rules):
+        mine = tuple(f for f in used if f.applies_to(rule))
+        if mine:
+            rule = ruleset.rules[position] = replace(rule, filters=rule.filters + mine)
+            ruleset.plans[rule.id] = rule_plans(rule)[0]  # (the selection plans stay the rule's own)
+            for meta_filter in mine:
+                tuned[meta_filter.id] = tuned.get(meta_filter.id, 0) + 1
+    for meta_filter in used:
+        if meta_filter.id in tuned:
+            ruleset.filters.append(meta_filter)
+            continue
+        named = [r for r in meta_filter.rules if r in known]
+        if meta_filter.rules and not named:
+            reason = f"{FILTER_NAMES_NO_RULE}: {', '.join(meta_filter.rules)}; name loaded rules by id or name"
+        else:
+            reason = (f"{FILTER_APPLIES_TO_NONE}: no {'named ' if named else ''}rule has a log source inside "
+                      f"{meta_filter.logsource.label()} (product/category/service)")
+        ruleset.refused.append(Refusal(meta_filter.path, reason, meta_filter.id))
+    ruleset.refused.sort(key=lambda r: r.path)
 
 
 def write_in_child(write: Callable[[], None]) -> None:

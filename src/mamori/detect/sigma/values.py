@@ -24,6 +24,7 @@ from mamori.detect.sigma.model import (
     NumberValue,
     RegexValue,
     StrPattern,
+    TimePartValue,
     Value,
 )
 
@@ -31,7 +32,11 @@ TRANSFORMS = {"base64", "base64offset", "wide", "utf16le", "utf16be", "utf16", "
 POSITION = {"contains", "startswith", "endswith"}
 REGEX_FLAGS = {"i", "m", "s", "ignorecase", "multiline", "dotall"}
 NUMERIC = {"gt", "gte", "lt", "lte"}
-KNOWN = TRANSFORMS | POSITION | REGEX_FLAGS | NUMERIC | {
+# time modifiers (modifiers appendix 2.1.0): the part of a date-time value, and the numbers it can be
+# (ISO weeks run to 53; the appendix says 52, but a year that starts on a Thursday has 53)
+TIME_PARTS = {"minute": (0, 59), "hour": (0, 23), "day": (1, 31), "week": (1, 53), "month": (1, 12),
+              "year": (None, None)}
+KNOWN = TRANSFORMS | POSITION | REGEX_FLAGS | NUMERIC | set(TIME_PARTS) | {
     "all", "re", "cidr", "exists", "expand", "fieldref", "cased", "neq"}
 WINDASH_CHARS = "-/\u2013\u2014\u2015"
 WINDASH_MAX_VARIANTS = 32
@@ -178,6 +183,8 @@ def _build_values(
     if isinstance(raw, list | dict):
         raise ValueError_(f"a value must be a scalar, not {type(raw).__name__}")
     cased = "cased" in mods
+    if any(m in TIME_PARTS for m in mods):
+        return (_time_part(raw, mods),)
     numeric = [m for m in mods if m in NUMERIC]
     if numeric:
         try:
@@ -241,6 +248,33 @@ def _build_values(
         elif mod == "endswith":
             variants = [_wrap(v, start=True, end=False) for v in variants]
     return tuple(StrPattern(tuple(v), cased) for v in _dedupe(variants))
+
+
+def _time_part(raw: Any, mods: Sequence[str]) -> TimePartValue:
+    """``|hour: 3``, ``|hour|gte: 22``: a part of the field's date-time compared with a whole number.
+    Refused: another modifier beside it (but ``neq``, ``cased``), two parts, a value that is not a whole
+    number, and for equality a number the part never takes (hour 24)."""
+    parts = [m for m in mods if m in TIME_PARTS]
+    numeric = [m for m in mods if m in NUMERIC]
+    others = [m for m in mods if m not in TIME_PARTS and m not in NUMERIC and m not in {"neq", "cased"}]
+    if len(parts) > 1 or len(numeric) > 1 or others:
+        raise ValueError_(f"the {parts[0]} modifier takes one of gt, gte, lt, lte (or neq) beside it, "
+                          f"not {'|'.join(parts[1:] + numeric[1:] + others)}")
+    part = parts[0]
+    number: int | None = None
+    written_whole = isinstance(raw, str) and re.fullmatch(r"\s*[-+]?\d+\s*", raw) is not None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        number = raw
+    elif (isinstance(raw, float) and raw.is_integer()) or written_whole:
+        number = int(raw)
+    if number is None:
+        raise ValueError_(f"the {part} modifier needs a whole number (the {part} of the field's date-time), "
+                          f"got {raw!r}")
+    op = numeric[0] if numeric else "eq"
+    low, high = TIME_PARTS[part]
+    if op == "eq" and low is not None and high is not None and not low <= number <= high:
+        raise ValueError_(f"the {part} modifier's number is between {low} and {high}, got {number}")
+    return TimePartValue(part, op, number)
 
 
 def _latin_or_utf8(tokens: list[tuple[str, str]], modifier: str) -> bytes:
