@@ -328,10 +328,15 @@ def _id(name: str) -> str:
     return f"__ocsf_id_{name}"
 
 
-@functools.lru_cache(maxsize=256)
+PLANS_KEPT = 16  # plans remembered (a few sources' usual column sets); each holds 0.2-0.4 MB of expressions
+
+
+@functools.lru_cache(maxsize=PLANS_KEPT)
 def _plan(table: OcsfTable, relevant: tuple[tuple[str, pl.DataType], ...]) -> _Plan:
-    """The plan for batches having the ``relevant`` columns (cached: every batch of a source has much
-    the same columns)."""
+    """The plan for batches having the ``relevant`` columns (cached: every batch of a single-format
+    source has the same columns). A stream of mixed Windows events gives nearly every batch a column
+    set of its own (its few rare events bring rare fields), so few plans are kept: building one takes
+    about 5 ms, and 256 of them grew a parser process by some 100 MB."""
     dtypes = dict(relevant)
     picks: dict[str, pl.Expr] = {}
     key: set[str] = set()
