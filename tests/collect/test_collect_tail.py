@@ -100,7 +100,7 @@ def test_an_evtx_file_that_grows_after_it_was_read_gives_only_its_new_records(tm
 
 
 def test_an_evtx_file_rewritten_in_place_with_another_log_is_read_whole_again(tmp_path: Path) -> None:
-    samples = [p for p in sorted(shared_data("evtx-attack-samples").rglob("*.evtx")) if 70_000 < p.stat().st_size]
+    samples = [p for p in sorted(shared_data("evtx-attack-samples").rglob("*.evtx")) if p.stat().st_size > 70_000]
     drop = tmp_path / "drop"
     drop.mkdir()
     log = drop / "Security.evtx"
