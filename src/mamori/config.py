@@ -63,6 +63,12 @@ class Settings:
     # an IP geolocation database switching on logon geography (new country, impossible travel): an
     # IP2Location CSV (IPv4 or IPv6) or a MaxMind GeoLite2 .mmdb (needs `pip install 'mamori[geoip]'`)
     anomaly_geo_database: Path | None = None
+    # unsupervised models over host and user behaviour vectors, comma-separated: ecod (batch, refitted
+    # with the baselines), half_space (streaming half-space trees); empty: none
+    anomaly_vector_models: str = "ecod,half_space"
+    # each vector model's false-alarm budget per entity kind (host, user) and day: its threshold is the score
+    # that many of the baseline's entity-hours a day reach
+    anomaly_vector_alerts_per_day: float = 0.25
 
     @property
     def db_url(self) -> str:

@@ -3,10 +3,12 @@
 Every ``interval`` the worker reads the lake files written since its last round (a cursor on the
 spool ranges the files hold, so each stored event is scored once, late arrivals included) and scores
 them with the UEBA engine (``detect.anomaly``): first-seen, volume spikes, spraying, beaconing,
-off-hours, rare domains, behaviour vectors, and entity risk, to which the rule alerts stored since
-the last round add their points too (by level). Each anomaly becomes an alert through
-the same drafting as rule detections (de-duplicated per detector and entity, the events behind it
-linked, the explanation in English and Japanese), so incidents group them with the rest.
+off-hours, rare domains, behaviour vectors (robust z-scores, ECOD and streaming half-space trees, which
+learn from each round's complete hours), and entity risk, to which the rule and indicator-match alerts
+stored since the last round add their points too (by level, for their user, host and source
+address). Each anomaly becomes an alert through the same drafting as rule detections (de-duplicated
+per detector and entity, the events behind it linked, the explanation in English and Japanese), so
+incidents group them with the rest.
 
 A round scores its new events together with the last hour of the previous rounds' (``context_seconds``,
 at most ``context_rows``): a window-based behaviour (spraying per 30 minutes, volumes per hour) is
@@ -40,7 +42,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from mamori.config import Settings
 from mamori.detect.anomaly import fields
 from mamori.detect.anomaly.domains import QUERY
-from mamori.detect.anomaly.engine import UebaEngine, default_detectors
+from mamori.detect.anomaly.engine import (
+    DEFAULT_VECTOR_MODELS,
+    VECTOR_ALERTS_PER_DAY,
+    UebaEngine,
+    default_detectors,
+    vector_models,
+)
 from mamori.detect.anomaly.geo import GeoDatabase, open_geo_database
 from mamori.detect.anomaly.records import Anomaly, Explanation, anomaly_from_record, anomaly_record
 from mamori.detect.anomaly.risk import RiskIncident
@@ -60,6 +68,7 @@ AUTHOR = "Mamori UEBA"
 ANOMALY_RULE_PREFIX = "mamori-anomaly-"
 RISK_RULE = "mamori-anomaly-entity-risk"
 RAISED_KEPT = 20_000  # anomaly alerts remembered for an analyst's "benign" verdict
+INTEL_RULE_PREFIX = "intel:"  # rule id of an indicator match's alert: intel:<indicator id> (service.intel_stage)
 RULE_POINTS = {"informational": 5.0, "low": 10.0, "medium": 20.0, "high": 40.0, "critical": 60.0}
 
 
@@ -79,6 +88,10 @@ class AnomalySettings:
     context_rows: int = 1_000_000
     timezone: str = DEFAULT_TIMEZONE  # the organisation's clock for seasons and explanations
     geo_database: Path | None = None  # IP2Location CSV or GeoLite2 .mmdb: logon geography on
+    # unsupervised models over host and user behaviour vectors (``ecod``, streaming ``half_space`` trees;
+    # empty: none), each with a false-alarm budget per entity kind and simulated day
+    vector_models: tuple[str, ...] = DEFAULT_VECTOR_MODELS
+    vector_alerts_per_day: float = VECTOR_ALERTS_PER_DAY
 
 
 def anomaly_settings(settings: Settings) -> AnomalySettings:
@@ -89,6 +102,8 @@ def anomaly_settings(settings: Settings) -> AnomalySettings:
         throttle_seconds=settings.alert_throttle_seconds,
         timezone=settings.anomaly_timezone,
         geo_database=settings.anomaly_geo_database,
+        vector_models=tuple(m.strip() for m in settings.anomaly_vector_models.split(",") if m.strip()),
+        vector_alerts_per_day=settings.anomaly_vector_alerts_per_day,
     )
 
 
@@ -147,6 +162,10 @@ class AnomalyWorker:
             self.calendar = Calendar(check_timezone(self.settings.timezone))
         except ValueError as exc:
             raise MamoriError(str(exc), where="anomaly_timezone", hint="e.g. Asia/Tokyo, UTC, Europe/Berlin") from exc
+        try:
+            vector_models(self.settings.vector_models)
+        except ValueError as exc:
+            raise MamoriError(str(exc), where="anomaly_vector_models", hint="e.g. ecod,half_space (or empty)") from exc
         path = self.settings.geo_database
         self.geo: GeoDatabase | None = open_geo_database(path) if path is not None else None
         self.engine: UebaEngine | None = None
@@ -187,7 +206,8 @@ class AnomalyWorker:
 
     def _new_engine(self) -> UebaEngine:
         """An engine with every detector the settings ask for (logon geography with a database)."""
-        return UebaEngine(default_detectors(self.geo, self.calendar))
+        return UebaEngine(default_detectors(self.geo, self.calendar, self.settings.vector_models,
+                                            self.settings.vector_alerts_per_day))
 
     def _save(self) -> None:
         assert self.engine is not None and self.fitted_at is not None
@@ -414,13 +434,25 @@ def _touching(anomalies: list[Anomaly], events: pl.DataFrame) -> list[Anomaly]:
 
 
 def rule_contribution(alert: Alert) -> list[Anomaly]:
-    """A rule alert's share of entity risk: its level's points, for its user and for its host."""
+    """A rule alert's share of entity risk: its level's points, for its user, its host and its source
+    address. An indicator match (threat intelligence, rule id ``intel:<indicator id>``) is named as one,
+    not as a Sigma rule."""
     seen = alert.first_seen if alert.first_seen.tzinfo else alert.first_seen.replace(tzinfo=UTC)
-    text = Explanation(f"Sigma rule '{alert.rule_title}' ({alert.level}) matched {alert.count} event(s)",
-                       f"Sigmaルール「{alert.rule_title}」（{alert.level}）が {alert.count} 件のイベントに一致")
-    return [Anomaly(f"rule {alert.rule_id}", entity_type, entity, seen, RULE_POINTS.get(alert.level, 10.0),
+    if alert.rule_id.startswith(INTEL_RULE_PREFIX):
+        indicator = alert.rule_id.removeprefix(INTEL_RULE_PREFIX)
+        what = f"indicator match {alert.rule_id}"
+        text = Explanation(
+            f"Indicator match '{alert.rule_title}' (indicator {indicator}, {alert.level}) in {alert.count} event(s)",
+            f"脅威インテリジェンスの指標「{alert.rule_title}」（指標 {indicator}、{alert.level}）が "
+            f"{alert.count} 件のイベントに一致")
+    else:
+        what = f"rule {alert.rule_id}"
+        text = Explanation(f"Sigma rule '{alert.rule_title}' ({alert.level}) matched {alert.count} event(s)",
+                           f"Sigmaルール「{alert.rule_title}」（{alert.level}）が {alert.count} 件のイベントに一致")
+    entities = (("user", alert.user), ("host", alert.host), ("source_ip", alert.ip))
+    return [Anomaly(what, entity_type, entity, seen, RULE_POINTS.get(alert.level, 10.0),
                     float(alert.count), 0.0, "", text, event_uids=tuple((alert.event_uids or [])[:20]))
-            for entity_type, entity in (("user", alert.user), ("host", alert.host)) if entity]
+            for entity_type, entity in entities if entity]
 
 
 def _record_of(anomaly: Anomaly) -> dict[str, object]:

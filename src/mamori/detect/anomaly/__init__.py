@@ -5,7 +5,9 @@ observed vs typical values, the baseline window, the peer group, the events behi
 explanation in Japanese and English. :class:`UebaEngine` runs them together, learns from analyst
 feedback, scores entity risk with decay and saves/loads its baselines. Seasons follow the
 organisation's clock (:class:`Calendar`, Asia/Tokyo by default); peer groups come from behaviour
-(:func:`behaviour_peers`); logon geography reads the database :func:`open_geo_database` opens.
+(:func:`behaviour_peers`); logon geography reads the database :func:`open_geo_database` opens. Over
+host and user behaviour vectors run ECOD (batch) and half-space trees (streaming), which name the
+features behind a score.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from typing import TYPE_CHECKING
 from mamori.detect.anomaly.beaconing import BeaconingDetector
 from mamori.detect.anomaly.behaviour import BehaviourVectorDetector
 from mamori.detect.anomaly.domains import DomainNameModel, SuspiciousDomainDetector
+from mamori.detect.anomaly.ecod import EcodDetector
 from mamori.detect.anomaly.engine import UebaEngine, default_detectors
 from mamori.detect.anomaly.first_seen import FirstSeenDetector
 from mamori.detect.anomaly.geo import GeoLogonDetector, Ip2LocationCsv, MaxMindDatabase, open_geo_database
+from mamori.detect.anomaly.half_space import HalfSpaceTreesDetector
 from mamori.detect.anomaly.off_hours import OffHoursDetector
 from mamori.detect.anomaly.peers import behaviour_peers
 from mamori.detect.anomaly.records import Anomaly, Explanation
@@ -48,9 +52,11 @@ __all__ = [
     "Calendar",
     "CallSetModel",
     "DomainNameModel",
+    "EcodDetector",
     "Explanation",
     "FirstSeenDetector",
     "GeoLogonDetector",
+    "HalfSpaceTreesDetector",
     "Ip2LocationCsv",
     "MaxMindDatabase",
     "NgramSequenceModel",

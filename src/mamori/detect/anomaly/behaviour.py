@@ -4,7 +4,8 @@ Each feature is log-scaled and turned into a robust z-score against the host's o
 baseline window (median and median absolute deviation, as ECOD scores per-feature tails); a row's
 score is its largest z, so the explanation can name the feature that stands out. Hours are split into
 local office hours and the rest on the organisation's clock (``seasons.Calendar``). (An isolation
-forest over the same vectors ranked many-small-deviation rows above a 100x byte spike here.)"""
+forest over the same vectors ranked many-small-deviation rows above a 100x byte spike here.) The
+population-wide models over these vectors and users' are ``ecod.py`` and ``half_space.py``."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from mamori.detect.anomaly.explain import fmt, window_text
 from mamori.detect.anomaly.records import Anomaly, Explanation
 from mamori.detect.anomaly.seasons import Calendar
 
-_EVIDENCE = {
+EVIDENCE = {
     "logons": "ev_logon",
     "failures": "ev_failure",
     "users": "ev_logon",
@@ -30,7 +31,7 @@ _EVIDENCE = {
     "bytes_out": "ev_bytes",
 }
 FEATURES = ("logons", "failures", "users", "processes", "connections", "destinations", "bytes_out")
-_JA = {
+JA_NAMES = {
     "logons": "ログオン数",
     "failures": "ログオン失敗数",
     "users": "ユーザー数",
@@ -41,9 +42,10 @@ _JA = {
 }
 
 
-def behaviour_vectors(events: pl.DataFrame, calendar: Calendar | None = None) -> pl.DataFrame:
+def behaviour_vectors(events: pl.DataFrame, calendar: Calendar | None = None, evidence: bool = True) -> pl.DataFrame:
     """One row per (host, hour): the behaviour features, computed in one grouped pass, and whether the
-    hour is a local office hour."""
+    hour is a local office hour; with ``evidence``, the first events behind each feature too (a baseline
+    needs none: leaving them out makes a rebuild over millions of events faster)."""
     calendar = calendar or Calendar()
     logon = fields.event_id_in(events, fields.LOGON_SUCCESS)
     failure = fields.event_id_in(events, fields.LOGON_FAILURE)
@@ -63,11 +65,17 @@ def behaviour_vectors(events: pl.DataFrame, calendar: Calendar | None = None) ->
             dst.is_not_null().sum().cast(pl.Float64).alias("connections"),
             dst.drop_nulls().n_unique().cast(pl.Float64).alias("destinations"),
             sent.sum().alias("bytes_out"),
-            pl.col("_uid").filter(logon | failure).head(20).alias("ev_logon"),
-            pl.col("_uid").filter(failure).head(20).alias("ev_failure"),
-            pl.col("_uid").filter(process).head(20).alias("ev_process"),
-            pl.col("_uid").filter(dst.is_not_null()).head(20).alias("ev_connection"),
-            pl.col("_uid").sort_by(sent, descending=True).head(20).alias("ev_bytes"),
+            *(
+                (
+                    pl.col("_uid").filter(logon | failure).head(20).alias("ev_logon"),
+                    pl.col("_uid").filter(failure).head(20).alias("ev_failure"),
+                    pl.col("_uid").filter(process).head(20).alias("ev_process"),
+                    pl.col("_uid").filter(dst.is_not_null()).head(20).alias("ev_connection"),
+                    pl.col("_uid").sort_by(sent, descending=True).head(20).alias("ev_bytes"),
+                )
+                if evidence
+                else ()
+            ),
         )
         .with_columns(calendar.office_hours(pl.col("hour")).alias("office"))
     )
@@ -103,7 +111,7 @@ class BehaviourVectorDetector:
 
     def fit(self, events: pl.DataFrame, peers: Peers | None = None) -> None:
         """Per host: median and spread of each log feature, and the 99th percentile as typical."""
-        vectors = behaviour_vectors(events, self.calendar)
+        vectors = behaviour_vectors(events, self.calendar, evidence=False)
         logs = vectors.with_columns(pl.col(f).log1p() for f in FEATURES)
         self._median = logs.group_by("host", "office").agg(pl.col(f).median() for f in FEATURES)
         self._spread = (
@@ -151,9 +159,9 @@ class BehaviourVectorDetector:
                         en=f"{row['host']} behaved unlike its baseline in the hour from {local}: "
                         f"{top} {fmt(row[top])}; typical ≤ {fmt(typical)} (99th percentile per hour)",
                         ja=f"{row['host']} の {local} からの1時間の振る舞いがベースラインと異なる: "
-                        f"{_JA[top]} {fmt(row[top])}。通常は {fmt(typical)} 以下（1時間あたり99パーセンタイル）",
+                        f"{JA_NAMES[top]} {fmt(row[top])}。通常は {fmt(typical)} 以下（1時間あたり99パーセンタイル）",
                     ),
-                    event_uids=tuple(row[_EVIDENCE[top]]),
+                    event_uids=tuple(row[EVIDENCE[top]]),
                     detail=(("feature", top), ("bucket", row["hour"].isoformat())),
                 )
             )

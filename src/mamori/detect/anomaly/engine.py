@@ -19,6 +19,7 @@ from mamori.detect.anomaly.base import Detector, Peers
 from mamori.detect.anomaly.beaconing import BeaconingDetector
 from mamori.detect.anomaly.behaviour import BehaviourVectorDetector
 from mamori.detect.anomaly.domains import SuspiciousDomainDetector
+from mamori.detect.anomaly.ecod import EcodDetector
 from mamori.detect.anomaly.first_seen import (
     HOST_PROCESS,
     PROCESS_PAIR,
@@ -27,6 +28,7 @@ from mamori.detect.anomaly.first_seen import (
     FirstSeenKind,
 )
 from mamori.detect.anomaly.geo import GeoDatabase, GeoLogonDetector
+from mamori.detect.anomaly.half_space import HalfSpaceTreesDetector
 from mamori.detect.anomaly.off_hours import OffHoursDetector
 from mamori.detect.anomaly.peers import behaviour_peers
 from mamori.detect.anomaly.persist import read_frames, write_frames
@@ -34,6 +36,8 @@ from mamori.detect.anomaly.records import Anomaly, anomaly_from_record, anomaly_
 from mamori.detect.anomaly.risk import RiskIncident, RiskScorer
 from mamori.detect.anomaly.seasons import Calendar
 from mamori.detect.anomaly.spraying import SprayingDetector
+from mamori.detect.anomaly.vector_models import VectorModelDetector
+from mamori.detect.anomaly.vectors import KINDS
 from mamori.detect.anomaly.volume import DEFAULT_METRICS, METRICS_BY_NAME, VolumeDetector
 
 RISK_STATE = "entity_risk"  # the folder, beside the detectors' own, where the entity risk so far is kept
@@ -41,14 +45,39 @@ RISK_STATE = "entity_risk"  # the folder, beside the detectors' own, where the e
 _KINDS: dict[str, FirstSeenKind] = {k.name: k for k in (USER_HOST, HOST_PROCESS, PROCESS_PAIR)}
 
 
-def default_detectors(geo: GeoDatabase | None = None, calendar: Calendar | None = None) -> list[Detector]:
+# the unsupervised models over behaviour vectors, by the name settings give them
+VECTOR_MODELS: dict[str, type[VectorModelDetector]] = {"ecod": EcodDetector, "half_space": HalfSpaceTreesDetector}
+DEFAULT_VECTOR_MODELS = ("ecod", "half_space")
+VECTOR_ALERTS_PER_DAY = 0.25  # each vector model's false-alarm budget per entity kind (see vector_models.py)
+
+
+def vector_models(names: tuple[str, ...], calendar: Calendar | None = None,
+                  alerts_per_day: float = VECTOR_ALERTS_PER_DAY) -> list[Detector]:
+    """The unsupervised models ``names`` asks for (``ecod``, ``half_space``), each over host and user
+    behaviour vectors; a ValueError names an unknown model and the known ones."""
+    unknown = sorted(set(names) - set(VECTOR_MODELS))
+    if unknown:
+        raise ValueError(f"unknown behaviour-vector model(s) {', '.join(unknown)}: "
+                         f"choose among {', '.join(VECTOR_MODELS)}")
+    return [VECTOR_MODELS[n](kind, calendar, alerts_per_day) for n in dict.fromkeys(names) for kind in KINDS]
+
+
+def default_detectors(
+    geo: GeoDatabase | None = None,
+    calendar: Calendar | None = None,
+    models: tuple[str, ...] = DEFAULT_VECTOR_MODELS,
+    alerts_per_day: float = VECTOR_ALERTS_PER_DAY,
+) -> list[Detector]:
     """Every UEBA detector with its default settings (logon geography only with a ``geo`` database);
-    seasonal baselines keep ``calendar``'s local hours and days (default: Asia/Tokyo)."""
+    seasonal baselines keep ``calendar``'s local hours and days (default: Asia/Tokyo). ``models`` are the
+    unsupervised models over behaviour vectors (ECOD, streaming half-space trees; empty: none), each
+    with a budget of ``alerts_per_day`` false alarms per entity kind."""
     calendar = calendar or Calendar()
     detectors: list[Detector] = [FirstSeenDetector(k) for k in _KINDS.values()]
     detectors += [VolumeDetector(m, calendar=calendar) for m in DEFAULT_METRICS]
     detectors += [SprayingDetector(), BeaconingDetector(), OffHoursDetector(calendar=calendar)]
     detectors.append(BehaviourVectorDetector(calendar=calendar))
+    detectors += vector_models(models, calendar, alerts_per_day)
     detectors.append(SuspiciousDomainDetector())
     if geo is not None:
         detectors.append(GeoLogonDetector(geo))
@@ -70,6 +99,9 @@ def _blank(name: str, geo: GeoDatabase | None) -> Detector:
         return SuspiciousDomainDetector()
     if name == BehaviourVectorDetector.name:
         return BehaviourVectorDetector()
+    prefix, _, kind = name.rpartition("_")
+    if prefix in VECTOR_MODELS and kind in KINDS:
+        return VECTOR_MODELS[prefix](kind)
     if name == GeoLogonDetector.name:
         if geo is None:
             raise ValueError("saved state has the logon-geography detector: pass the geolocation database")

@@ -95,3 +95,30 @@ def off_hours(user: str, hour: int, share: float, days: int, timezone: str, work
         ja=f"{user} が {hour:02d}時台（{timezone}）にログオン。過去 {days} 日間で{days_ja}この時間帯（前後1時間）の"
         f"ログオンは {share:.1%}",
     )
+
+
+def vector_outlier(
+    entity: str,
+    local: str,
+    model: tuple[str, str],
+    score: float,
+    threshold: float,
+    features: list[tuple[str, str, float, float, float]],
+    season: tuple[str, str],
+    window: str,
+) -> Explanation:
+    """An entity-hour an unsupervised model (``model``: English and Japanese name) scored above its
+    threshold, naming the features behind the score, each as (name, Japanese name, observed, typical,
+    share of the score): typical is the entity's own 99th percentile per hour in the season."""
+    parts_en = "; ".join(f"{en} {fmt(obs)} (typical ≤ {fmt(typ)}, {share:.0%} of the score)"
+                         for en, _, obs, typ, share in features)
+    parts_ja = "、".join(f"{ja} {fmt(obs)}（通常は {fmt(typ)} 以下、スコアの {share:.0%}）"
+                         for _, ja, obs, typ, share in features)
+    return Explanation(
+        en=f"{entity} behaved unlike its baseline in the hour from {local} ({model[0]} score {score:.1f}, "
+        f"alert threshold {threshold:.1f}): {parts_en}; typical is its 99th percentile per hour, "
+        f"{season[0]}, baseline {window}",
+        ja=f"{entity} の {local} からの1時間の振る舞いがベースラインと異なる（{model[1]}スコア {score:.1f}、"
+        f"しきい値 {threshold:.1f}）: {parts_ja}。通常値は1時間あたりの99パーセンタイル（{season[1]}、"
+        f"ベースライン {window}）",
+    )
