@@ -30,6 +30,17 @@ def _entries(spool: Spool) -> list[Entry]:
     return list(spool.read(0, 1_000_000, 0.05))
 
 
+def _tailed_once(path: Path, tmp_path: Path) -> list[Entry]:
+    """The spool entries of one poll of ``path`` by a fresh tailer."""
+    spool = Spool(tmp_path / "spool")
+    tailer = Tailer([path], spool, tmp_path / "cp.json")
+    tailer.poll()
+    tailer.close()
+    entries = _entries(spool)
+    spool.close()
+    return entries
+
+
 def _parsed(entries: list[Entry]) -> Parsed:
     return parse_entries([e for e in entries if e.fmt != "quarantine"], OPTIONS)
 
@@ -51,12 +62,7 @@ def test_tailed_auditd_and_zeek_logs_give_the_events_a_hunt_gives(tmp_path: Path
     folder.mkdir()
     for name in ("audit.log", "dns.log"):
         shutil.copy(SOURCES / name, folder / name)
-    spool = Spool(tmp_path / "spool")
-    tailer = Tailer([folder], spool, tmp_path / "cp.json")
-    tailer.poll()
-    tailer.close()
-    entries = _entries(spool)
-    spool.close()
+    entries = _tailed_once(folder, tmp_path)
     assert sorted(e.fmt for e in entries) == [source_format("auditd"), source_format("zeek")]
     parsed = _parsed(entries)
     for name, source in (("audit.log", "auditd"), ("dns.log", "zeek")):
@@ -97,12 +103,7 @@ def test_a_tailed_cloudtrail_envelope_gives_one_event_per_record(tmp_path: Path)
     document = orjson.loads(gzip.decompress((SOURCES / "cloudtrail_records.json.gz").read_bytes()))
     log = tmp_path / "trail.json"
     log.write_bytes(orjson.dumps(document) + b"\n")
-    spool = Spool(tmp_path / "spool")
-    tailer = Tailer([log], spool, tmp_path / "cp.json")
-    tailer.poll()
-    tailer.close()
-    entries = _entries(spool)
-    spool.close()
+    entries = _tailed_once(log, tmp_path)
     assert [e.fmt for e in entries] == [source_format("cloudtrail")]
     parsed = _parsed(entries)
     assert parsed.frame.get_column("eventName").to_list() == [r["eventName"] for r in document["Records"]]
@@ -131,12 +132,7 @@ def test_tail_source_names_the_reader_and_an_unknown_one_is_refused(tmp_path: Pa
 def test_a_file_no_reader_claims_is_spooled_as_json_or_syslog_lines(tmp_path: Path) -> None:
     plain = tmp_path / "app.log"
     plain.write_text("service started\nCEF:0|V|P|1|42|Name|5|src=10.0.0.1\n")
-    spool = Spool(tmp_path / "spool")
-    tailer = Tailer([plain], spool, tmp_path / "cp.json")
-    tailer.poll()
-    tailer.close()
-    entries = _entries(spool)
-    spool.close()
+    entries = _tailed_once(plain, tmp_path)
     assert [(e.fmt, e.origin.split(":")[1]) for e in entries] == [("syslog", "syslog")]
     parsed = _parsed(entries)
     assert parsed.frame.get_column(schema.SOURCE).to_list() == ["syslog", "cef"]  # each line to its reader
@@ -146,12 +142,7 @@ def test_a_syslog_file_sends_each_message_to_the_reader_of_its_product(tmp_path:
     relay = tmp_path / "remote.log"  # a relay's file: several devices' messages behind syslog headers
     relay.write_text("<38>Jan  2 03:04:06 web1 sshd[812]: Accepted publickey for alice from 192.0.2.4 port 5022\n"
                      "<134>Jan  2 03:04:07 fw01 CEF:0|V|P|1|42|Name|5|src=10.0.0.1 act=blocked\n")
-    spool = Spool(tmp_path / "spool")
-    tailer = Tailer([relay], spool, tmp_path / "cp.json")
-    tailer.poll()
-    tailer.close()
-    entries = _entries(spool)
-    spool.close()
+    entries = _tailed_once(relay, tmp_path)
     assert [(e.fmt, e.origin.split(":")[1]) for e in entries] == [("syslog", "syslog")]
     parsed = _parsed(entries)
     assert parsed.frame.get_column(schema.SOURCE).to_list() == ["syslog", "cef"]

@@ -190,11 +190,7 @@ def build_rule(doc: Mapping[str, Any], where: str, placeholders: Mapping[str, Se
     logsource_raw = doc.get("logsource") or {}
     if not isinstance(logsource_raw, dict):
         raise RuleLoadError("logsource must be a mapping")
-    logsource = LogSource(
-        product=_lower(logsource_raw.get("product")),
-        category=_lower(logsource_raw.get("category")),
-        service=_lower(logsource_raw.get("service")),
-    )
+    logsource = _logsource(logsource_raw)
     selections = []
     for name, definition in detection.items():
         if name in {"condition", "timeframe", "fields"}:
@@ -236,6 +232,12 @@ def build_rule(doc: Mapping[str, Any], where: str, placeholders: Mapping[str, Se
 
 def _lower(value: Any) -> str | None:
     return None if value is None else str(value).lower()
+
+
+def _logsource(raw: Mapping[str, Any]) -> LogSource:
+    """A rule's or filter's ``logsource`` mapping (product, category, service, lower-cased)."""
+    return LogSource(product=_lower(raw.get("product")), category=_lower(raw.get("category")),
+                     service=_lower(raw.get("service")))
 
 
 def build_selection(name: str, definition: Any, placeholders: Mapping[str, Sequence[str]] | None) -> Selection:
@@ -411,9 +413,7 @@ def build_filter(doc: Mapping[str, Any], where: str, placeholders: Mapping[str, 
     return Filter(
         id=_text(doc.get("id")) or title,
         title=title,
-        logsource=LogSource(product=_lower(logsource_raw.get("product")),
-                            category=_lower(logsource_raw.get("category")),
-                            service=_lower(logsource_raw.get("service"))),
+        logsource=_logsource(logsource_raw),
         rules=rules,
         selections=tuple(selections),
         condition=node,
