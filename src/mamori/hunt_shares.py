@@ -10,7 +10,8 @@ the others, then matches its rules on every batch. Rules are shared out by folde
 layout a folder is one log source, so a share's rules meet fewer kinds of events and read fewer fields.
 
 Correlation rules need the hits of the rules they name, wherever those were compiled: when any share
-holds one, the split is abandoned (``hunt_in_shares`` gives None) and the hunt runs in one process.
+holds one (loaded, or refused there for naming a rule another share holds), the split is abandoned
+(``hunt_in_shares`` gives None) and the hunt runs in one process.
 Meta-filters tune rules wherever those were compiled: every share loads every filter file (found by
 a top-level ``filter:`` key; the list is cached by the files' stamps), and a filter is refused for
 naming no rule only when no share had one to apply it to (``merge_rules``).
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from mamori.detect.sigma.correlation import CORRELATION_NAMES_NO_RULE, CORRELATION_REFERS_TO_REFUSED
 from mamori.detect.sigma.detector_cache import load_detector
 from mamori.detect.sigma.loader import RULE_SUFFIXES
 from mamori.detect.sigma.model import Refusal, Rule
@@ -311,7 +313,9 @@ class _Participant:
                                                         placeholders=self.job.placeholders,
                                                         use_cache=self.job.use_cache, workers=1)
         self.ruleset = self.detector.ruleset
-        read = ShareRead(self.share, has_correlations=bool(self.ruleset.correlations))
+        named_elsewhere = any(r.reason.startswith((CORRELATION_NAMES_NO_RULE, CORRELATION_REFERS_TO_REFUSED))
+                              for r in self.ruleset.refused)  # the rules it names may be in another share
+        read = ShareRead(self.share, has_correlations=bool(self.ruleset.correlations) or named_elsewhere)
         if read.has_correlations:
             return read  # the hunt runs in one process: nothing to read here
         kept_rows = 0

@@ -115,6 +115,22 @@ def test_a_new_rule_can_be_hunted_over_stored_events_and_a_loaded_rule_tested(se
         assert broken.status_code == 400
 
 
+def test_a_new_correlation_over_a_loaded_rule_can_be_hunted_and_an_unknown_name_is_refused(service: Running
+                                                                                            ) -> None:
+    correlation = ("title: Whoami twice on a host\nid: 5e0c0000-0000-4000-8000-0000000000c1\nlevel: high\n"
+                   f"correlation:\n  type: event_count\n  rules: [{RULE_ID}]\n  group-by: [Computer]\n"
+                   "  timespan: 1h\n  condition: {gte: 2}\n")
+    with httpx.Client(base_url=service.url, headers=service.headers("analyst")) as client:
+        client.post("/api/v1/ingest", json=[_event(400, "whoami", "WS-CORR"), _event(401, "whoami /all", "WS-CORR")])
+        wait_for(lambda: client.get("/api/v1/events", params={"field": "Computer=WS-CORR"}).json()["total"] == 2)
+        hunted = client.post("/api/v1/hunt", json={"rule": correlation}, timeout=60).json()
+        fired = [h for h in hunted["hits"] if h["rule_id"] == "5e0c0000-0000-4000-8000-0000000000c1"]
+        assert fired and all(h["source"] == "correlation" for h in fired)  # the loaded rule's hits fed it
+        unknown = client.post("/api/v1/hunt", json={"rule": correlation.replace(RULE_ID, "no_such_rule")})
+        assert unknown.status_code == 400
+        assert "correlation.rules names no loaded rule: no_such_rule" in unknown.text
+
+
 def test_health_stats_metrics_and_openapi_describe_the_running_service(service: Running) -> None:
     with httpx.Client(base_url=service.url, headers=service.headers("viewer")) as client:
         health = client.get("/api/v1/health").json()

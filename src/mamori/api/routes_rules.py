@@ -75,7 +75,9 @@ async def _hunt(request: Request, body: HuntRequest, rule_id: str | None) -> dic
     else:
         if not body.rule:
             raise HTTPException(422, detail="give the rule to hunt with as Sigma YAML in 'rule'")
-        ruleset = ruleset_from_text(body.rule)
+        stage = service.stage
+        stage = getattr(stage, "inner", stage)
+        ruleset = ruleset_from_text(body.rule, loaded=stage.ruleset if isinstance(stage, SigmaStage) else None)
     since, until = parse_time(body.since, "since"), parse_time(body.until, "until")
     hits, total, events = await asyncio.to_thread(hunt_lake, service.lake, ruleset, since, until, body.limit)
     return {"events_scanned": events, "total": total, "hits": [h.__dict__ for h in hits]}

@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 
+from mamori.detect.sigma.correlation import refuse_unresolved
 from mamori.detect.sigma.loader import parse_rule_text
 from mamori.detect.sigma.model import Correlation, Rule, RuleSet
 from mamori.detect.sigma.plan import rule_plan
@@ -37,8 +38,11 @@ class HuntHit:
     explanation: str
 
 
-def ruleset_from_text(text: str, where: str = "<request>") -> RuleSet:
-    """A rule set from one Sigma YAML text (rules and correlations); refusals raise with the reason."""
+def ruleset_from_text(text: str, where: str = "<request>", loaded: RuleSet | None = None) -> RuleSet:
+    """A rule set from one Sigma YAML text (rules and correlations); refusals raise with the reason. A
+    correlation may name rules the text does not hold: they are taken from ``loaded`` (the service's
+    rules), so a new correlation over loaded rules can be tried on history; a name found in neither is
+    refused, not left to wait for hits that never come."""
     items, refused = parse_rule_text(where, text)
     if refused:
         raise RuleError(refused[0].reason, where=where, hint="fix the rule and send it again")
@@ -51,7 +55,33 @@ def ruleset_from_text(text: str, where: str = "<request>") -> RuleSet:
             ruleset.plans[item.id] = rule_plan(item)
     if not ruleset.rules and not ruleset.correlations:
         raise RuleError("no rule in the text", where=where)
+    _borrow_named(ruleset, loaded)
+    ruleset.correlations, unresolved = refuse_unresolved(ruleset.correlations, ruleset.rules)
+    if unresolved:
+        raise RuleError(unresolved[0].reason, where=where,
+                        hint="send the rules it names in the same text, or load them in the service first")
     return ruleset
+
+
+def _borrow_named(ruleset: RuleSet, loaded: RuleSet | None) -> None:
+    """Add to ``ruleset`` the rules and correlations of ``loaded`` that its correlations name and it
+    lacks (with what those name in turn); the text's own rules win over loaded ones of the same id."""
+    if loaded is None or not ruleset.correlations:
+        return
+    own = {r.id for r in ruleset.rules} | {r.name for r in ruleset.rules if r.name}
+    own |= {c.id for c in ruleset.correlations} | {c.name for c in ruleset.correlations if c.name}
+    named = {name for c in ruleset.correlations for name in c.rules if name not in own}
+    wanted = [r.id for r in loaded.rules if r.id in named or r.name in named]
+    wanted += [c.id for c in loaded.correlations if c.id in named or c.name in named]
+    if not wanted:
+        return
+    borrowed = subset(loaded, wanted)
+    ids = {r.id for r in ruleset.rules} | {c.id for c in ruleset.correlations}
+    for rule in borrowed.rules:
+        if rule.id not in ids:
+            ruleset.rules.append(rule)
+            ruleset.plans[rule.id] = borrowed.plans.get(rule.id) or rule_plan(rule)
+    ruleset.correlations += [c for c in borrowed.correlations if c.id not in ids]
 
 
 def subset(ruleset: RuleSet, rule_ids: Sequence[str]) -> RuleSet:

@@ -92,6 +92,28 @@ def test_a_loop_of_correlations_is_refused_at_load(tmp_path: Path) -> None:
     assert all(r.path.startswith(str(tmp_path / "mr_looped.yml")) for r in ruleset.refused)
 
 
+def test_a_correlation_naming_a_rule_that_is_not_loaded_is_refused_with_the_name(tmp_path: Path) -> None:
+    no_success = SPEC_EXAMPLE.split("---\ntitle: Successful login")[0]
+    (tmp_path / "mr_no_success.yml").write_text(no_success)
+    ruleset = load_ruleset([tmp_path], use_cache=False)
+    assert [c.id for c in ruleset.correlations] == [INNER]  # it names only what is loaded
+    [refusal] = ruleset.refused
+    assert refusal.rule_id == OUTER
+    assert refusal.reason.startswith("correlation.rules names no loaded rule: successful_login;")
+
+
+def test_what_refers_to_a_correlation_refused_for_a_missing_rule_is_refused_too(tmp_path: Path) -> None:
+    head, _, tail = SPEC_EXAMPLE.partition("---\ntitle: Single failed login")
+    (tmp_path / "mr_no_failed.yml").write_text(head + "---\ntitle: Successful login" + tail.split(
+        "---\ntitle: Successful login")[1])
+    ruleset = load_ruleset([tmp_path], use_cache=False)
+    assert ruleset.correlations == [] and [r.id for r in ruleset.rules] == [SUCCESS]
+    reasons = {r.rule_id: r.reason for r in ruleset.refused}
+    assert reasons[INNER].startswith("correlation.rules names no loaded rule: failed_login;")
+    assert reasons[OUTER] == ("correlation.rules refers to the correlation 'multiple_failed_login', which is "
+                              "refused; fix that one first")
+
+
 def test_a_group_by_field_the_referenced_correlation_does_not_carry_is_refused(tmp_path: Path) -> None:
     by_host = SPEC_EXAMPLE.replace("    group-by:\n        - User\n    timespan: 10m\n    condition",
                                    "    group-by:\n        - Computer\n    timespan: 10m\n    condition")

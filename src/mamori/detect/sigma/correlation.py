@@ -23,10 +23,10 @@ chain multiple correlations together"): a correlation's hit is an input event of
 refer to it, at the time it came true (the event that made it hold, or the end of a window decided at
 close, so a hit is never older than what is already known when it is made), with its group-by values
 as its fields (a correlation "only uses its own group-by", so those are all a hit carries) and its
-events' uids. Correlations run in dependency order; ``check_chains`` refuses loops and fields a
-chained hit cannot carry. What a correlation refers to (rule or correlation) is not reported on its own
-unless some correlation referring to it says ``generate: true`` ("only the correlation query should be
-generated (default)").
+events' uids. Correlations run in dependency order; ``refuse_unresolved`` refuses a correlation naming
+a rule that is not loaded, ``check_chains`` loops and fields a chained hit cannot carry. What a
+correlation refers to (rule or correlation) is not reported on its own unless some correlation
+referring to it says ``generate: true`` ("only the correlation query should be generated (default)").
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ from typing import Any
 import orjson
 
 from mamori.detect.sigma.model import Correlation, Refusal, Rule
+
+# refusal reasons ``hunt_shares`` looks for: a share whose correlation names a rule of another share
+CORRELATION_NAMES_NO_RULE = "correlation.rules names no loaded rule"
+CORRELATION_REFERS_TO_REFUSED = "correlation.rules refers to the correlation"
 
 _OPS = {
     "gt": lambda v, t: v > t,
@@ -142,11 +146,40 @@ def check_chains(correlations: Sequence[Correlation], rules: Sequence[Rule]) -> 
         for corr in correlations:
             bad = next((d for d in deps[corr.id] if d in reasons), None)
             if corr.id not in reasons and bad is not None:
-                reasons[corr.id] = (f"correlation.rules refers to the correlation {_label(by_id[bad])!r}, "
+                reasons[corr.id] = (f"{CORRELATION_REFERS_TO_REFUSED} {_label(by_id[bad])!r}, "
                                     "which is refused; fix that one first")
                 changed = True
     kept = [c for c in correlations if c.id not in reasons]
     return kept, [Refusal(c.path, reasons[c.id], c.id) for c in correlations if c.id in reasons]
+
+
+def refuse_unresolved(correlations: Sequence[Correlation], rules: Sequence[Rule]) -> tuple[list[Correlation],
+                                                                                       list[Refusal]]:
+    """Split correlations into those whose every reference is loaded and refusals for the rest: a
+    correlation naming a rule that is not loaded would wait for hits that never come (a temporal one
+    never fires, a count undercounts) and say nothing; what refers to a refused correlation goes too."""
+    kept = list(correlations)
+    refused: list[Refusal] = []
+    gone: dict[str, Correlation] = {}  # names and ids of refused correlations
+    while True:
+        known = ({r.id for r in rules} | {r.name for r in rules if r.name}
+                 | {c.id for c in kept} | {c.name for c in kept if c.name})
+        missing = {c.id: [name for name in c.rules if name not in known] for c in kept}
+        bad = [c for c in kept if missing[c.id]]
+        if not bad:
+            return kept, refused
+        for corr in bad:
+            lost = [gone[name] for name in missing[corr.id] if name in gone]
+            if lost:
+                reason = f"{CORRELATION_REFERS_TO_REFUSED} {_label(lost[0])!r}, which is refused; fix that one first"
+            else:
+                reason = (f"{CORRELATION_NAMES_NO_RULE}: {', '.join(dict.fromkeys(missing[corr.id]))}; load the "
+                          "rules it names (by id or name) with it")
+            refused.append(Refusal(corr.path, reason, corr.id))
+            gone[corr.id] = corr
+            if corr.name:
+                gone[corr.name] = corr
+        kept = [c for c in kept if not missing[c.id]]
 
 
 def _name_to_id(correlations: Sequence[Correlation], rules: Sequence[Rule]) -> dict[str, str]:

@@ -18,12 +18,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from mamori.detect.sigma.correlation import check_chains
+from mamori.detect.sigma.correlation import check_chains, refuse_unresolved
 from mamori.detect.sigma.loader import RULE_SUFFIXES, iter_rule_texts, parse_rule_text
 from mamori.detect.sigma.model import Correlation, Filter, Refusal, Rule, RuleSet
 from mamori.detect.sigma.plan import Plan, SelectionPlans, rule_plans
 
-CACHE_VERSION = "mamori-sigma-7"  # bump when the model or plan classes change
+CACHE_VERSION = "mamori-sigma-8"  # bump when the model or plan classes change
 PARALLEL_THRESHOLD = 400  # files; below this a worker pool costs more than it saves
 
 
@@ -205,8 +205,9 @@ def _assemble(items: list[Rule | Correlation | Filter], refused: list[Refusal], 
             ruleset.rules.append(item)
             ruleset.plans[item.id], ruleset.selection_plans[item.id] = plans_by_path[item.path]
     apply_filters(ruleset, filters)
+    ruleset.correlations, unresolved = refuse_unresolved(ruleset.correlations, ruleset.rules)  # rules not loaded
     ruleset.correlations, chain_refusals = check_chains(ruleset.correlations, ruleset.rules)  # loops, lost fields
-    ruleset.refused.extend(chain_refusals)
+    ruleset.refused.extend(unresolved + chain_refusals)
     return ruleset
 
 
