@@ -462,6 +462,8 @@ def detection_records(prepared: pl.DataFrame, hits: pl.DataFrame, rules: dict[st
             }
             if rule_id in with_keywords:
                 record["keywords"] = keywords
+            if rule.filters:  # the meta-filters that tuned the rule: why it stayed quiet on look-alikes
+                record["filters"] = [{"id": f.id, "title": f.title, "path": f.path} for f in rule.filters]
             if selections is not None:
                 record["selections"] = selections
                 record["match"] = explanation_text(rule, selections, matched_fields, keywords)

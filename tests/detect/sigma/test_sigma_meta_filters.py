@@ -14,6 +14,7 @@ from typing import Any
 from mamori.detect.sigma.engine import Detector
 from mamori.detect.sigma.model import RuleSet
 from mamori.detect.sigma.ruleset import load_ruleset
+from mamori.hunt import run_hunt
 from mamori.hunt_shares import MIN_RULE_FILES, rule_file_shares
 from mamori.sources.winjson import records_to_frame
 
@@ -92,6 +93,20 @@ def test_a_filter_takes_its_events_out_of_the_rule_it_names_by_id_only(tmp_path:
     assert [f.id for f in tuned.filters] == ["ffffffff-0000-4000-8000-00000000000f"]
     assert [name for name, _ in ruleset.selection_plans[tuned.id]] == ["selection"]  # explanations: the rule's own
     assert not ruleset.by_id()["bbbbbbbb-0000-4000-8000-000000000002"].filters
+
+
+def test_a_detection_of_a_tuned_rule_names_the_filters_that_tuned_it(tmp_path: Path) -> None:
+    folder = rule_folder(tmp_path / "rules", a=RULE_A, b=RULE_B,
+                         mf_admins=filter_doc("[aaaaaaaa-0000-4000-8000-000000000001]"))
+    log = tmp_path / "sysmon.jsonl"
+    log.write_text("\n".join(json.dumps({**e, "Computer": "ws1", "TimeCreated_SystemTime": "2024-05-01T00:00:00Z"})
+                             for e in EVENTS))
+    found = run_hunt([log], [folder], use_cache=False, workers=1).detections
+    tuned = [d for d in found if d["rule_id"] == "aaaaaaaa-0000-4000-8000-000000000001"]
+    assert len(tuned) == 1 and tuned[0]["filters"] == [
+        {"id": "ffffffff-0000-4000-8000-00000000000f", "title": "Administrators run net user",
+         "path": str(folder / "mf_admins.yml")}]
+    assert all("filters" not in d for d in found if d["rule_id"] == "bbbbbbbb-0000-4000-8000-000000000002")
 
 
 def test_a_filter_names_a_rule_by_its_name_and_any_names_every_rule_of_the_log_source(tmp_path: Path) -> None:
