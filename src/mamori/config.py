@@ -42,7 +42,8 @@ class Settings:
     parse_processes: int = dataclasses.field(default_factory=lambda: min(2, os.cpu_count() or 1))
     spool_max_bytes: int = 256 * 1024 * 1024  # unprocessed spool above this: inputs are slowed or told to retry
     spool_segment_bytes: int = 64 * 1024 * 1024
-    spool_keep_seconds: float = 300.0  # consumed spool kept this long (HTTP idempotency keys)
+    spool_keep_seconds: float = 300.0  # consumed spool kept this long (then its HTTP keys go to the ledger)
+    idempotency_keep_seconds: float = 86_400.0  # an HTTP Idempotency-Key is answered 'accepted before' this long
     max_line_bytes: int = 64 * 1024
     max_body_bytes: int = 16 * 1024 * 1024
     retention_days: int = 30

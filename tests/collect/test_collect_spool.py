@@ -1,5 +1,5 @@
 """The spool: appends are durable and numbered, reads resume at the commit, a torn tail is cut off,
-the backlog is counted, idempotency keys survive a restart."""
+the backlog is counted, idempotency keys survive a restart, and HTTP ones their segment's pruning."""
 
 from __future__ import annotations
 
@@ -92,6 +92,36 @@ def test_committed_old_segments_are_pruned_with_their_keys(tmp_path: Path) -> No
     removed = spool.prune(now=time.time() + 10)
     assert removed == before - 1
     assert "k0" not in spool.keys
+    spool.close()
+
+
+def test_an_http_key_is_remembered_after_its_segment_is_pruned_and_across_a_restart(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, segment_bytes=200, keep_seconds=0)
+    spool.append_wait(Entry("json", "http:json:batch-1", ("{}",), time.time_ns(), "batch-1"))
+    spool.append_wait(Entry("syslog", "tail:/var/log/app.log", ("x",), time.time_ns(), "tail:/var/log/app.log:0-2"))
+    for n in range(8):
+        spool.append_wait(_entry(n))
+    spool.commit(10)
+    assert spool.prune(now=time.time() + 10) >= 1
+    assert "batch-1" not in spool.keys and spool.seen("batch-1")  # the HTTP client's retry is still a duplicate
+    assert not spool.seen("tail:/var/log/app.log:0-2")  # a tailer's checkpoint says what it read
+    spool.close()
+    again = Spool(tmp_path, segment_bytes=200, keep_seconds=0)
+    assert again.seen("batch-1") and not again.seen("batch-2")
+    again.close()
+
+
+def test_an_http_key_older_than_its_keep_time_is_forgotten(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, segment_bytes=200, keep_seconds=0, key_keep_seconds=3600)
+    two_hours_ago = time.time_ns() - 7200 * 10**9
+    spool.append_wait(Entry("json", "http:json:old", ("{}",), two_hours_ago, "old"))
+    spool.append_wait(Entry("json", "http:json:new", ("{}",), time.time_ns(), "new"))
+    for n in range(8):
+        spool.append_wait(_entry(n))
+    spool.commit(10)
+    spool.prune(now=time.time() + 10)
+    assert not spool.seen("old") and spool.seen("new")
+    assert len(spool.ledger) == 1
     spool.close()
 
 

@@ -191,7 +191,7 @@ async def _accept(request: Request, source: str, key: str | None, principal: Pri
         return JSONResponse({"accepted": 0}, status_code=202)
     pending: set[str] = request.app.state.pending_keys
     if key is not None:
-        if key in service.spool.keys:
+        if service.spool.seen(key):
             return JSONResponse({"accepted": 0, "duplicate": True, "detail": "this Idempotency-Key was accepted "
                                  "before; nothing stored twice"}, status_code=202)
         if key in pending:

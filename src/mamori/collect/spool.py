@@ -25,11 +25,13 @@ from typing import Any
 
 import orjson
 
+from mamori.collect.key_ledger import HTTP_ORIGIN, KeyLedger
 from mamori.errors import MamoriError
 
 _HEADER = struct.Struct("<2sIIQ")  # magic, body length, crc32 of body, sequence number
 _MAGIC = b"MW"
 SUFFIX = ".wal"
+LEDGER_FILE = "http-keys.sqlite"  # idempotency keys of pruned segments (key_ledger)
 SOURCE_FORMAT = "source:"  # an entry format naming the source whose reader parses the records
 
 
@@ -101,13 +103,14 @@ class Spool:
     """The write-ahead log in ``folder``: ``append`` from any thread, ``read`` from the pipeline."""
 
     def __init__(self, folder: Path, *, segment_bytes: int = 64 * 1024 * 1024, max_pending_bytes: int = 1 << 28,
-                 keep_seconds: float = 900.0, fsync: bool = True) -> None:
+                 keep_seconds: float = 900.0, fsync: bool = True, key_keep_seconds: float = 86_400.0) -> None:
         self.folder = folder
         self.segment_bytes = segment_bytes
         self.max_pending_bytes = max_pending_bytes
         self.keep_seconds = keep_seconds
         self.fsync = fsync
         folder.mkdir(parents=True, exist_ok=True)
+        self.ledger = KeyLedger(folder / LEDGER_FILE, key_keep_seconds)  # HTTP keys of pruned segments
         self._lock = threading.Condition()
         self._queue: queue.Queue[tuple[Entry, bytes, Future[int]] | None] = queue.Queue()
         self._sizes: dict[int, int] = {}  # seq -> bytes, for entries not yet consumed
@@ -332,13 +335,24 @@ class Spool:
         removed = 0
         for (_, path), (next_first, _) in itertools.pairwise(segments):
             if next_first <= self.committed and now - path.stat().st_mtime > self.keep_seconds:
+                gone: list[str] = []
+                http_keys: list[tuple[str, float]] = []  # a tailer's keys are not kept: its checkpoint is
                 for _, _, body in _scan(path):
-                    key = orjson.loads(body).get("k")
-                    if key:
-                        self.keys.discard(key)
+                    data = orjson.loads(body)
+                    if key := data.get("k"):
+                        gone.append(key)
+                        if str(data.get("o", "")).startswith(HTTP_ORIGIN):
+                            http_keys.append((key, int(data["t"]) / 1e9))
+                self.ledger.remember(http_keys)  # durable before the segment goes
+                self.keys.difference_update(gone)
                 path.unlink()
                 removed += 1
         return removed
+
+    def seen(self, key: str) -> bool:
+        """Whether an entry with this idempotency key was accepted: still in the spool, or (an HTTP key)
+        in the ledger of pruned segments within its keep time."""
+        return key in self.keys or key in self.ledger
 
     def close(self) -> None:
         """Stop the writer after the queued entries are written."""
@@ -348,3 +362,4 @@ class Spool:
         self._queue.put(None)
         self._writer.join()
         self._handle.close()
+        self.ledger.close()

@@ -60,7 +60,8 @@ class Service:
         self.playbooks.subscribe(self.cases_bus)
         self.metrics = Metrics()
         self.spool = Spool(data / "spool", segment_bytes=settings.spool_segment_bytes,
-                           max_pending_bytes=settings.spool_max_bytes, keep_seconds=settings.spool_keep_seconds)
+                           max_pending_bytes=settings.spool_max_bytes, keep_seconds=settings.spool_keep_seconds,
+                           key_keep_seconds=settings.idempotency_keep_seconds)
         self.lake = Lake(data / "lake")
         placeholders = read_placeholders(settings.placeholders) if settings.placeholders is not None else None
         self.stage = stage or IntelStage(load_stage(settings.rules, disabled_rules(self.sessions), placeholders),
