@@ -59,8 +59,10 @@ def load_detector(
 
     def write() -> None:
         write_ruleset(False)
-        if cache_file is not None:  # a Detector as built, before any batch ran (this one has run by now)
-            write_pickle(cache_file, Detector(ruleset))
+        if cache_file is not None:  # a Detector as built, before any batch ran (this one has run by now),
+            fresh = Detector(ruleset)  # with its screen: a warm start screens its first batch at no cost
+            fresh.build_screen()
+            write_pickle(cache_file, fresh)
 
     def write_cache(background: bool) -> None:
         if background:

@@ -194,11 +194,17 @@ class Detector:
         already, and a detector that meets one small batch only (a small hunt) walks."""
         self._batches += 1
         if self._screen is None and (self._batches >= 2 or evaluator.rows >= SCREEN_AT_ONCE):
-            self._screen = Screen([plan for group in self._groups.values() for plan in group.plans])
+            self.build_screen()
         if self._screen is None:
             count = sum(len(group.rules) for group in self._groups.values())
             return np.ones(count, dtype=bool), np.zeros(count, dtype=bool)
         return self._screen.passing(evaluator), self._screen.exact
+
+    def build_screen(self) -> None:
+        """Build the screen now (``_screened``): a Detector about to be cached gets it, so every warm
+        start has it from its first batch without paying for it."""
+        if self._screen is None:
+            self._screen = Screen([plan for group in self._groups.values() for plan in group.plans])
 
     def _selections_held(self, rule: Rule, evaluator: BatchEvaluator, matched: np.ndarray) -> list[list[str]]:
         """For each matched row, the names of the rule's selections that hold there."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -143,16 +144,8 @@ class Screen:
                 clause_starts.append(len(flat))
                 flat.extend(numbers.setdefault(t, len(numbers)) for t in clause)
         self.tests = list(numbers)
-        # every test object of the plans, by ``id``, with its number (equal tests may be distinct objects)
-        ids: dict[int, int] = {}
-        for plan in plans:
-            for test in plan_tests(plan):
-                number = numbers.get(test)
-                if number is not None:
-                    ids[id(test)] = number
-        self._plans = plans  # (keeps those objects, and so their ids, alive)
-        self._test_ids = np.fromiter(ids.keys(), dtype=np.int64, count=len(ids))
-        self._id_numbers = np.fromiter(ids.values(), dtype=np.intp, count=len(ids))
+        self._plans = plans  # (keeps the test objects, and so their ids, alive)
+        self._number_test_objects()
         self._flat = np.asarray(flat, dtype=np.intp)
         self._clause_starts = np.asarray(clause_starts, dtype=np.intp)
         self._rule_starts = np.asarray(rule_starts, dtype=np.intp)
@@ -166,6 +159,32 @@ class Screen:
             else:
                 field, cased, literal = screened_literal(test)  # type: ignore[misc]
                 self._fields[(field, cased)].by_literal.setdefault(literal, []).append(number)
+
+    def _number_test_objects(self) -> None:
+        """Every test object of the plans, by ``id``, with its number (equal tests may be distinct
+        objects): what ``passing`` rules out for the evaluator, which keys its memos by object."""
+        numbers = {test: number for number, test in enumerate(self.tests)}
+        ids: dict[int, int] = {}
+        for plan in self._plans:
+            for test in plan_tests(plan):
+                number = numbers.get(test)
+                if number is not None:
+                    ids[id(test)] = number
+        self._test_ids = np.fromiter(ids.keys(), dtype=np.int64, count=len(ids))
+        self._id_numbers = np.fromiter(ids.values(), dtype=np.intp, count=len(ids))
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a cached Detector keeps of its screen: object ids are numbered again on loading, and the
+        per-field memo of the last literal index is left behind."""
+        state = dict(self.__dict__)
+        del state["_test_ids"], state["_id_numbers"]
+        state["_fields"] = {key: _FieldTests(tests.by_literal, tests.by_value) for key, tests in self._fields.items()}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a pickled screen (see ``__getstate__``)."""
+        self.__dict__.update(state)
+        self._number_test_objects()
 
     def passing(self, evaluator: BatchEvaluator) -> np.ndarray:
         """For each rule (in the order given), whether the batch meets every clause of it."""
