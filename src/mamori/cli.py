@@ -18,6 +18,11 @@ import click
 
 from mamori.errors import MamoriError
 
+# One BLAS thread unless the user says otherwise, set before anything imports numpy: Mamori's array work
+# is element-wise (no large matrix products for BLAS threads to share), starting OpenBLAS's thread pool
+# is ~40 ms of every command's start, and the hunt forks worker processes after numpy is loaded.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 EXIT_INCOMPLETE_INPUT = 3
 
 # Subcommands owned by other rooms, imported only when used (``mamori hunt`` stays fast to start).
