@@ -36,6 +36,9 @@ class Settings:
     placeholders: Path | None = None  # YAML of values for the rules' |expand placeholders (detect.sigma.placeholders)
     tail: tuple[Path, ...] = ()  # files or folders to follow (EVTX drop folders included)
     tail_source: str = ""  # reader for tailed files; empty: detect
+    # text encoding of tailed files: one name, or "utf-8, /var/log/fw=cp932, D:/logs=utf-16" (PATH=ENCODING per
+    # tailed path, a bare name for the rest); "auto": a byte-order mark's, else UTF-8 or CP932 line by line
+    tail_encoding: str = "utf-8"
     batch_rows: int = 20_000
     batch_seconds: float = 0.5
     # worker processes parsing and rule-matching the next batches while the service stores one (0: inline)
@@ -82,6 +85,8 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 def _convert(name: str, value: Any, where: str) -> Any:
     kind = str(_FIELDS[name].type)
+    if isinstance(value, dict) and kind == "str":  # a TOML table of entries (tail_encoding): "*" names the rest
+        value = ", ".join(str(v) if k == "*" else f"{k}={v}" for k, v in value.items())
     try:
         if kind.startswith("tuple"):
             items = value.split(os.pathsep) if isinstance(value, str) else list(value)

@@ -78,11 +78,11 @@ def test_an_alert_can_be_acknowledged_and_assigned_and_the_change_is_kept(servic
         client.post("/api/v1/ingest", json=[_event(100, "whoami /all", "WS9")])
         alert = wait_for(lambda: client.get("/api/v1/alerts", params={"host": "WS9"}).json()["alerts"])[0]
         assert client.post(f"/api/v1/alerts/{alert['id']}/acknowledge").json()["status"] == "acknowledged"
-        assigned = client.post(f"/api/v1/alerts/{alert['id']}/assign", json={"assignee": "hanako"}).json()
-        assert assigned["assignee"] == "hanako"
+        assigned = client.post(f"/api/v1/alerts/{alert['id']}/assign", json={"assignee": "analyst-user"}).json()
+        assert assigned["assignee"] == "analyst-user"
         again = client.get(f"/api/v1/alerts/{alert['id']}").json()
-        assert (again["status"], again["assignee"]) == ("acknowledged", "hanako")
-        assert client.get("/api/v1/alerts", params={"assignee": "hanako"}).json()["total"] >= 1
+        assert (again["status"], again["assignee"]) == ("acknowledged", "analyst-user")
+        assert client.get("/api/v1/alerts", params={"assignee": "analyst-user"}).json()["total"] >= 1
         assert client.get("/api/v1/alerts/999999").status_code == 404
 
 

@@ -54,9 +54,10 @@ def test_ingested_events_become_an_incident_whose_status_change_shows_in_the_tim
         refused = client.patch(f"/api/v1/incidents/{incident_id}", json={"status": "false_positive"})
         assert refused.status_code == 409
         assert "needs a reason" in refused.json()["detail"]
-        changed = client.patch(f"/api/v1/incidents/{incident_id}", json={"status": "investigating", "owner": "hanako"})
+        changed = client.patch(f"/api/v1/incidents/{incident_id}",
+                               json={"status": "investigating", "owner": "analyst-user"})
         assert changed.status_code == 200
-        assert (changed.json()["status"], changed.json()["owner"]) == ("investigating", "hanako")
+        assert (changed.json()["status"], changed.json()["owner"]) == ("investigating", "analyst-user")
         assert changed.json()["acknowledged_at"] is not None
 
         entries = viewer.get(f"/api/v1/incidents/{incident_id}/timeline").json()["entries"]

@@ -112,7 +112,7 @@ def test_a_refused_patch_changes_nothing_and_says_what_is_allowed(api: Api) -> N
     opened = api.client.post("/api/v1/incidents", json={"alert_ids": [api.alert("WS-D")]},
                              headers=api.as_role("analyst")).json()
     api.published.clear()
-    refused = api.client.patch(f"/api/v1/incidents/{opened['id']}", json={"owner": "taro", "status": "new"},
+    refused = api.client.patch(f"/api/v1/incidents/{opened['id']}", json={"owner": "viewer-user", "status": "new"},
                                headers=api.as_role("analyst"))
     assert refused.status_code == 409
     assert "already new" in refused.json()["detail"]
@@ -126,13 +126,13 @@ def test_a_refused_patch_changes_nothing_and_says_what_is_allowed(api: Api) -> N
 def test_lists_filter_by_status_severity_and_owner_and_page(api: Api) -> None:
     ids = [api.client.post("/api/v1/incidents", json={"alert_ids": [api.alert(f"WS-L{n}")]},
                            headers=api.as_role("analyst")).json()["id"] for n in range(3)]
-    api.client.patch(f"/api/v1/incidents/{ids[0]}", json={"owner": "hanako", "status": "investigating"},
+    api.client.patch(f"/api/v1/incidents/{ids[0]}", json={"owner": "analyst-user", "status": "investigating"},
                      headers=api.as_role("analyst"))
     viewer = api.as_role("viewer")
     def listed(**params: str) -> list[int]:
         return [i["id"] for i in api.client.get("/api/v1/incidents", params=params, headers=viewer).json()["incidents"]]
     assert listed(status="investigating") == [ids[0]]
-    assert listed(owner="hanako") == [ids[0]]
+    assert listed(owner="analyst-user") == [ids[0]]
     assert listed(status="new") == [ids[2], ids[1]]
     assert listed(severity="low") == [ids[2], ids[1], ids[0]]
     assert listed(status="new,investigating") == [ids[2], ids[1], ids[0]]

@@ -14,22 +14,41 @@ export) is read whole once its size is stable, as EVTX files are. A syslog file 
 file no reader claims are spooled as before: JSON lines as ``json``, other lines as ``syslog``, whose
 messages each go to the reader of the product they hold (a relay's file mixes devices), generic
 syslog when none claims them.
+
+Lines are cut and decoded in each file's encoding (``tail_encoding``, ``collect.encodings``): UTF-16's
+two-byte line breaks included, so offsets stay byte offsets between lines. A line whose bytes are not
+valid in it is stored with U+FFFD in place of the bad bytes, and a copy of its raw bytes quarantined
+naming the file, line and byte offset (counted in ``undecodable``).
+
+When a followed file's content goes away before it was read to its end (rotated while the service was
+stopped, or copied and truncated), the rest is read from the rotated copy beside it: the same inode
+under another name, or a copy (plain, gzip, bzip2 or xz, as logrotate leaves them) whose first bytes
+and the bytes just before the checkpoint's offset are the ones read. Chunk keys name the file, the byte
+range and its CRC, and the ranges spooled before a restart are skipped when read again (also when the
+next read reaches further than the first did), so each line is spooled once.
 """
 
 from __future__ import annotations
 
+import bz2
+import dataclasses
+import gzip
+import io
 import logging
+import lzma
 import os
+import stat as stat_kind
 import threading
 import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import orjson
 import polars as pl
 
+from mamori.collect.encodings import DEFAULT_ENCODING, Framing, TailEncodings, framing, parse_tail_encodings
 from mamori.collect.records import WHOLE_FILE_SOURCES, has_record_reader, open_envelopes, record_sources
 from mamori.collect.spool import Entry, Spool, source_format
 from mamori.collect.syslog_listen import QUARANTINE
@@ -37,14 +56,18 @@ from mamori.errors import MamoriError
 from mamori.events import schema
 from mamori.sources.base import ReadOptions
 from mamori.sources.batch import iter_json_values
-from mamori.sources.registry import sniff_source
+from mamori.sources.registry import all_sources, sniff_source
 
 log = logging.getLogger("mamori.collect.tail")
 CHUNK_BYTES = 1 << 20
-SKIP_SUFFIXES = (".tmp", ".part", ".swp", ".gz", ".zip")
+SKIP_SUFFIXES = (".tmp", ".part", ".swp", ".gz", ".zip", ".bz2", ".xz", ".zst")
 EVTX_MAGIC = b"ElfFile\x00"
 PREAMBLE_BYTES = 65536  # where a Zeek log's header lines, or a JSON document's first line, are looked for
 DOCUMENT_RECORDS = 10_000  # records per spool entry of a JSON document read whole
+HEAD_BYTES = 64  # a file's first bytes kept in the checkpoint: a rewritten file starts differently
+MARK_BYTES = 32  # the bytes just before the checkpoint's offset: a rotated copy holding them is the file
+QUARANTINE_RAW = 2048  # raw bytes kept of a quarantined line
+_COPY_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)  # a damaged or half-written compressed copy
 _FALLBACK = ""  # a followed file's reader when no source claims it: json or syslog, line by line
 # A file sniffed as syslog is a stream of messages like the listeners': each goes to the reader of the
 # product it holds (generic syslog when none claims it), as ``syslog`` entries do. ``tail_source =
@@ -64,6 +87,10 @@ class _Followed:
     last_record: int = 0  # EVTX: the highest EventRecordID spooled (a grown file gives only newer records)
     first_record: str = ""  # EVTX: its first record (id and time) when read: another one means another log
     modified_ns: int | None = None  # EVTX: its modification time when read (None: not known, older checkpoint)
+    mark: bytes = b""  # the last bytes before ``offset``: a rotated copy holding them there is this file
+    line: int | None = 0  # whole lines before ``offset`` (None: not known, older checkpoint)
+    frame: Framing | None = None  # how its lines are cut and decoded (from its encoding and first bytes)
+    plain: bool = True  # its handle reads the file itself (not a compressed rotated copy)
 
 
 def _first_record(frame: pl.DataFrame) -> str:
@@ -76,12 +103,46 @@ def _identity(stat: os.stat_result) -> str:
     return f"{stat.st_dev}:{stat.st_ino}"
 
 
+def _open_copy(path: Path) -> BinaryIO:
+    """Open a rotated copy for reading its text: through gzip, bzip2 or xz when its first bytes say it
+    is compressed (as logrotate's ``compress`` leaves it), else as it is."""
+    handle = path.open("rb")
+    magic = handle.read(6)
+    handle.seek(0)
+    if magic.startswith(b"\x1f\x8b"):
+        return gzip.GzipFile(fileobj=handle, mode="rb")  # type: ignore[return-value]
+    if magic.startswith(b"BZh"):
+        return bz2.BZ2File(handle, "rb")  # type: ignore[return-value]
+    if magic.startswith(b"\xfd7zXZ\x00"):
+        return lzma.LZMAFile(handle, "rb")  # type: ignore[return-value]
+    return handle
+
+
+def _sniffed(head: bytes, name: str) -> str | None:
+    """The source ``sniff_source`` would give a file whose first bytes (as UTF-8) are ``head``: for files
+    in UTF-16 or another encoding whose raw bytes the sniffers cannot read."""
+    best = None
+    for spec in all_sources().values():
+        try:
+            claims = bool(spec.sniff(head, name))
+        except Exception:  # a sniffer that fails does not claim (as in ``registry._safe_sniff``)
+            claims = False
+        if claims and (best is None or spec.priority > best.priority):
+            best = spec
+    return best.name if best is not None else None
+
+
 class Tailer:
     """Polls ``paths`` (files or folders) and spools what is new; checkpoints in ``checkpoint_file``."""
 
     def __init__(self, paths: list[Path], spool: Spool, checkpoint_file: Path, source: str | None = None,
-                 max_line_bytes: int = 65536, interval: float = 0.5) -> None:
+                 max_line_bytes: int = 65536, interval: float = 0.5,
+                 encoding: str | TailEncodings = DEFAULT_ENCODING) -> None:
         self.paths = paths
+        # the ``tail_encoding`` setting: checked here too (the service checks it at start), naming the entry
+        self.encodings = parse_tail_encodings(encoding, paths) if isinstance(encoding, str) else encoding
+        self.undecodable = 0  # lines whose bytes were not valid in their file's encoding (stored with U+FFFD)
+        self.recovered = 0  # lines read from rotated copies (renamed or compressed before they were read)
         self.spool = spool
         self.checkpoint_file = checkpoint_file
         if source and not has_record_reader(source):
@@ -95,20 +156,42 @@ class Tailer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pending_sizes: dict[str, int] = {}  # EVTX: size seen at the previous poll (wait until stable)
+        self._done = self._spooled_ranges()
+        self._polled = False  # a first poll saves the checkpoint once, at its end
         self._load()
+
+    def _spooled_ranges(self) -> dict[str, dict[int, tuple[int, int]]]:
+        """The byte ranges the spool holds per followed file (file key -> start -> (end, CRC)), from the
+        keys of chunks spooled before a restart: a chunk read again from the same start is skipped when
+        its first bytes are those (the checkpoint may be behind, and the file may have grown since)."""
+        done: dict[str, dict[int, tuple[int, int]]] = {}
+        for key in self.spool.keys.copy():
+            if not key.startswith("tail:"):
+                continue
+            parts = key.rsplit(":", 3)
+            try:
+                start, end, crc = int(parts[1]), int(parts[2]), int(parts[3], 16)
+            except (IndexError, ValueError):
+                continue  # an older key (no end): the exact-key check still makes its chunk a no-op
+            done.setdefault(parts[0][len("tail:"):], {})[start] = (end, crc)
+        return done
 
     def _load(self) -> None:
         if self.checkpoint_file.exists():
             for key, item in orjson.loads(self.checkpoint_file.read_bytes()).items():
                 head = bytes.fromhex(item.get("head", ""))
+                line = item.get("line")
                 self.files[key] = _Followed(Path(item["path"]), int(item["offset"]), head,
                                             last_record=int(item.get("last_record", 0)),
                                             first_record=str(item.get("first_record", "")),
-                                            modified_ns=item.get("modified_ns"))
+                                            modified_ns=item.get("modified_ns"),
+                                            mark=bytes.fromhex(item.get("mark", "")),
+                                            line=int(line) if line is not None else None)
 
     def _save(self) -> None:
         data = {key: {"path": str(f.path), "offset": f.offset, "head": f.head.hex(), "last_record": f.last_record,
-                      "first_record": f.first_record, "modified_ns": f.modified_ns} for key, f in self.files.items()}
+                      "first_record": f.first_record, "modified_ns": f.modified_ns, "mark": f.mark.hex(),
+                      "line": f.line} for key, f in self.files.items()}
         tmp = self.checkpoint_file.with_suffix(".tmp")
         with tmp.open("wb") as handle:
             handle.write(orjson.dumps(data))
@@ -156,11 +239,14 @@ class Tailer:
             except OSError:
                 continue
         present = {_identity(stat) for _, stat in current}
+        names = {path for path, _ in current}
         for key, followed in list(self.files.items()):
             if key not in present:  # rotated away or deleted: read what is left through the open handle
                 if followed.handle is not None:
                     spooled += self._lines(key, followed)
                     followed.handle.close()
+                else:  # gone while the service was stopped: from its rotated copy, if one is left
+                    spooled += self._recover(key, followed, names)
                 del self.files[key]
         for path, stat in current:
             while self.spool.full and not self._stop.is_set():
@@ -177,11 +263,19 @@ class Tailer:
                 spooled += self._document(key, followed, stat.st_size)
                 continue
             if stat.st_size < followed.offset or (followed.head and not self._same_head(followed)):
-                followed.offset = 0  # truncated or rewritten in place: start again
-                followed.head = b""
+                # truncated (copytruncate: the rest may be in the copy) or another file now: start again
+                spooled += self._recover(key, followed, names)
+                followed.offset = 0
+                followed.head = followed.mark = b""
+                followed.line = 0
+                followed.frame = None
                 followed.source = followed.preamble = followed.document = None  # it may hold another log now
+                self._done.pop(key, None)
             spooled += self._lines(key, followed)
+            if known is None and followed.offset and self._polled:
+                self._save()  # a file new since the last poll (a rotation's): known before it can rotate away
         self._save()
+        self._polled = True
         return spooled
 
     def _same_head(self, followed: _Followed) -> bool:
@@ -198,40 +292,85 @@ class Tailer:
                 followed.handle.close()
                 followed.handle = None
 
-    def _lines(self, key: str, followed: _Followed) -> int:
+    def _frame(self, followed: _Followed, handle: BinaryIO) -> Framing | None:
+        """How a file's lines are cut and decoded: its configured encoding and its first bytes (a
+        byte-order mark); None while too few bytes are written to tell."""
+        if followed.frame is None:
+            head = followed.head
+            if len(head) < 4:
+                handle.seek(0)
+                head = handle.read(4)
+            if len(head) < 4 and b"\n" not in head:
+                return None
+            followed.frame = framing(self.encodings.of(followed.path), head)
+        return followed.frame
+
+    def _lines(self, key: str, followed: _Followed, final: bool = False, where: str | None = None) -> int:
+        """Spool the whole lines of a file from its offset on (``final``: a rotated copy, whose last line
+        needs no break); return the lines spooled. ``where`` names the copy read, for quarantine entries."""
         if followed.handle is None:
             try:
                 followed.handle = followed.path.open("rb")
             except OSError:
                 return 0
         handle = followed.handle
+        frame = self._frame(followed, handle)
+        if frame is None:
+            return 0
+        followed.offset = max(followed.offset, frame.bom)
+        if (misaligned := (followed.offset - frame.bom) % frame.unit):  # an offset of another encoding's lines
+            followed.offset += frame.unit - misaligned
+        handle.seek(followed.offset)
         total = 0
+        data = b""
         while True:
-            handle.seek(followed.offset)
-            data = handle.read(CHUNK_BYTES)
-            end = data.rfind(b"\n")
-            if end < 0:
-                if len(data) > self.max_line_bytes:  # a line with no end in sight: quarantine it and skip
-                    self._quarantine(followed, "line longer than the limit", data[:2048])
-                    followed.offset += len(data)
-                    continue
-                return total
-            chunk = data[:end + 1]
-            lines: list[str] = []
-            bad: list[str] = []
-            for raw in chunk.split(b"\n"):
-                raw = raw.rstrip(b"\r")
-                if not raw.strip():
-                    continue
-                if len(raw) > self.max_line_bytes:
-                    bad.append(f"line longer than the {self.max_line_bytes}-byte limit")
-                    continue
-                lines.append(raw.decode("utf-8", errors="replace"))
+            more = handle.read(CHUNK_BYTES)
+            data = data + more if data else more
             start = followed.offset
+            spooled = self._done.get(key, {}).get(start)
+            if spooled is not None:
+                length = spooled[0] - start
+                if len(data) < length and more:
+                    continue  # the chunk spooled before a restart reached further than this read
+                if len(data) >= length and zlib.crc32(data[:length]) == spooled[1]:
+                    self._advance(followed, data[:length], len(frame.breaks(data[:length])))
+                    data = data[length:]
+                    continue
+            size = frame.whole_lines(data)
+            if final and not more and size < len(data):
+                size = len(data)  # a rotated copy's last line: nothing will be added to it
+            if size == 0:
+                if len(data) > self.max_line_bytes:  # a line with no end in sight: quarantine it and skip
+                    skip = len(data) - len(data) % frame.unit
+                    chunk = data[:skip]
+                    self._quarantine_lines(followed, [(f"byte {start}: line longer than the limit",
+                                                       chunk[:QUARANTINE_RAW])],
+                                           f"tail:{key}:{start}:{start + skip}:{zlib.crc32(chunk):08x}", where)
+                    self._advance(followed, chunk, 0)
+                    data = data[skip:]
+                    continue
+                if not more:
+                    return total
+                continue
+            chunk = data[:size]
+            whole = chunk if frame.whole_lines(chunk) == len(chunk) else chunk + frame.newline
+            bad: list[tuple[str, bytes]] = []
+            texts = frame.decode_lines(whole)
+            # at most 4 bytes a character: no line of the chunk is longer than the limit
+            if texts is not None and max(map(len, texts), default=0) * 4 <= self.max_line_bytes:
+                count = len(texts)
+            else:
+                texts = self._decode_one_by_one(followed, frame, start, whole, bad)
+                count = len(texts)
+            lines = [text for text in texts if text and not text.isspace()]
             if lines:
                 source = self._source_of(followed)
                 if source in WHOLE_FILE_SOURCES:
                     return total  # the next poll reads it whole
+            done_key = f"tail:{key}:{start}:{start + size}:{zlib.crc32(chunk):08x}"
+            if bad:  # first: the chunk's last entry (its key) says the whole chunk is spooled
+                self._quarantine_lines(followed, bad, "tailq" + done_key[4:] if lines else done_key, where)
+            if lines:
                 if source == ROUTED and not self.source:
                     fmt, records = "syslog", lines
                 elif source:
@@ -239,15 +378,120 @@ class Tailer:
                 else:
                     fmt, records = "json" if lines[0].lstrip().startswith("{") else "syslog", lines
                 origin = f"file:{source or fmt}:{followed.path}@{start}"
-                chunk_key = f"tail:{key}:{start}:{zlib.crc32(chunk):08x}"
-                self._append(Entry(fmt, origin, tuple(records), time.time_ns(), chunk_key))
+                self._append(Entry(fmt, origin, tuple(records), time.time_ns(), done_key))
                 total += len(lines)
-            for reason in bad:
-                self._quarantine(followed, reason, b"")
-            followed.offset = start + len(chunk)
-            if len(followed.head) < 64:
-                handle.seek(0)
-                followed.head = handle.read(min(64, followed.offset))
+            self._advance(followed, chunk, count)
+            data = data[size:]
+
+    def _decode_one_by_one(self, followed: _Followed, frame: Framing, start: int, chunk: bytes,
+                           bad: list[tuple[str, bytes]]) -> list[str]:
+        """A chunk's lines decoded one at a time (some line is not valid in the file's encoding, or may be
+        longer than the limit): a bad line is kept with U+FFFD for its bad bytes, and added to ``bad`` with
+        its place (line number and byte offset) and raw bytes; a line longer than the limit is only added
+        to ``bad`` (an empty line in its place keeps the count)."""
+        texts: list[str] = []
+        for index, (at, raw) in enumerate(frame.split(chunk)):
+            place = f"byte {start + at}" if followed.line is None else \
+                f"line {followed.line + index + 1} (byte {start + at})"
+            if len(raw) > self.max_line_bytes:
+                bad.append((f"{place}: line longer than the {self.max_line_bytes}-byte limit", raw[:QUARANTINE_RAW]))
+                texts.append("")
+                continue
+            text, error = frame.decode(raw)
+            if error is not None:
+                self.undecodable += 1
+                codec = "UTF-8 or CP932" if frame.codec == "auto" else frame.codec
+                bad.append((f"{place}: not valid {codec} ({error.reason} at byte {start + at + error.start}); "
+                            "stored with U+FFFD in place of the bad bytes; if the file is written in another "
+                            "encoding, name it in tail_encoding", raw[:QUARANTINE_RAW]))
+            texts.append(text)
+        return texts
+
+    def _advance(self, followed: _Followed, chunk: bytes, lines: int) -> None:
+        """Move past a chunk that is spooled: offset, line count, the bytes before the offset, and the
+        file's first bytes (read without moving its handle)."""
+        followed.offset += len(chunk)
+        followed.mark = (chunk if len(chunk) >= MARK_BYTES else followed.mark + chunk)[-MARK_BYTES:]
+        if followed.line is not None:
+            followed.line += lines
+        if len(followed.head) < HEAD_BYTES and followed.plain and isinstance(followed.handle, io.BufferedReader):
+            followed.head = os.pread(followed.handle.fileno(), min(HEAD_BYTES, followed.offset), 0)
+
+    def _recover(self, key: str, followed: _Followed, followed_paths: set[Path]) -> int:
+        """Spool the rest of a file whose content went away before it was read to its end (rotated while
+        the service was stopped, copied and truncated), from its rotated copy beside it; return the lines.
+        Nothing is read when no copy is left (logged when lines may have been lost)."""
+        if not followed.head:
+            return 0  # never read (or not a line file): nothing tells its copy
+        found = self._rotated_copy(key, followed, followed_paths)
+        if found is None:
+            log.warning("%s was rotated or truncated at byte %d and no rotated copy of it is left beside it; "
+                        "lines written after that byte and before the rotation are not read",
+                        followed.path, followed.offset)
+            return 0
+        copy, handle = found
+        reader = dataclasses.replace(followed, handle=handle, plain=handle.__class__ is io.BufferedReader)
+        where = f"{copy} (rotated {followed.path.name})"
+        log.info("reading the rest of %s from byte %d in its rotated copy %s", followed.path, followed.offset, copy)
+        read = 0
+        try:
+            read = self._lines(key, reader, final=not reader.plain, where=where)
+        except _COPY_ERRORS as exc:  # a damaged copy: what was read before is spooled
+            log.warning("%s: stopped reading after byte %d: %s", copy, reader.offset, exc)
+        finally:
+            handle.close()
+        self.recovered += read
+        return read
+
+    def _rotated_copy(self, key: str, followed: _Followed, followed_paths: set[Path]) -> tuple[Path, BinaryIO] | None:
+        """A file's rotated copy in its folder (``app.log.1``, ``app.log-20250101.gz``, ``app-20250101.log.xz``),
+        open: one whose first bytes and the bytes before the offset are the ones read (the same inode under
+        another name is tried first, then the newest). Files the tailer follows anyway are not copies."""
+        base, stem = followed.path.name, followed.path.stem
+        copies: list[tuple[int, Path, os.stat_result]] = []
+        try:
+            entries = list(followed.path.parent.iterdir())
+        except OSError:
+            return None
+        for path in entries:
+            name = path.name
+            if name == base or path in followed_paths:
+                continue
+            if not ((name.startswith(base) and name[len(base)] in ".-_") or
+                    (stem != base and name.startswith(stem) and name[len(stem)] in ".-_")):
+                continue
+            try:
+                info = path.stat()
+            except OSError:
+                continue
+            if stat_kind.S_ISREG(info.st_mode):
+                copies.append((info.st_mtime_ns, path, info))
+        # the same inode first (a rename), then the newest; an inode number may have been reused, so each
+        # is checked against the bytes read
+        copies.sort(key=lambda item: (_identity(item[2]) == key, item[0]), reverse=True)
+        for _, path, _ in copies:
+            try:
+                handle = _open_copy(path)
+            except OSError:
+                continue
+            try:
+                if self._holds(followed, handle):
+                    return path, handle
+            except _COPY_ERRORS:
+                pass
+            handle.close()
+        return None
+
+    @staticmethod
+    def _holds(followed: _Followed, handle: BinaryIO) -> bool:
+        """Whether an open copy is the followed file: it starts with the file's first bytes and holds the
+        bytes read last just before the offset (a copy shorter than the offset is another file)."""
+        if handle.read(len(followed.head)) != followed.head:
+            return False
+        width = len(followed.mark) or 1
+        handle.seek(max(followed.offset - width, 0))
+        found = handle.read(width)
+        return len(found) == width and (not followed.mark or found == followed.mark)
 
     def _whole_file(self, followed: _Followed) -> bool:
         """Whether a file is read whole (EVTX by its signature, whatever its name), not line by line."""
@@ -269,6 +513,10 @@ class Tailer:
                     head = handle.read(PREAMBLE_BYTES)
             except OSError:
                 return False
+            frame = framing(self.encodings.of(followed.path), head)
+            if frame.unit > 1:  # UTF-16/32: judged on the text
+                head = head[frame.bom:len(head) - (len(head) - frame.bom) % frame.unit]
+                head = head.decode(frame.codec, errors="replace").encode()
             first = next((line for line in head.split(b"\n") if line.strip()), b"")
             if not first.lstrip(b"\xef\xbb\xbf \t\r").startswith((b"{", b"[")) or b"\n" not in head:
                 followed.document = False if b"\n" in head else None  # no whole first line yet: ask again
@@ -300,7 +548,9 @@ class Tailer:
             records.clear()
             part += 1
 
-        for line, text, other in iter_json_values(followed.path, ReadOptions()):
+        frame = framing(self.encodings.of(followed.path), followed.head or self._head(followed.path))
+        encoding = None if frame.codec in ("auto", "utf-8") else frame.codec  # None: detect UTF-8 / CP932
+        for line, text, other in iter_json_values(followed.path, ReadOptions(encoding=encoding)):
             if text is None:
                 reason, _, raw = other.partition("\x00")
                 self._quarantine(followed, f"line {line}: {reason}", raw.encode()[:2048])
@@ -315,14 +565,33 @@ class Tailer:
         self._pending_sizes.pop(key, None)
         return total
 
+    @staticmethod
+    def _head(path: Path) -> bytes:
+        """A file's first bytes (empty when it cannot be read)."""
+        try:
+            with path.open("rb") as handle:
+                return handle.read(HEAD_BYTES)
+        except OSError:
+            return b""
+
     def _source_of(self, followed: _Followed) -> str:
         """The reader of a file's lines: ``tail_source`` when set, else what ``sniff_source`` says of
         the file (as ``mamori hunt`` chooses); ``""`` when no reader that takes lines claims it."""
         if self.source:
             return self.source
         if followed.source is None:
-            spec = sniff_source(followed.path)
-            name = spec.name if spec is not None else _FALLBACK
+            frame = followed.frame
+            if frame is not None and frame.unit > 1:  # UTF-16/32: the sniffers read the text as UTF-8
+                try:
+                    with followed.path.open("rb") as handle:
+                        head = handle.read(PREAMBLE_BYTES)[frame.bom:]
+                except OSError:
+                    head = b""
+                sniffed = _sniffed(head.decode(frame.codec, errors="replace").encode(), followed.path.name)
+            else:
+                spec = sniff_source(followed.path)
+                sniffed = spec.name if spec is not None else None
+            name = sniffed or _FALLBACK
             followed.source = name if name in WHOLE_FILE_SOURCES or has_record_reader(name) else _FALLBACK
             log.info("tailing %s as %s", followed.path, followed.source or "json/syslog (no source claims it)")
         return followed.source
@@ -335,18 +604,22 @@ class Tailer:
         if start == 0 or lines[0].startswith("#"):
             return lines
         if followed.preamble is None and followed.handle is not None:
+            back = followed.handle.tell()
             followed.handle.seek(0)  # the open file: after a rotation its path names the new one
-            followed.preamble = self._preamble(followed.handle.read(PREAMBLE_BYTES))
+            followed.preamble = self._preamble(followed.handle.read(PREAMBLE_BYTES), followed.frame)
+            followed.handle.seek(back)
         return [*(followed.preamble or ()), *lines]
 
     @staticmethod
-    def _preamble(head: bytes) -> tuple[str, ...]:
+    def _preamble(head: bytes, frame: Framing | None = None) -> tuple[str, ...]:
         """The ``#`` lines a file's first bytes start with (a Zeek TSV log's header); none for others."""
+        frame = frame or framing("utf-8", head)
         found: list[str] = []
-        for raw in head.split(b"\n")[:-1]:  # whole lines only
-            if not raw.startswith(b"#"):
+        for _, raw in frame.split(head[frame.bom:]):  # whole lines only
+            text = frame.decode(raw)[0]
+            if not text.startswith("#"):
                 break
-            found.append(raw.rstrip(b"\r").decode("utf-8", errors="replace"))
+            found.append(text)
         return tuple(found)
 
     def _evtx(self, key: str, followed: _Followed, stat: os.stat_result) -> int:
@@ -395,7 +668,16 @@ class Tailer:
             self.spool.append_wait(entry)
 
     def _quarantine(self, followed: _Followed, reason: str, raw: bytes) -> None:
-        record: dict[str, Any] = {"where": str(followed.path), "reason": reason,
-                                  "raw": raw.decode("utf-8", errors="backslashreplace")}
-        self.spool.append_wait(Entry(QUARANTINE, f"file:{followed.path}", (orjson.dumps(record).decode(),),
-                                     time.time_ns()))
+        """Set aside one thing of a file that cannot be read, with the reason (not keyed: whole-file reads)."""
+        self._quarantine_lines(followed, [(reason, raw)], None)
+
+    def _quarantine_lines(self, followed: _Followed, items: list[tuple[str, bytes]], key: str | None,
+                          where: str | None = None) -> None:
+        """Set aside a chunk's bad lines in one keyed spool entry: each names the file (``where``: the
+        rotated copy read) and the reason, with its raw bytes in the file's encoding (bad bytes escaped)."""
+        codec = followed.frame.codec if followed.frame is not None and followed.frame.codec != "auto" else "utf-8"
+        place = where or str(followed.path)
+        records = tuple(orjson.dumps({"where": place, "reason": reason,
+                                      "raw": raw.decode(codec, errors="backslashreplace")}).decode()
+                        for reason, raw in items)
+        self._append(Entry(QUARANTINE, f"file:{place}", records, time.time_ns(), key))

@@ -19,6 +19,7 @@ from mamori.cases.grouping import load_rules
 from mamori.cases.playbooks.runner import PlaybookRunner
 from mamori.cases.recent_events import RecentEvents
 from mamori.cases.worker import GroupingWorker
+from mamori.collect.encodings import parse_tail_encodings
 from mamori.collect.spool import Spool
 from mamori.collect.syslog_listen import InputCounters, SyslogInputs, tls_context
 from mamori.config import Settings, retention_by_source
@@ -67,6 +68,7 @@ class Service:
         self.stage = stage or IntelStage(load_stage(settings.rules, disabled_rules(self.sessions), placeholders),
                                          IntelStore.open(data / "intel.db"), self.lake)
         options = ReadOptions(default_timezone=settings.default_timezone)
+        self.tail_encodings = parse_tail_encodings(settings.tail_encoding, settings.tail)  # checked at start
         self.recent_events = RecentEvents()  # alerts' events, from the pipeline to the grouping worker
         self.pipeline = Pipeline(self.spool, self.lake, self.sessions, self.stage, self.metrics, PipelineSettings(
             batch_rows=settings.batch_rows, batch_seconds=settings.batch_seconds,
@@ -97,6 +99,10 @@ class Service:
                 "UDP datagrams dropped because the spool was full")
         m.gauge("mamori_input_rejected_total", lambda: float(self.counters.rejected),
                 "framing or decoding rejections (quarantined)")
+        m.gauge("mamori_tail_undecodable_lines_total", lambda: float(getattr(self.tailer, "undecodable", 0)),
+                "tailed lines not valid in their file's encoding (stored with U+FFFD, raw bytes quarantined)")
+        m.gauge("mamori_tail_recovered_lines_total", lambda: float(getattr(self.tailer, "recovered", 0)),
+                "tailed lines read from rotated copies (renamed or compressed before they were read)")
         m.gauge("mamori_rules_loaded", lambda: float(len(self.stage.rules())))
         m.gauge("mamori_cases_alerts_grouped_total", lambda: float(self.cases_worker.handled),
                 "alert versions the grouping worker has handled")
@@ -143,7 +149,8 @@ class Service:
             from mamori.collect.tail import Tailer
 
             self.tailer = Tailer(list(settings.tail), self.spool, settings.data_dir / "tail-checkpoints.json",
-                                 source=settings.tail_source or None, max_line_bytes=settings.max_line_bytes)
+                                 source=settings.tail_source or None, max_line_bytes=settings.max_line_bytes,
+                                 encoding=self.tail_encodings)
             self.tailer.start()
 
     def _start_feeds(self, path: Path) -> None:
