@@ -33,6 +33,18 @@ def test_an_analyst_takes_the_incident(console: Console) -> None:
         assert api.get(f"/api/v1/incidents/{incident}").json()["owner"] == "analyst-user"
 
 
+def test_an_incident_is_not_given_to_a_name_no_user_has(console: Console) -> None:
+    incident = first_incident(console)
+    with console.api("viewer") as api:
+        before = api.get(f"/api/v1/incidents/{incident}").json()["owner"]
+    with console.login("analyst") as client:
+        token = csrf_of(client.get(f"/console/incidents/{incident}").text)
+        refused = client.post(f"/console/incidents/{incident}/owner", data={"csrf": token, "value": "hanakoo"})
+    assert refused.status_code == 422 and "hanakoo" in refused.text
+    with console.api("viewer") as api:
+        assert api.get(f"/api/v1/incidents/{incident}").json()["owner"] == before
+
+
 def test_the_html_report_downloads_in_the_language_asked(console: Console) -> None:
     incident = first_incident(console)
     with console.login("viewer") as client:
