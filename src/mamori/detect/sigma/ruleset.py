@@ -258,7 +258,10 @@ def apply_filters(ruleset: RuleSet, filters: Sequence[Filter]) -> None:
 
 def write_in_child(write: Callable[[], None]) -> None:
     """Run ``write`` (a cache write) in a forked copy of this process, which then exits at once, so the
-    caller does not wait for it; in this process where there is no fork."""
+    caller does not wait for it; in this process where there is no fork. The copy runs at the lowest
+    priority, so it never slows what runs next (the next command, the next test), and lets go of the
+    standard streams at once, so a caller reading this command's output through pipes sees them close
+    when the command ends, not when the cache is written."""
     try:
         pid = os.fork() if hasattr(os, "fork") else -1
     except OSError:
@@ -267,9 +270,22 @@ def write_in_child(write: Callable[[], None]) -> None:
         write()
     elif pid == 0:  # the child: write, then leave without running the parent's exit handlers
         try:
+            _into_background()
             write()
         finally:
             os._exit(0)
+
+
+def _into_background() -> None:
+    """Lowest CPU priority, and the standard streams on /dev/null (see ``write_in_child``)."""
+    try:
+        os.nice(19)
+        null = os.open(os.devnull, os.O_RDWR)
+        for stream in (0, 1, 2):
+            os.dup2(null, stream)
+        os.close(null)
+    except OSError:
+        pass  # still writes the cache, only less politely
 
 
 def write_pickle(cache_file: Path, value: object) -> None:
