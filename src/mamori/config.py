@@ -73,6 +73,9 @@ class Settings:
     # each vector model's false-alarm budget per entity kind (host, user) and day: its threshold is the score
     # that many of the baseline's entity-hours a day reach
     anomaly_vector_alerts_per_day: float = 0.25
+    # detector thresholds over the defaults, "detector.parameter=value, ...": a detector family (spraying,
+    # rarity, volume...) or one detector's name, e.g. "spraying.min_users=10, rarity.max_peer_share=0.001"
+    anomaly_thresholds: str = ""
 
     @property
     def db_url(self) -> str:

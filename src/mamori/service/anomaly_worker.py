@@ -20,9 +20,10 @@ The baselines are built from the last ``baseline_days`` of stored events (up to 
 round: they survive a restart. Until a baseline exists nothing is scored: a detector without one
 would call everything new. Their seasons follow the organisation's clock (``timezone``, Asia/Tokyo
 unless set), peer groups are computed from the history's behaviour, and logon geography runs when a
-geolocation database is configured; baselines saved under another zone or detector set are rebuilt
-at the next round. An analyst's benign verdicts are kept with the engine and taught again to every
-rebuilt baseline, so they outlive refits and restarts.
+geolocation database is configured; detector thresholds follow ``thresholds`` (the
+``anomaly_thresholds`` setting); baselines saved under another zone, detector set or thresholds are
+rebuilt at the next round. An analyst's benign verdicts are kept with the engine and taught again to
+every rebuilt baseline, so they outlive refits and restarts.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from mamori.detect.anomaly.geo import GeoDatabase, open_geo_database
 from mamori.detect.anomaly.records import Anomaly, Explanation, anomaly_from_record, anomaly_record
 from mamori.detect.anomaly.risk import RiskIncident
 from mamori.detect.anomaly.seasons import DEFAULT_TIMEZONE, Calendar, check_timezone
+from mamori.detect.anomaly.thresholds import EXAMPLE, Thresholds, current_thresholds, parse_thresholds
 from mamori.errors import MamoriError
 from mamori.events import schema
 from mamori.events.frame import concat_frames
@@ -92,6 +94,8 @@ class AnomalySettings:
     # empty: none), each with a false-alarm budget per entity kind and simulated day
     vector_models: tuple[str, ...] = DEFAULT_VECTOR_MODELS
     vector_alerts_per_day: float = VECTOR_ALERTS_PER_DAY
+    # detector thresholds, "detector.parameter=value, ..." (detect.anomaly.thresholds; empty: the defaults)
+    thresholds: str = ""
 
 
 def anomaly_settings(settings: Settings) -> AnomalySettings:
@@ -104,6 +108,7 @@ def anomaly_settings(settings: Settings) -> AnomalySettings:
         geo_database=settings.anomaly_geo_database,
         vector_models=tuple(m.strip() for m in settings.anomaly_vector_models.split(",") if m.strip()),
         vector_alerts_per_day=settings.anomaly_vector_alerts_per_day,
+        thresholds=settings.anomaly_thresholds,
     )
 
 
@@ -166,6 +171,10 @@ class AnomalyWorker:
             vector_models(self.settings.vector_models)
         except ValueError as exc:
             raise MamoriError(str(exc), where="anomaly_vector_models", hint="e.g. ecod,half_space (or empty)") from exc
+        try:
+            self.thresholds: Thresholds = parse_thresholds(self.settings.thresholds)
+        except ValueError as exc:
+            raise MamoriError(str(exc), where="anomaly_thresholds", hint=f"e.g. {EXAMPLE} (or empty)") from exc
         path = self.settings.geo_database
         self.geo: GeoDatabase | None = open_geo_database(path) if path is not None else None
         self.engine: UebaEngine | None = None
@@ -201,13 +210,13 @@ class AnomalyWorker:
         self.alert_mark = int(saved.get("alert_mark", 0))
         self._stale = _layout(self.engine) != _layout(self._new_engine())
         if self._stale:
-            log.info("anomaly baselines in %s were built for another time zone or detector set: rebuilt at the "
-                     "next round", self.state_dir)
+            log.info("anomaly baselines in %s were built for another time zone, detector set or thresholds: "
+                     "rebuilt at the next round", self.state_dir)
 
     def _new_engine(self) -> UebaEngine:
         """An engine with every detector the settings ask for (logon geography with a database)."""
         return UebaEngine(default_detectors(self.geo, self.calendar, self.settings.vector_models,
-                                            self.settings.vector_alerts_per_day))
+                                            self.settings.vector_alerts_per_day, self.thresholds))
 
     def _save(self) -> None:
         assert self.engine is not None and self.fitted_at is not None
@@ -464,13 +473,14 @@ def _anomaly_of(record: dict[str, object]) -> Anomaly:
     return anomaly_from_record(record)
 
 
-def _layout(engine: UebaEngine | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The detectors of an engine and the time zones of its seasonal baselines (what a restart with
-    other settings must rebuild)."""
+def _layout(engine: UebaEngine | None) -> tuple[tuple[str, ...], tuple[str, ...], tuple[object, ...]]:
+    """The detectors of an engine, the time zones of its seasonal baselines and the detectors' thresholds
+    (what a restart with other settings must rebuild: some thresholds shape the baselines themselves)."""
     if engine is None:
-        return (), ()
+        return (), (), ()
     zones = {str(calendar.timezone) for d in engine.detectors if (calendar := getattr(d, "calendar", None))}
-    return tuple(sorted(d.name for d in engine.detectors)), tuple(sorted(zones))
+    thresholds = tuple(sorted((d.name, current_thresholds(d)) for d in engine.detectors))
+    return tuple(sorted(d.name for d in engine.detectors)), tuple(sorted(zones)), thresholds
 
 
 # the columns the detectors read (a stored Windows batch has hundreds): the core ones but the raw text,
@@ -478,7 +488,7 @@ def _layout(engine: UebaEngine | None) -> tuple[tuple[str, ...], tuple[str, ...]
 COLUMNS_READ = tuple(dict.fromkeys((
     *(c for c in schema.CORE_COLUMNS if c != schema.RAW), "EventID", *fields.USER, *fields.SOURCE_IP,
     *fields.DEST_IP, *fields.DEST_PORT, *fields.BYTES_OUT, *fields.IMAGE, *fields.PARENT_IMAGE,
-    *fields.PROCESS_USER, *QUERY)))
+    *fields.PROCESS_USER, *fields.LOGON_TYPE, *QUERY)))
 
 
 def read_for_scoring(files: list[LakeFile]) -> pl.DataFrame:

@@ -1,9 +1,11 @@
 """Behaviour baselines and anomaly detection that explain themselves (UEBA and ML models).
 
-Detectors are small modules over Polars event batches; each returns :class:`Anomaly` records with
-observed vs typical values, the baseline window, the peer group, the events behind it and an
-explanation in Japanese and English. :class:`UebaEngine` runs them together, learns from analyst
-feedback, scores entity risk with decay and saves/loads its baselines. Seasons follow the
+Detectors are small modules over Polars event batches (first-seen, rare for the entity and its peers,
+volume spikes, spraying, beaconing, off-hours, generated domains, logon geography); each returns
+:class:`Anomaly` records with observed vs typical values, the baseline window, the peer group, the
+events behind it and an explanation in Japanese and English. :class:`UebaEngine` runs them together,
+learns from analyst feedback, scores entity risk with decay and saves/loads its baselines; their
+thresholds are settings (:func:`parse_thresholds`). Seasons follow the
 organisation's clock (:class:`Calendar`, Asia/Tokyo by default); peer groups come from behaviour
 (:func:`behaviour_peers`); logon geography reads the database :func:`open_geo_database` opens. Over
 host and user behaviour vectors run ECOD (batch) and half-space trees (streaming), which name the
@@ -24,11 +26,13 @@ from mamori.detect.anomaly.geo import GeoLogonDetector, Ip2LocationCsv, MaxMindD
 from mamori.detect.anomaly.half_space import HalfSpaceTreesDetector
 from mamori.detect.anomaly.off_hours import OffHoursDetector
 from mamori.detect.anomaly.peers import behaviour_peers
+from mamori.detect.anomaly.rarity import RarityDetector
 from mamori.detect.anomaly.records import Anomaly, Explanation
 from mamori.detect.anomaly.risk import RiskIncident, RiskScorer
 from mamori.detect.anomaly.seasons import Calendar
 from mamori.detect.anomaly.spraying import SprayingDetector
 from mamori.detect.anomaly.syscalls import CallSetModel, NgramSequenceModel, TraceAnomalyModel
+from mamori.detect.anomaly.thresholds import parse_thresholds
 from mamori.detect.anomaly.volume import VolumeDetector
 
 if TYPE_CHECKING:
@@ -61,6 +65,7 @@ __all__ = [
     "MaxMindDatabase",
     "NgramSequenceModel",
     "OffHoursDetector",
+    "RarityDetector",
     "RiskIncident",
     "RiskScorer",
     "SprayingDetector",
@@ -72,4 +77,5 @@ __all__ = [
     "behaviour_peers",
     "default_detectors",
     "open_geo_database",
+    "parse_thresholds",
 ]

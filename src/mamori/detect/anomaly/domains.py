@@ -39,10 +39,12 @@ def _encode(label: str) -> NDArray[np.int64]:
 
 
 class DomainNameModel:
-    """Character trigram model with add-k smoothing over registered labels of queried names."""
+    """Character trigram model with add-k smoothing over registered labels of queried names; names whose
+    surprise exceeds the ``quantile`` of the training names' are suspicious."""
 
-    def __init__(self, smoothing: float = 0.1) -> None:
+    def __init__(self, smoothing: float = 0.1, quantile: float = 0.999) -> None:
         self.smoothing = smoothing
+        self.quantile = quantile
         self._tri = np.zeros((_V, _V, _V))
         self._threshold = float("inf")
 
@@ -54,12 +56,13 @@ class DomainNameModel:
             x = _encode(label)
             np.add.at(self._tri, (x[:-2], x[1:-1], x[2:]), 1.0)
         scores = self.score(labels)
-        self._threshold = float(np.quantile(scores, 0.999)) if len(scores) else float("inf")
+        self._threshold = float(np.quantile(scores, self.quantile)) if len(scores) else float("inf")
         return self
 
     @property
     def threshold(self) -> float:
-        """Surprise above which a name counts as suspicious (99.9th percentile of the history)."""
+        """Surprise above which a name counts as suspicious (the ``quantile``, by default the 99.9th
+        percentile, of the history)."""
         return self._threshold
 
     def surprise(self, label: str) -> float:
@@ -75,7 +78,7 @@ class DomainNameModel:
         return np.array([self.surprise(registered_label(n)) for n in names], dtype=np.float64)
 
     def suspicious(self, queries: pl.Series) -> pl.DataFrame:
-        """Distinct queried names scoring above the 99.9th percentile of the training names."""
+        """Distinct queried names scoring above the threshold (the training names' ``quantile``)."""
         names = queries.drop_nulls().unique().to_list()
         scores = self.score(names)
         return pl.DataFrame({"name": names, "score": scores}).filter(pl.col("score") > self._threshold)
@@ -87,14 +90,15 @@ class DomainNameModel:
         np.savez_compressed(tmp, tri=self._tri)
         tmp.replace(directory / "domains.npz")
         (directory / "domains.json").write_text(
-            json.dumps({"smoothing": self.smoothing, "threshold": self._threshold}), encoding="utf-8"
+            json.dumps({"smoothing": self.smoothing, "quantile": self.quantile, "threshold": self._threshold}),
+            encoding="utf-8",
         )
 
     @classmethod
     def load(cls, directory: Path) -> DomainNameModel:
         """Read a model written by :meth:`save`."""
         settings = json.loads((directory / "domains.json").read_text(encoding="utf-8"))
-        model = cls(settings["smoothing"])
+        model = cls(settings["smoothing"], settings.get("quantile", 0.999))
         model._threshold = settings["threshold"]
         with np.load(directory / "domains.npz") as data:
             model._tri = data["tri"]
@@ -106,12 +110,14 @@ QUERY = ("QueryName", "query.hostname", "dns.question.name", "query")
 
 class SuspiciousDomainDetector:
     """Flags hosts querying names whose registered label looks machine-generated to a character
-    model trained on the organisation's own DNS history (names already in the history never are)."""
+    model trained on the organisation's own DNS history (names already in the history never are); the
+    threshold is the ``quantile`` of the history's names' surprise."""
 
     name = "suspicious_domain"
 
-    def __init__(self, smoothing: float = 0.1) -> None:
-        self.model = DomainNameModel(smoothing)
+    def __init__(self, smoothing: float = 0.1, quantile: float = 0.999) -> None:
+        self.model = DomainNameModel(smoothing, quantile)
+        self.quantile = quantile
         self._known: set[str] = set()
         self._start: datetime | None = None
         self._end: datetime | None = None
@@ -135,6 +141,7 @@ class SuspiciousDomainDetector:
         names = self._queries(events).get_column("name").unique().to_list()
         self._known = {registered_label(n) for n in names}
         if names:
+            self.model.quantile = self.quantile
             self.model.fit(names)
         self._start, self._end = time_span(events)
 
@@ -192,6 +199,7 @@ class SuspiciousDomainDetector:
         known = pl.DataFrame({"label": sorted(self._known)}, schema={"label": pl.Utf8})
         return {"trigrams": counts, "known": known}, {
             "smoothing": self.model.smoothing,
+            "quantile": self.quantile,
             "threshold": self.model.threshold,
             "start": self._start.isoformat() if self._start else None,
             "end": self._end.isoformat() if self._end else None,
@@ -199,7 +207,8 @@ class SuspiciousDomainDetector:
 
     def restore(self, frames: dict[str, pl.DataFrame], settings: dict[str, Any]) -> None:
         """Take back a saved state."""
-        self.model = DomainNameModel(settings["smoothing"])
+        self.quantile = float(settings.get("quantile", 0.999))  # saved before thresholds were settings
+        self.model = DomainNameModel(settings["smoothing"], self.quantile)
         self.model._threshold = settings["threshold"]
         t = frames["trigrams"]
         self.model._tri[t["i"].to_numpy(), t["j"].to_numpy(), t["k"].to_numpy()] = t["count"].to_numpy()

@@ -32,10 +32,13 @@ from mamori.detect.anomaly.half_space import HalfSpaceTreesDetector
 from mamori.detect.anomaly.off_hours import OffHoursDetector
 from mamori.detect.anomaly.peers import behaviour_peers
 from mamori.detect.anomaly.persist import read_frames, write_frames
+from mamori.detect.anomaly.rarity import KINDS_BY_NAME as RARITY_KINDS
+from mamori.detect.anomaly.rarity import RarityDetector
 from mamori.detect.anomaly.records import Anomaly, anomaly_from_record, anomaly_record
 from mamori.detect.anomaly.risk import RiskIncident, RiskScorer
 from mamori.detect.anomaly.seasons import Calendar
 from mamori.detect.anomaly.spraying import SprayingDetector
+from mamori.detect.anomaly.thresholds import Thresholds, apply_thresholds
 from mamori.detect.anomaly.vector_models import VectorModelDetector
 from mamori.detect.anomaly.vectors import KINDS
 from mamori.detect.anomaly.volume import DEFAULT_METRICS, METRICS_BY_NAME, VolumeDetector
@@ -67,13 +70,16 @@ def default_detectors(
     calendar: Calendar | None = None,
     models: tuple[str, ...] = DEFAULT_VECTOR_MODELS,
     alerts_per_day: float = VECTOR_ALERTS_PER_DAY,
+    thresholds: Thresholds | None = None,
 ) -> list[Detector]:
     """Every UEBA detector with its default settings (logon geography only with a ``geo`` database);
     seasonal baselines keep ``calendar``'s local hours and days (default: Asia/Tokyo). ``models`` are the
     unsupervised models over behaviour vectors (ECOD, streaming half-space trees; empty: none), each
-    with a budget of ``alerts_per_day`` false alarms per entity kind."""
+    with a budget of ``alerts_per_day`` false alarms per entity kind. ``thresholds`` (from
+    :func:`~mamori.detect.anomaly.thresholds.parse_thresholds`) change the detectors' thresholds."""
     calendar = calendar or Calendar()
     detectors: list[Detector] = [FirstSeenDetector(k) for k in _KINDS.values()]
+    detectors += [RarityDetector(k) for k in RARITY_KINDS.values()]
     detectors += [VolumeDetector(m, calendar=calendar) for m in DEFAULT_METRICS]
     detectors += [SprayingDetector(), BeaconingDetector(), OffHoursDetector(calendar=calendar)]
     detectors.append(BehaviourVectorDetector(calendar=calendar))
@@ -81,12 +87,15 @@ def default_detectors(
     detectors.append(SuspiciousDomainDetector())
     if geo is not None:
         detectors.append(GeoLogonDetector(geo))
+    apply_thresholds(detectors, thresholds)
     return detectors
 
 
 def _blank(name: str, geo: GeoDatabase | None) -> Detector:
     if name in _KINDS:
         return FirstSeenDetector(_KINDS[name])
+    if name in RARITY_KINDS:
+        return RarityDetector(RARITY_KINDS[name])
     if name in METRICS_BY_NAME:
         return VolumeDetector(METRICS_BY_NAME[name])
     if name == SprayingDetector.name:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from mamori.detect.anomaly.records import Explanation
@@ -121,4 +122,56 @@ def vector_outlier(
         ja=f"{entity} の {local} からの1時間の振る舞いがベースラインと異なる（{model[1]}スコア {score:.1f}、"
         f"しきい値 {threshold:.1f}）: {parts_ja}。通常値は1時間あたりの99パーセンタイル（{season[1]}、"
         f"ベースライン {window}）",
+    )
+
+
+def share_text(part: float, whole: float) -> str:
+    """A share as a percentage people can compare: ``0.09%``, ``<0.01%`` for a trace, ``0%`` for none."""
+    if whole <= 0 or part <= 0:
+        return "0%"
+    share = part / whole
+    return "<0.01%" if share < 0.0001 else f"{share:.2%}"
+
+
+@dataclass(frozen=True)
+class RarityFacts:
+    """The numbers behind a rare value: how often the entity and its peers showed it in the baseline
+    window (before this batch), against their totals and the entity's typical value."""
+
+    entity: str
+    entity_type: str  # "host" or "user"
+    what: tuple[str, str]  # what the value is (English, Japanese): "process", "プロセス"
+    events: tuple[str, str]  # what the counts count: "process starts", "プロセス起動"
+    value: str
+    now: int  # times in this batch
+    count: int  # times the entity showed it in the window
+    total: int  # the entity's events of this kind in the window
+    typical: float  # how often the entity's typical value (weighted median) was seen
+    days: int
+    peer: str
+    peer_count: int  # times the other members of the peer group showed it
+    peer_total: int
+    peers_with: int  # other members that showed it
+    peer_size: int  # other members
+
+
+_ENTITY_JA = {"host": ("ホスト", "台"), "user": ("ユーザー", "人")}
+
+
+def rarity(f: RarityFacts) -> Explanation:
+    """A value rare for the entity and among its peers: its count and share for the entity (against the
+    count of the entity's typical value) and its share of the peer group's events."""
+    kind_ja, unit_ja = _ENTITY_JA.get(f.entity_type, (f.entity_type, ""))
+    own = share_text(f.count, f.total)
+    peers = share_text(f.peer_count, f.peer_total)
+    return Explanation(
+        en=f"{f.what[0]} {f.value} on {f.entity_type} {f.entity} ({f.now} time(s) now) is rare: "
+        f"{f.count} time(s) in the last {f.days} days on this {f.entity_type}, {own} of its {fmt(f.total)} "
+        f"{f.events[0]} (typical: its usual {f.what[0]} {fmt(f.typical)} times); {peers} of the "
+        f"{fmt(f.peer_total)} {f.events[0]} of its peer group {f.peer} ({f.peers_with} of {f.peer_size} "
+        f"other {f.entity_type}s showed it)",
+        ja=f"{kind_ja} {f.entity} で{f.what[1]} {f.value} はまれ（今回 {f.now} 回）: この{kind_ja}では過去 "
+        f"{f.days} 日間に {f.count} 回、{f.events[1]} {fmt(f.total)} 件の {own}（通常の{f.what[1]}は "
+        f"{fmt(f.typical)} 回）。ピアグループ {f.peer} では{f.events[1]} {fmt(f.peer_total)} 件の {peers}"
+        f"（他の {f.peer_size} {unit_ja}中 {f.peers_with} {unit_ja}）",
     )

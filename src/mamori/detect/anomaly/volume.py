@@ -145,12 +145,16 @@ _CLASS = ["workday", "office"]
 
 
 class VolumeDetector:
-    """Flags (entity, bucket) values above ``factor`` × the baseline 99th percentile of the bucket's season."""
+    """Flags (entity, bucket) values of at least ``min_observed`` above ``factor`` × the baseline 99th
+    percentile of the bucket's season (both the metric's unless given)."""
 
-    def __init__(self, metric: VolumeMetric, min_buckets: int = 10, calendar: Calendar | None = None) -> None:
+    def __init__(self, metric: VolumeMetric, min_buckets: int = 10, calendar: Calendar | None = None,
+                 factor: float | None = None, min_observed: float | None = None) -> None:
         self.metric = metric
         self.name = metric.name
         self.min_buckets = min_buckets
+        self.factor = metric.factor if factor is None else factor
+        self.min_observed = metric.min_observed if min_observed is None else min_observed
         self.calendar = calendar or Calendar()
         self.peers: Peers = {}
         season = {"workday": pl.Boolean, "office": pl.Boolean, "p99": pl.Float64, "n": pl.UInt32}
@@ -209,7 +213,7 @@ class VolumeDetector:
 
     def score(self, events: pl.DataFrame) -> list[Anomaly]:
         """Anomalies for buckets whose value exceeds the entity's (or its peers') typical ceiling."""
-        b = _buckets(self.metric, events, self.calendar).filter(pl.col("observed") >= self.metric.min_observed)
+        b = _buckets(self.metric, events, self.calendar).filter(pl.col("observed") >= self.min_observed)
         if b.is_empty():
             return []
         b = self._typical(self._with_peer(b))
@@ -220,7 +224,7 @@ class VolumeDetector:
                     pl.col("entity").replace_strict(self._overrides, default=0.0, return_dtype=pl.Float64),
                 ).alias("typical")
             )
-        b = b.filter(pl.col("observed") > pl.col("typical") * self.metric.factor)
+        b = b.filter(pl.col("observed") > pl.col("typical") * self.factor)
         days = self._days()
         bucket_en, bucket_ja = _BUCKET_TEXT.get(self.metric.bucket, (self.metric.bucket, self.metric.bucket))
         out: list[Anomaly] = []
@@ -279,6 +283,8 @@ class VolumeDetector:
             "timezone": self.calendar.timezone,
             "office": list(self.calendar.office),
             "min_buckets": self.min_buckets,
+            "factor": self.factor,
+            "min_observed": self.min_observed,
             "peers": self.peers,
             "overrides": self._overrides,
             "start": self._start.isoformat() if self._start else None,
@@ -300,6 +306,8 @@ class VolumeDetector:
         self._peer_baseline, self._peer_hours = frames["peer_baseline"], frames["peer_hours"]
         self.calendar = Calendar(settings["timezone"], (int(settings["office"][0]), int(settings["office"][1])))
         self.min_buckets, self.peers = settings["min_buckets"], settings["peers"]
+        self.factor = float(settings.get("factor", self.metric.factor))  # saved before thresholds were settings
+        self.min_observed = float(settings.get("min_observed", self.metric.min_observed))
         self._overrides = {k: float(v) for k, v in settings["overrides"].items()}
         self._start = datetime.fromisoformat(settings["start"]) if settings["start"] else None
         self._end = datetime.fromisoformat(settings["end"]) if settings["end"] else None
