@@ -125,6 +125,17 @@ def test_an_http_key_older_than_its_keep_time_is_forgotten(tmp_path: Path) -> No
     spool.close()
 
 
+def test_a_batch_whose_first_entry_already_waited_the_batch_time_closes_at_once(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    long_ago = time.time_ns() - 120 * 10**9  # received while the reader was busy with batches ahead
+    spool.append_wait(Entry("syslog", "tcp:1", ("a", "b"), long_ago))
+    started = time.monotonic()
+    got = spool.read(0, 1000, timeout=60.0)  # a small batch would otherwise wait the minute for more
+    assert [e.records for e in got] == [("a", "b")]
+    assert time.monotonic() - started < 30.0
+    spool.close()
+
+
 def test_an_entry_read_back_crosses_to_another_process_as_its_stored_body(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     made = _entry(1, key="k1")

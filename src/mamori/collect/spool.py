@@ -270,7 +270,9 @@ class Spool:
 
     def read(self, start: int, max_records: int, timeout: float) -> list[Entry]:
         """Entries from ``start`` on (durable ones only), up to about ``max_records`` records; waits up to
-        ``timeout`` for the first one and for more while the batch is small."""
+        ``timeout`` for the first one and for more while the batch is small, but never past ``timeout``
+        after its first entry was received: entries that waited in the spool while the reader was busy
+        (a batch ahead not yet taken) close the batch at once instead of waiting ``timeout`` more."""
         deadline = time.monotonic() + timeout
         if not self.wait_for(start, timeout):
             return []
@@ -287,6 +289,9 @@ class Spool:
             got = self._read_range(seq, durable, max_records - records)
             if not got:
                 break
+            if not out:  # the batch's first entry: how long it has waited already
+                waited = max(0.0, time.time() - got[0].received_ns / 1e9)
+                deadline = min(deadline, time.monotonic() + timeout - waited)
             out.extend(got)
             records += sum(len(e.records) for e in got)
             seq = got[-1].seq + 1
