@@ -15,10 +15,19 @@ def fmt(value: float) -> str:
     return f"{value:,.2f}"
 
 
-def window_text(start: datetime, end: datetime) -> str:
-    """A baseline window as ``YYYY-MM-DD..YYYY-MM-DD (N days)``."""
-    days = max(round((end - start).total_seconds() / 86400), 1)
-    return f"{start:%Y-%m-%d}..{end:%Y-%m-%d} ({days} days)"
+def window_days(start: datetime | None, end: datetime | None) -> int:
+    """The whole days a baseline window spans (at least 1), 0 before there is a baseline: how many days
+    an explanation says the typical value was learned over."""
+    if start is None or end is None:
+        return 0
+    return max(round((end - start).total_seconds() / 86400), 1)
+
+
+def window_text(start: datetime | None, end: datetime | None) -> str:
+    """A baseline window as ``YYYY-MM-DD..YYYY-MM-DD (N days)``; empty before there is a baseline."""
+    if start is None or end is None:
+        return ""
+    return f"{start:%Y-%m-%d}..{end:%Y-%m-%d} ({window_days(start, end)} days)"
 
 
 def volume(

@@ -119,7 +119,7 @@ class FirstSeenDetector:
         )
         uids = new.sort("_time").group_by("entity").agg(pl.col("_uid").head(100))
         grouped = grouped.join(uids, on="entity")
-        days = self._days()
+        days = explain.window_days(self._start, self._end)
         out: list[Anomaly] = []
         for row in grouped.iter_rows(named=True):
             if row["weight"] < self.min_score:
@@ -134,7 +134,7 @@ class FirstSeenDetector:
                     score=min(1.0 + float(row["weight"]), 10.0) * 10.0,
                     observed=float(len(items)),
                     typical=0.0,
-                    window=self._window(),
+                    window=explain.window_text(self._start, self._end),
                     explanation=explain.first_seen(
                         row["entity"],
                         self.kind.what_en,
@@ -150,16 +150,6 @@ class FirstSeenDetector:
                 )
             )
         return out
-
-    def _days(self) -> int:
-        if self._start is None or self._end is None:
-            return 0
-        return max(round((self._end - self._start).total_seconds() / 86400), 1)
-
-    def _window(self) -> str:
-        if self._start is None or self._end is None:
-            return ""
-        return explain.window_text(self._start, self._end)
 
     def learn_benign(self, anomaly: Anomaly) -> None:
         """Add the anomaly's items to the entity's baseline: they are no longer new."""

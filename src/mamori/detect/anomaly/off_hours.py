@@ -132,8 +132,8 @@ class OffHoursDetector:
                 pl.col("over").first(),
             )
         )
-        days = max(round((self._end - self._start).total_seconds() / 86400), 1) if self._start and self._end else 0
-        window = explain.window_text(self._start, self._end) if self._start and self._end else ""
+        days = explain.window_days(self._start, self._end)
+        window = explain.window_text(self._start, self._end)
         out: list[Anomaly] = []
         for row in hits.sort("_time").iter_rows(named=True):
             out.append(

@@ -261,7 +261,7 @@ class RarityDetector:
             .agg(pl.col("_uid").head(_EVIDENCE))
         )
         cand = cand.join(uids, on=["entity", "value"])
-        days, window = self._days(), self._window()
+        days, window = explain.window_days(self._start, self._end), explain.window_text(self._start, self._end)
         out: list[Anomaly] = []
         for row in cand.sort("first", "entity", "value").iter_rows(named=True):
             surprise = -math.log10(row["p_entity"]) - math.log10(row["p_peer"])
@@ -377,14 +377,6 @@ class RarityDetector:
         _, end = time_span(fresh)
         self._end = max(self._end, end) if self._end else end
         self._start = self._start or end
-
-    def _days(self) -> int:
-        if self._start is None or self._end is None:
-            return 0
-        return max(round((self._end - self._start).total_seconds() / 86400), 1)
-
-    def _window(self) -> str:
-        return explain.window_text(self._start, self._end) if self._start and self._end else ""
 
     def learn_benign(self, anomaly: Anomaly) -> None:
         """Allow the entity's value from now on (a host's monthly maintenance tool, a user's VPN port)."""

@@ -225,7 +225,7 @@ class VolumeDetector:
                 ).alias("typical")
             )
         b = b.filter(pl.col("observed") > pl.col("typical") * self.factor)
-        days = self._days()
+        days = explain.window_days(self._start, self._end)
         bucket_en, bucket_ja = _BUCKET_TEXT.get(self.metric.bucket, (self.metric.bucket, self.metric.bucket))
         out: list[Anomaly] = []
         for row in b.sort("bucket").iter_rows(named=True):
@@ -254,7 +254,7 @@ class VolumeDetector:
                     score=float(min(20.0 * np.log2(1.0 + ratio), 100.0)),
                     observed=observed,
                     typical=typical,
-                    window=self._window(),
+                    window=explain.window_text(self._start, self._end),
                     explanation=text,
                     peer_group=row["peer"] or "",
                     event_uids=tuple(row["uids"]),
@@ -262,14 +262,6 @@ class VolumeDetector:
                 )
             )
         return out
-
-    def _days(self) -> int:
-        if self._start is None or self._end is None:
-            return 0
-        return max(round((self._end - self._start).total_seconds() / 86400), 1)
-
-    def _window(self) -> str:
-        return explain.window_text(self._start, self._end) if self._start and self._end else ""
 
     def learn_benign(self, anomaly: Anomaly) -> None:
         """Raise the entity's ceiling, in every season, to the value judged benign (keyed on the entity,
