@@ -26,6 +26,16 @@ under another name, or a copy (plain, gzip, bzip2 or xz, as logrotate leaves the
 and the bytes just before the checkpoint's offset are the ones read. Chunk keys name the file, the byte
 range and its CRC, and the ranges spooled before a restart are skipped when read again (also when the
 next read reaches further than the first did), so each line is spooled once.
+
+A copy of a followed file that appears in a tailed folder (``copytruncate``'s or ``cp``'s ``app.log.1``)
+holds lines already read. A new file whose first bytes are a followed file's and which holds, before
+that file's offset, the bytes read last (or, when shorter, the bytes that file holds at the same place)
+is taken for its copy: it is not read, only moved along to the point its original has read, and kept so
+in the checkpoint (``copy_of``), so neither a later poll nor a restart reads it again. What lies past
+that point is the original's to read: from the original itself, or from the copy by the recovery above
+when the original was truncated (the copy then goes on from where that read ended). A file that holds
+other bytes there is another log starting with the same header and is read in full, also when it first
+looked like a copy and then parts from its original.
 """
 
 from __future__ import annotations
@@ -67,6 +77,7 @@ DOCUMENT_RECORDS = 10_000  # records per spool entry of a JSON document read who
 HEAD_BYTES = 64  # a file's first bytes kept in the checkpoint: a rewritten file starts differently
 MARK_BYTES = 32  # the bytes just before the checkpoint's offset: a rotated copy holding them is the file
 QUARANTINE_RAW = 2048  # raw bytes kept of a quarantined line
+_UNTOLD = (0, b"")  # ``Tailer._copied_up_to``: whether a file is a copy cannot be told at this poll
 _COPY_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)  # a damaged or half-written compressed copy
 _FALLBACK = ""  # a followed file's reader when no source claims it: json or syslog, line by line
 # A file sniffed as syslog is a stream of messages like the listeners': each goes to the reader of the
@@ -91,6 +102,7 @@ class _Followed:
     line: int | None = 0  # whole lines before ``offset`` (None: not known, older checkpoint)
     frame: Framing | None = None  # how its lines are cut and decoded (from its encoding and first bytes)
     plain: bool = True  # its handle reads the file itself (not a compressed rotated copy)
+    copy_of: str | None = None  # the followed file this one is a copy of: bytes before ``offset`` read there
 
 
 def _first_record(frame: pl.DataFrame) -> str:
@@ -115,6 +127,19 @@ def _open_copy(path: Path) -> BinaryIO:
         return bz2.BZ2File(handle, "rb")  # type: ignore[return-value]
     if magic.startswith(b"\xfd7zXZ\x00"):
         return lzma.LZMAFile(handle, "rb")  # type: ignore[return-value]
+    return handle
+
+
+def _open_as(path: Path, key: str) -> BinaryIO | None:
+    """A file opened by name when the name still names the file ``key`` (device and inode) listed: a
+    rotation may have given the name to another file since; None then, or when it cannot be opened."""
+    try:
+        handle = path.open("rb")
+    except OSError:
+        return None
+    if _identity(os.fstat(handle.fileno())) != key:
+        handle.close()
+        return None
     return handle
 
 
@@ -160,11 +185,12 @@ class Tailer:
         self._polled = False  # a first poll saves the checkpoint once, at its end
         self._load()
 
-    def _spooled_ranges(self) -> dict[str, dict[int, tuple[int, int]]]:
-        """The byte ranges the spool holds per followed file (file key -> start -> (end, CRC)), from the
+    def _spooled_ranges(self) -> dict[str, dict[int, list[tuple[int, int]]]]:
+        """The byte ranges the spool holds per followed file (file key -> start -> [(end, CRC)]), from the
         keys of chunks spooled before a restart: a chunk read again from the same start is skipped when
-        its first bytes are those (the checkpoint may be behind, and the file may have grown since)."""
-        done: dict[str, dict[int, tuple[int, int]]] = {}
+        its first bytes are those (the checkpoint may be behind, and the file may have grown since). A
+        start may have several: a file truncated in place (``copytruncate``) keeps its key."""
+        done: dict[str, dict[int, list[tuple[int, int]]]] = {}
         for key in self.spool.keys.copy():
             if not key.startswith("tail:"):
                 continue
@@ -173,7 +199,7 @@ class Tailer:
                 start, end, crc = int(parts[1]), int(parts[2]), int(parts[3], 16)
             except (IndexError, ValueError):
                 continue  # an older key (no end): the exact-key check still makes its chunk a no-op
-            done.setdefault(parts[0][len("tail:"):], {})[start] = (end, crc)
+            done.setdefault(parts[0][len("tail:"):], {}).setdefault(start, []).append((end, crc))
         return done
 
     def _load(self) -> None:
@@ -186,12 +212,13 @@ class Tailer:
                                             first_record=str(item.get("first_record", "")),
                                             modified_ns=item.get("modified_ns"),
                                             mark=bytes.fromhex(item.get("mark", "")),
-                                            line=int(line) if line is not None else None)
+                                            line=int(line) if line is not None else None,
+                                            copy_of=item.get("copy_of"))
 
     def _save(self) -> None:
         data = {key: {"path": str(f.path), "offset": f.offset, "head": f.head.hex(), "last_record": f.last_record,
                       "first_record": f.first_record, "modified_ns": f.modified_ns, "mark": f.mark.hex(),
-                      "line": f.line} for key, f in self.files.items()}
+                      "line": f.line, "copy_of": f.copy_of} for key, f in self.files.items()}
         tmp = self.checkpoint_file.with_suffix(".tmp")
         with tmp.open("wb") as handle:
             handle.write(orjson.dumps(data))
@@ -238,16 +265,24 @@ class Tailer:
                 current.append((path, path.stat()))
             except OSError:
                 continue
-        present = {_identity(stat) for _, stat in current}
-        names = {path for path, _ in current}
+        tailed = {path: _identity(stat) for path, stat in current}
+        present = set(tailed.values())
         for key, followed in list(self.files.items()):
             if key not in present:  # rotated away or deleted: read what is left through the open handle
-                if followed.handle is not None:
+                if followed.copy_of is not None:
+                    pass  # a copy taken for another file's: what it held is that file's to read
+                elif followed.handle is not None:
                     spooled += self._lines(key, followed)
-                    followed.handle.close()
+                    self._release_copies(key, followed, live=True)
                 else:  # gone while the service was stopped: from its rotated copy, if one is left
-                    spooled += self._recover(key, followed, names)
+                    spooled += self._recover(key, followed, tailed)
+                if followed.handle is not None:
+                    followed.handle.close()
                 del self.files[key]
+        # the files read before first, then new files and copies: a new file is told for a copy by what
+        # its original holds once that is read (or found truncated, its rest read from the copy)
+        originals = {key for key, followed in self.files.items() if followed.copy_of is None}
+        current.sort(key=lambda item: _identity(item[1]) not in originals)
         for path, stat in current:
             while self.spool.full and not self._stop.is_set():
                 time.sleep(0.05)  # back-pressure: files wait on disk
@@ -262,14 +297,18 @@ class Tailer:
             if self._is_document(followed):
                 spooled += self._document(key, followed, stat.st_size)
                 continue
-            if stat.st_size < followed.offset or (followed.head and not self._same_head(followed)):
+            # a file nothing was read from yet (new, or empty when first seen: a copy being written)
+            if (not followed.head or followed.copy_of is not None) and \
+                    self._is_copy(key, followed, stat.st_size, originals):
+                if followed.copy_of is None:  # not told yet (as little as its original's first line)
+                    if followed.handle is not None:
+                        followed.handle.close()
+                    del self.files[key]
+                continue
+            if stat.st_size < followed.offset or (followed.head and not self._same_head(key, followed)):
                 # truncated (copytruncate: the rest may be in the copy) or another file now: start again
-                spooled += self._recover(key, followed, names)
-                followed.offset = 0
-                followed.head = followed.mark = b""
-                followed.line = 0
-                followed.frame = None
-                followed.source = followed.preamble = followed.document = None  # it may hold another log now
+                spooled += self._recover(key, followed, tailed)
+                self._start_again(followed)
                 self._done.pop(key, None)
             spooled += self._lines(key, followed)
             if known is None and followed.offset and self._polled:
@@ -278,12 +317,16 @@ class Tailer:
         self._polled = True
         return spooled
 
-    def _same_head(self, followed: _Followed) -> bool:
-        try:
-            with followed.path.open("rb") as handle:
-                return handle.read(len(followed.head)) == followed.head
-        except OSError:
+    def _same_head(self, key: str, followed: _Followed) -> bool:
+        """Whether a file still starts with the first bytes read: read through its open handle, or by its
+        name when that still names it (renamed since it was listed: it is looked at again next poll)."""
+        if isinstance(followed.handle, io.BufferedReader):
+            return self._read_at(followed.path, followed.handle, 0, len(followed.head)) == followed.head
+        handle = _open_as(followed.path, key)
+        if handle is None:
             return True
+        with handle:
+            return handle.read(len(followed.head)) == followed.head
 
     def close(self) -> None:
         """Close the open files (``stop`` does it for a started tailer)."""
@@ -328,11 +371,12 @@ class Tailer:
             data = data + more if data else more
             start = followed.offset
             spooled = self._done.get(key, {}).get(start)
-            if spooled is not None:
-                length = spooled[0] - start
-                if len(data) < length and more:
-                    continue  # the chunk spooled before a restart reached further than this read
-                if len(data) >= length and zlib.crc32(data[:length]) == spooled[1]:
+            if spooled:
+                if more and any(len(data) < end - start for end, _ in spooled):
+                    continue  # a chunk spooled before a restart reached further than this read
+                length = max((end - start for end, crc in spooled
+                              if len(data) >= end - start and zlib.crc32(data[:end - start]) == crc), default=0)
+                if length:
                     self._advance(followed, data[:length], len(frame.breaks(data[:length])))
                     data = data[length:]
                     continue
@@ -417,18 +461,26 @@ class Tailer:
         if len(followed.head) < HEAD_BYTES and followed.plain and isinstance(followed.handle, io.BufferedReader):
             followed.head = os.pread(followed.handle.fileno(), min(HEAD_BYTES, followed.offset), 0)
 
-    def _recover(self, key: str, followed: _Followed, followed_paths: set[Path]) -> int:
+    def _recover(self, key: str, followed: _Followed, tailed: dict[Path, str]) -> int:
         """Spool the rest of a file whose content went away before it was read to its end (rotated while
         the service was stopped, copied and truncated), from its rotated copy beside it; return the lines.
-        Nothing is read when no copy is left (logged when lines may have been lost)."""
+        Nothing is read when no copy is left (logged when lines may have been lost). A plain copy the
+        tailer follows (a tailed folder's ``app.log.1``) goes on from where this read ended, and the
+        copies taken for the file's go along with it (or are let go: the file's content is gone)."""
+        read, into = self._read_rest(key, followed, tailed)
+        self._release_copies(key, followed, live=False, into=into)
+        return read
+
+    def _read_rest(self, key: str, followed: _Followed, tailed: dict[Path, str]) -> tuple[int, str | None]:
+        """``_recover``'s read: the lines spooled, and the key of the followed copy they were read from."""
         if not followed.head:
-            return 0  # never read (or not a line file): nothing tells its copy
-        found = self._rotated_copy(key, followed, followed_paths)
+            return 0, None  # never read (or not a line file): nothing tells its copy
+        found = self._rotated_copy(key, followed, tailed)
         if found is None:
             log.warning("%s was rotated or truncated at byte %d and no rotated copy of it is left beside it; "
                         "lines written after that byte and before the rotation are not read",
                         followed.path, followed.offset)
-            return 0
+            return 0, None
         copy, handle = found
         reader = dataclasses.replace(followed, handle=handle, plain=handle.__class__ is io.BufferedReader)
         where = f"{copy} (rotated {followed.path.name})"
@@ -441,12 +493,34 @@ class Tailer:
         finally:
             handle.close()
         self.recovered += read
-        return read
+        into = tailed.get(copy)
+        if into is None or into == key or not reader.plain:
+            return read, None  # not in a tailed folder, or compressed (not tailed): nothing more to keep
+        # a copy in a tailed folder: followed on from where this read ended, never from its start
+        kept = self.files.get(into)
+        try:
+            size = copy.stat().st_size
+        except OSError:
+            size = reader.offset
+        if kept is not None and not self._describes(kept, copy, size):
+            # a file followed before under the copy's inode number, rotated away while the service was
+            # stopped: its rest from its own rotated copy, then the entry is the copy's
+            if kept.copy_of is None:
+                read += self._recover(into, kept, tailed)
+            kept = None
+        if kept is None:
+            kept = self.files[into] = _Followed(copy, 0)
+        kept.copy_of = None
+        if reader.offset > kept.offset:
+            kept.offset, kept.mark, kept.line = reader.offset, reader.mark, reader.line
+            kept.head = self._head(copy)
+        return read, into
 
-    def _rotated_copy(self, key: str, followed: _Followed, followed_paths: set[Path]) -> tuple[Path, BinaryIO] | None:
+    def _rotated_copy(self, key: str, followed: _Followed, tailed: dict[Path, str]) -> tuple[Path, BinaryIO] | None:
         """A file's rotated copy in its folder (``app.log.1``, ``app.log-20250101.gz``, ``app-20250101.log.xz``),
         open: one whose first bytes and the bytes before the offset are the ones read (the same inode under
-        another name is tried first, then the newest). Files the tailer follows anyway are not copies."""
+        another name is tried first, then the files taken for its copies, then the newest). Files the
+        tailer follows as logs of their own are not copies; a tailed file not followed yet may be."""
         base, stem = followed.path.name, followed.path.stem
         copies: list[tuple[int, Path, os.stat_result]] = []
         try:
@@ -455,20 +529,23 @@ class Tailer:
             return None
         for path in entries:
             name = path.name
-            if name == base or path in followed_paths:
+            if name == base:
                 continue
-            if not ((name.startswith(base) and name[len(base)] in ".-_") or
-                    (stem != base and name.startswith(stem) and name[len(stem)] in ".-_")):
+            if not ((name.startswith(base) and name[len(base):len(base) + 1] in (".", "-", "_")) or
+                    (stem != base and name.startswith(stem) and name[len(stem):len(stem) + 1] in (".", "-", "_"))):
                 continue
             try:
                 info = path.stat()
             except OSError:
                 continue
+            if self._own_log(tailed.get(path), key, path, info.st_size):
+                continue
             if stat_kind.S_ISREG(info.st_mode):
                 copies.append((info.st_mtime_ns, path, info))
         # the same inode first (a rename), then the newest; an inode number may have been reused, so each
         # is checked against the bytes read
-        copies.sort(key=lambda item: (_identity(item[2]) == key, item[0]), reverse=True)
+        copies.sort(key=lambda item: (_identity(item[2]) == key, self._copy_key(_identity(item[2])) == key, item[0]),
+                    reverse=True)
         for _, path, _ in copies:
             try:
                 handle = _open_copy(path)
@@ -492,6 +569,168 @@ class Tailer:
         handle.seek(max(followed.offset - width, 0))
         found = handle.read(width)
         return len(found) == width and (not followed.mark or found == followed.mark)
+
+    def _own_log(self, identity: str | None, key: str, path: Path, size: int) -> bool:
+        """Whether a tailed file is followed as a log of its own (not a copy taken for file ``key``'s, nor
+        a new file given the inode number of one followed before)."""
+        followed = self.files.get(identity) if identity is not None else None
+        return followed is not None and followed.copy_of != key and self._describes(followed, path, size)
+
+    def _describes(self, followed: _Followed, path: Path, size: int) -> bool:
+        """Whether a followed file's checkpoint fits the file now at ``path`` (``size`` bytes): as long as
+        what was read and starting with the same bytes. A file removed while the service was stopped
+        may have left its inode number to a new one."""
+        return size >= followed.offset and self._head(path).startswith(followed.head)
+
+    def _copy_key(self, identity: str) -> str | None:
+        """The file a followed file was taken for a copy of (None: a log of its own, or not followed)."""
+        followed = self.files.get(identity)
+        return followed.copy_of if followed is not None else None
+
+    def _is_copy(self, key: str, followed: _Followed, size: int, originals: set[str]) -> bool:
+        """Whether a file new in a tailed folder, or taken for a copy before, is a copy of a followed
+        file (``copytruncate``'s or ``cp``'s ``app.log.1``) whose bytes that file reads or has read: then
+        it is not read, only moved to the point its original has read (kept in the checkpoint, so a
+        restart does not read it either). One holding other bytes there (another log with the same
+        header) is read in full; one holding no more than the original's first line tells nothing yet
+        and is left for the next poll (returns True, not taken: ``copy_of`` stays None)."""
+        if followed.copy_of is None and (size == 0 or not originals):
+            return False  # empty, or nothing read before this poll: nothing to tell (read from its start)
+        original = self.files.get(followed.copy_of) if followed.copy_of is not None else None
+        if followed.copy_of is not None and original is None:  # its original is gone: read what may follow
+            followed.copy_of = None
+            return False
+        handle = _open_as(followed.path, key)
+        if handle is None:  # renamed since it was listed (or unreadable): looked at again next poll
+            return True
+        with handle:
+            if original is not None:
+                found = self._copied_up_to(handle, size, original) if size >= followed.offset else None
+                if found == _UNTOLD:
+                    return True
+                if found is not None:
+                    self._move_copy(followed, *found)
+                    return True
+                # it parted from its original (another log that started the same way), or a new file was
+                # given its inode number: told again as a new file
+                log.info("%s is no copy of %s: reading it as a file of its own", followed.path, original.path)
+                self._start_again(followed)
+            handle.seek(0)
+            head = handle.read(HEAD_BYTES)
+            for other, original in list(self.files.items()):
+                if other not in originals or other == key or not self._line_file(original):
+                    continue
+                common = min(len(head), len(original.head))
+                if not common or head[:common] != original.head[:common]:
+                    continue
+                found = self._copied_up_to(handle, size, original)
+                if found is None:
+                    continue
+                if found == _UNTOLD:  # its original was truncated meanwhile: the next poll tells it
+                    return True
+                if found[0] < original.offset and not self._past_first_line(handle, followed.path, original):
+                    return True  # the same first line alone (a CSV header): another log may go on differently
+                log.info("%s is a copy of %s: its %d bytes read there are not read again", followed.path,
+                         original.path, found[0])
+                followed.copy_of, followed.head, followed.line = other, head, None
+                self._move_copy(followed, *found)
+                return True
+        return False
+
+    @staticmethod
+    def _line_file(followed: _Followed) -> bool:
+        """Whether a followed file is read line by line (not whole: EVTX, a JSON document) and was read."""
+        return bool(followed.head) and followed.offset > 0 and followed.plain and \
+            followed.source not in WHOLE_FILE_SOURCES and not followed.document
+
+    def _copied_up_to(self, handle: BinaryIO, size: int, original: _Followed) -> tuple[int, bytes] | None:
+        """How far an open file (``size`` bytes) holds what ``original`` has read, with the bytes just before
+        that point: up to the original's offset when it holds the bytes read last just before it (as a
+        rotated copy is told); when shorter, to its end when its last bytes are the ones the original
+        holds at the same place (a copy made while the original was being read, or still being written).
+        None when it holds other bytes: another file; ``_UNTOLD`` when that cannot be told now."""
+        point = min(size, original.offset)
+        if point <= 0:
+            return None
+        if point == original.offset:
+            expected = original.mark
+            if not expected:  # an older checkpoint keeps no bytes before its offset: nothing tells a copy
+                return None
+        else:
+            expected = self._read_at(original.path, original.handle, point - MARK_BYTES, MARK_BYTES)
+            if len(expected) < min(point, MARK_BYTES):
+                return _UNTOLD  # the original was truncated since it was read: not told now
+        handle.seek(point - len(expected))
+        found = handle.read(len(expected))
+        return (point, found) if found == expected else None
+
+    @staticmethod
+    def _read_at(path: Path, handle: BinaryIO | None, at: int, length: int) -> bytes:
+        """A file's ``length`` bytes from ``at`` (fewer before its start), through its open handle when
+        it has one (a renamed file's path names another), without moving it; empty when unreadable."""
+        if at < 0:
+            length, at = length + at, 0
+        if length <= 0:
+            return b""
+        try:
+            if isinstance(handle, io.BufferedReader):
+                return os.pread(handle.fileno(), length, at)
+            with path.open("rb") as opened:
+                opened.seek(at)
+                return opened.read(length)
+        except OSError:
+            return b""
+
+    def _past_first_line(self, handle: BinaryIO, path: Path, original: _Followed) -> bool:
+        """Whether an open file holds more than one line (or more than the first bytes looked at): a file
+        holding only the first line of another (the same header) is not told for its copy."""
+        handle.seek(0)
+        data = handle.read(PREAMBLE_BYTES)
+        frame = original.frame or framing(self.encodings.of(path), data)
+        body = data[frame.bom:]
+        return len(data) >= PREAMBLE_BYTES or len(frame.breaks(body[:len(body) - len(body) % frame.unit])) > 1
+
+    @staticmethod
+    def _move_copy(followed: _Followed, point: int, mark: bytes) -> None:
+        """Move a copy to the point its original has read (never back)."""
+        if point > followed.offset:
+            followed.offset, followed.mark = point, mark
+
+    def _start_again(self, followed: _Followed) -> None:
+        """Read a file from its start again, as another file (truncated, rewritten, or not a copy)."""
+        followed.offset = 0
+        followed.head = followed.mark = b""
+        followed.line = 0
+        followed.frame = None
+        followed.copy_of = None
+        followed.source = followed.preamble = followed.document = None  # it may hold another log now
+
+    def _release_copies(self, key: str, original: _Followed, live: bool, into: str | None = None) -> None:
+        """Let go of the files taken for copies of ``key``, whose content goes away (rotated away with
+        its handle still open: ``live``; truncated or gone: not): each is moved to the point the
+        original read and read on its own from there (one that holds other bytes from its start), or,
+        when the original's rest was read from a followed copy (``into``), stays a copy of that one."""
+        for other_key, other in self.files.items():
+            if other.copy_of != key:
+                continue
+            if into is not None and other_key != into:
+                other.copy_of = into
+                continue
+            other.copy_of = None
+            handle = _open_as(other.path, other_key)
+            if handle is None:  # renamed or gone: followed on from where it is
+                continue
+            with handle:
+                size = os.fstat(handle.fileno()).st_size
+                if not live and size < original.offset:
+                    continue  # read up to where it held the original's bytes; the original's rest is gone
+                found = self._copied_up_to(handle, size, original)
+            if found == _UNTOLD:
+                continue
+            if found is None:
+                self._start_again(other)
+            else:
+                self._move_copy(other, *found)
 
     def _whole_file(self, followed: _Followed) -> bool:
         """Whether a file is read whole (EVTX by its signature, whatever its name), not line by line."""
