@@ -8,13 +8,10 @@ from pathlib import Path
 
 import orjson
 from mamori_testing import shared_data
+from tail_testing import spooled_lines
 
 from mamori.collect.spool import Spool
 from mamori.collect.tail import Tailer
-
-
-def _lines(spool: Spool) -> list[str]:
-    return [line for entry in spool.read(0, 1_000_000, 0.05) if entry.fmt != "quarantine" for line in entry.records]
 
 
 def test_new_lines_are_spooled_once_and_a_partial_line_waits_for_its_end(tmp_path: Path) -> None:
@@ -28,7 +25,7 @@ def test_new_lines_are_spooled_once_and_a_partial_line_waits_for_its_end(tmp_pat
     with log.open("ab") as handle:
         handle.write(b"o\n")
     assert tailer.poll() == 1
-    assert [line.rsplit(" ", 1)[1] for line in _lines(spool)] == ["one", "two"]
+    assert [line.rsplit(" ", 1)[1] for line in spooled_lines(spool)] == ["one", "two"]
     tailer.close()
     spool.close()
 
@@ -46,7 +43,7 @@ def test_rotation_and_truncation_are_followed(tmp_path: Path) -> None:
     tailer.poll()
     log.write_text("c1\n")  # truncated in place and rewritten (copytruncate)
     tailer.poll()
-    assert _lines(spool) == ["a1", "a2", "a3", "b1", "c1"]
+    assert spooled_lines(spool) == ["a1", "a2", "a3", "b1", "c1"]
     tailer.close()
     spool.close()
 
@@ -66,7 +63,7 @@ def test_a_restart_resumes_from_the_checkpoint_without_duplicates(tmp_path: Path
         tailer = Tailer([log], spool, crashed)
         tailer.poll()
         tailer.close()
-    assert _lines(spool) == ["x1", "x2", "x3"]
+    assert spooled_lines(spool) == ["x1", "x2", "x3"]
     spool.close()
 
 
@@ -87,7 +84,7 @@ def test_an_evtx_file_that_grows_after_it_was_read_gives_only_its_new_records(tm
         handle.write(whole[4096 + 2 * 65536:])
     tailer.poll()
     second = tailer.poll()
-    ids = [orjson.loads(line)["EventRecordID"] for line in _lines(spool)]
+    ids = [orjson.loads(line)["EventRecordID"] for line in spooled_lines(spool)]
     assert second > 0 and len(ids) == first + second
     assert len(set(ids)) == len(ids)  # nothing spooled twice
     tailer.close()
@@ -115,7 +112,7 @@ def test_an_evtx_file_rewritten_in_place_with_another_log_is_read_whole_again(tm
     tailer.poll()
     second = tailer.poll()
     assert first > 0 and second > 0
-    assert len(_lines(spool)) == first + second
+    assert len(spooled_lines(spool)) == first + second
     tailer.close()
     spool.close()
 
@@ -132,7 +129,7 @@ def test_an_evtx_file_dropped_in_a_folder_is_read_once_it_stops_growing(tmp_path
     read = tailer.poll()
     assert read > 0
     assert tailer.poll() == 0
-    first = orjson.loads(_lines(spool)[0])
+    first = orjson.loads(spooled_lines(spool)[0])
     assert "EventID" in first
     tailer.close()
     spool.close()

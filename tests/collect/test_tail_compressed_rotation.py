@@ -15,24 +15,12 @@ from pathlib import Path
 
 import orjson
 import pytest
+from tail_testing import poll_once, spooled_lines
 
 from mamori.collect.spool import Spool
 from mamori.collect.tail import Tailer
 
 HEADER = "#fields\tts\tuid\tid.orig_h\tid.resp_h\tquery\tqtype_name\tanswers\tTTL\tmessage\n"  # > 64 bytes
-
-
-def _lines(spool: Spool) -> list[str]:
-    return [r for e in spool.read(0, 1_000_000, 0.05) if e.fmt != "quarantine" for r in e.records]
-
-
-def _poll(paths: list[Path], spool: Spool, checkpoint: Path) -> int:
-    """One poll by a freshly started tailer (a service start)."""
-    tailer = Tailer(paths, spool, checkpoint)
-    try:
-        return tailer.poll()
-    finally:
-        tailer.close()
 
 
 def _compress(path: Path, target: Path, opener: object = gzip.open) -> None:
@@ -61,7 +49,7 @@ def test_lines_rotated_and_gzipped_while_the_service_was_stopped_are_read_exactl
     spool = Spool(tmp_path / "spool")
     checkpoint = tmp_path / "cp.json"
     paths = [log] if tailed == "file" else [folder]
-    assert _poll(paths, spool, checkpoint) == 3
+    assert poll_once(paths, spool, checkpoint) == 3
     # stopped; the application writes on, then logrotate renames, creates, compresses
     with log.open("a") as handle:
         handle.write("a3\t-\na4 ログ\t-\n")
@@ -70,15 +58,15 @@ def test_lines_rotated_and_gzipped_while_the_service_was_stopped_are_read_exactl
     _compress(folder / "app.log.1", folder / "app.log.1.gz")
     _older_rotation(folder, "app.log.2.gz")
     before = checkpoint.read_bytes()
-    assert _poll(paths, spool, checkpoint) == 3  # a3, a4 from the copy, then b1
+    assert poll_once(paths, spool, checkpoint) == 3  # a3, a4 from the copy, then b1
     expected = [HEADER.rstrip("\n"), "a1\t-", "a2\t-", "a3\t-", "a4 ログ\t-", "b1\t-"]
-    assert _lines(spool) == expected
+    assert spooled_lines(spool) == expected
     checkpoint.write_bytes(before)  # killed before that poll's checkpoint was saved: read again
     with log.open("a") as handle:
         handle.write("b2\t-\n")
-    assert _poll(paths, spool, checkpoint) == 1
-    assert _lines(spool) == [*expected, "b2\t-"]
-    assert _poll(paths, spool, checkpoint) == 0  # and the copy is not read again afterwards
+    assert poll_once(paths, spool, checkpoint) == 1
+    assert spooled_lines(spool) == [*expected, "b2\t-"]
+    assert poll_once(paths, spool, checkpoint) == 0  # and the copy is not read again afterwards
     assert [k for k in orjson.loads(checkpoint.read_bytes())] == [f"{log.stat().st_dev}:{log.stat().st_ino}"]
     spool.close()
 
@@ -89,13 +77,13 @@ def test_a_file_renamed_while_stopped_is_finished_from_its_new_name_when_only_th
     log.write_text("a1\n")
     spool = Spool(tmp_path / "spool")
     checkpoint = tmp_path / "cp.json"
-    _poll([log], spool, checkpoint)
+    poll_once([log], spool, checkpoint)
     with log.open("a") as handle:
         handle.write("a2\n")
     os.rename(log, tmp_path / "app.log-20250106")  # dateext, delaycompress: not compressed yet
     log.write_text("b1\n")
-    _poll([log], spool, checkpoint)
-    assert _lines(spool) == ["a1", "a2", "b1"]
+    poll_once([log], spool, checkpoint)
+    assert spooled_lines(spool) == ["a1", "a2", "b1"]
     spool.close()
 
 
@@ -116,7 +104,7 @@ def test_a_copytruncate_rotation_compressed_with_bzip2_gives_the_lines_the_taile
         handle.write("b1\n")
     assert tailer.poll() == 2
     tailer.close()
-    assert _lines(spool) == ["a1", "a2", "a3", "b1"]
+    assert spooled_lines(spool) == ["a1", "a2", "a3", "b1"]
     spool.close()
 
 
@@ -125,7 +113,7 @@ def test_a_half_written_compressed_copy_gives_its_whole_lines_and_nothing_twice(
     log.write_text("a1\n")
     spool = Spool(tmp_path / "spool")
     checkpoint = tmp_path / "cp.json"
-    _poll([log], spool, checkpoint)
+    poll_once([log], spool, checkpoint)
     with log.open("a") as handle:
         handle.write("".join(f"a{n} {'x' * 40}\n" for n in range(2, 2000)))
     os.rename(log, tmp_path / "app.log.1")
@@ -133,8 +121,8 @@ def test_a_half_written_compressed_copy_gives_its_whole_lines_and_nothing_twice(
     (tmp_path / "app.log.1").unlink()
     (tmp_path / "app.log.1.gz").write_bytes(whole[:len(whole) // 2])  # gzip was stopped halfway
     log.write_text("b1\n")
-    _poll([log], spool, checkpoint)
-    lines = _lines(spool)
+    poll_once([log], spool, checkpoint)
+    lines = spooled_lines(spool)
     assert lines[0] == "a1" and lines[-1] == "b1"
     assert len(lines) == len(set(lines))
     assert [line.split()[0] for line in lines[1:-1]] == [f"a{n}" for n in range(2, len(lines))]

@@ -20,6 +20,7 @@ from pathlib import Path
 import orjson
 import pytest
 from mamori_testing import shared_data
+from tail_testing import poll_once, spooled_lines
 
 from mamori.collect.spool import Spool
 from mamori.collect.tail import Tailer
@@ -27,10 +28,6 @@ from mamori.collect.tail import Tailer
 CSV_HEADER = "timestamp,user,action,source_ip,destination_ip,destination_port,bytes_sent,bytes_received\n"
 W3C_HEADER = ("#Software: Microsoft Internet Information Services 10.0\n#Version: 1.0\n"
               "#Fields: date time s-ip cs-method cs-uri-stem s-port c-ip sc-status\n")
-
-
-def _lines(spool: Spool) -> list[str]:
-    return [r for e in spool.read(0, 1_000_000, 0.05) if e.fmt != "quarantine" for r in e.records]
 
 
 def _append(path: Path, *lines: str) -> None:
@@ -47,15 +44,6 @@ def _truncate(path: Path) -> None:
 def _copytruncate(log: Path, copy: Path) -> None:
     shutil.copyfile(log, copy)
     _truncate(log)
-
-
-def _poll(paths: list[Path], spool: Spool, checkpoint: Path) -> int:
-    """One poll by a freshly started tailer (a service start)."""
-    tailer = Tailer(paths, spool, checkpoint)
-    try:
-        return tailer.poll()
-    finally:
-        tailer.close()
 
 
 def _setup(tmp_path: Path, first: str = "") -> tuple[Path, Path, Spool, Path]:
@@ -79,7 +67,7 @@ def test_copytruncate_in_a_tailed_folder_stores_every_line_exactly_once(tmp_path
     assert tailer.poll() == 1
     assert tailer.poll() == 0
     tailer.close()
-    assert _lines(spool) == ["a1", "a2", "a3", "b1", "b2"]
+    assert spooled_lines(spool) == ["a1", "a2", "a3", "b1", "b2"]
     assert tailer.recovered == 1
     spool.close()
 
@@ -104,7 +92,7 @@ def test_a_copy_seen_before_or_after_the_truncation_gives_the_unread_lines_once(
     tailer.poll()
     tailer.close()
     expected = ["a1", "a2", "a3", "a4", *([] if truncate_seen else ["a5"]), "b1", "b2"]
-    assert _lines(spool) == expected
+    assert spooled_lines(spool) == expected
     spool.close()
 
 
@@ -119,7 +107,7 @@ def test_copy_and_truncate_by_hand_reads_nothing_twice(tmp_path: Path) -> None:
     log.write_text("")
     tailer.poll()
     tailer.close()
-    assert _lines(spool) == [*(f"a{n} {'x' * 30}" for n in range(50)), "a50"]
+    assert spooled_lines(spool) == [*(f"a{n} {'x' * 30}" for n in range(50)), "a50"]
     spool.close()
 
 
@@ -140,7 +128,7 @@ def test_a_copy_seen_half_written_is_not_read_and_the_unread_lines_come_once(tmp
     _append(log, "b1")
     assert tailer.poll() == 1
     tailer.close()
-    assert _lines(spool) == [*(f"a{n:03d} {'x' * 50}" for n in range(200)), "a200", "a201", "b1"]
+    assert spooled_lines(spool) == [*(f"a{n:03d} {'x' * 50}" for n in range(200)), "a200", "a201", "b1"]
     spool.close()
 
 
@@ -156,7 +144,7 @@ def test_copytruncate_of_a_utf16_log_in_a_tailed_folder_reads_each_line_once(tmp
         handle.write("ログ 2\r\n".encode("utf-16-le"))
     tailer.poll()
     tailer.close()
-    assert _lines(spool) == ["開始", "ログ 1", "ログ 2"]
+    assert spooled_lines(spool) == ["開始", "ログ 1", "ログ 2"]
     spool.close()
 
 
@@ -165,40 +153,40 @@ def test_copytruncate_across_a_restart_stores_every_line_exactly_once(
         tmp_path: Path, kill_before_checkpoint: bool) -> None:
     folder, log, spool, checkpoint = _setup(tmp_path)
     _append(log, "a1", "a2")
-    assert _poll([folder], spool, checkpoint) == 2
+    assert poll_once([folder], spool, checkpoint) == 2
     # stopped; the application writes on and logrotate copies and truncates meanwhile
     _append(log, "a3")
     _copytruncate(log, folder / "app.log.1")
     _append(log, "b1")
     before = checkpoint.read_bytes()
-    assert _poll([folder], spool, checkpoint) == 2
+    assert poll_once([folder], spool, checkpoint) == 2
     if kill_before_checkpoint:  # killed after spooling, before that poll's checkpoint was saved
         checkpoint.write_bytes(before)
-        _poll([folder], spool, checkpoint)
+        poll_once([folder], spool, checkpoint)
     saved = orjson.loads(checkpoint.read_bytes())
     copy = folder / "app.log.1"
     assert {item["path"] for item in saved.values()} == {str(log), str(copy)}  # the copy is kept, at its end
     assert next(item["offset"] for item in saved.values() if item["path"] == str(copy)) == copy.stat().st_size
     _append(log, "b2")
-    assert _poll([folder], spool, checkpoint) == 1
-    assert _poll([folder], spool, checkpoint) == 0
-    assert _lines(spool) == ["a1", "a2", "a3", "b1", "b2"]
+    assert poll_once([folder], spool, checkpoint) == 1
+    assert poll_once([folder], spool, checkpoint) == 0
+    assert spooled_lines(spool) == ["a1", "a2", "a3", "b1", "b2"]
     spool.close()
 
 
 def test_a_copy_made_while_the_tailer_was_down_and_not_yet_truncated_is_not_read(tmp_path: Path) -> None:
     folder, log, spool, checkpoint = _setup(tmp_path)
     _append(log, "a1", "a2")
-    _poll([folder], spool, checkpoint)
+    poll_once([folder], spool, checkpoint)
     _append(log, "a3")
     shutil.copyfile(log, folder / "app.log.1")
     _append(log, "a4")  # after the copy: the file holds more than the copy
-    assert _poll([folder], spool, checkpoint) == 2  # a3, a4 from the file; the copy is taken for its copy
+    assert poll_once([folder], spool, checkpoint) == 2  # a3, a4 from the file; the copy is taken for its copy
     _truncate(log)  # truncated while down again
     _append(log, "b1")
-    assert _poll([folder], spool, checkpoint) == 1
-    assert _poll([folder], spool, checkpoint) == 0
-    assert _lines(spool) == ["a1", "a2", "a3", "a4", "b1"]
+    assert poll_once([folder], spool, checkpoint) == 1
+    assert poll_once([folder], spool, checkpoint) == 0
+    assert spooled_lines(spool) == ["a1", "a2", "a3", "a4", "b1"]
     spool.close()
 
 
@@ -222,9 +210,9 @@ def test_a_copy_compressed_at_the_next_rotation_is_not_read_again(tmp_path: Path
     tailer.poll()
     tailer.close()
     _append(log, "c2")
-    _poll([folder], spool, checkpoint)  # and a restart reads neither copy
-    _poll([folder], spool, checkpoint)
-    assert _lines(spool) == ["a1", "a2", "a3", "b1", "b2", "c1", "c2"]
+    poll_once([folder], spool, checkpoint)  # and a restart reads neither copy
+    poll_once([folder], spool, checkpoint)
+    assert spooled_lines(spool) == ["a1", "a2", "a3", "b1", "b2", "c1", "c2"]
     spool.close()
 
 
@@ -273,7 +261,7 @@ def test_a_log_holding_only_the_same_header_at_first_is_read_in_full_once_it_has
     tailer.poll()
     tailer.close()
     header = CSV_HEADER.rstrip("\n")
-    assert _lines(spool) == [header, "2025-01-06 10:00:00,alice,login,10.0.0.1,10.0.1.1,443,100,200",
+    assert spooled_lines(spool) == [header, "2025-01-06 10:00:00,alice,login,10.0.0.1,10.0.1.1,443,100,200",
                              header, "2025-01-06 11:00:00,bob,logout,10.0.2.1,10.0.3.1,22,5,6"]
     spool.close()
 
@@ -292,7 +280,7 @@ def test_a_file_first_taken_for_a_copy_that_then_holds_other_lines_is_read_from_
     tailer.poll()
     tailer.close()
     header = CSV_HEADER.rstrip("\n")
-    stored = _lines(spool)
+    stored = spooled_lines(spool)
     assert sorted(stored) == sorted([header, *same, "2025-01-06 10:00:01,alice,login,10.0.0.2,10.0.1.1,443,1,2",
                                      header, *same, "2025-01-06 11:00:00,bob,logout,10.0.2.1,10.0.3.1,22,5,6"])
     spool.close()
@@ -444,7 +432,7 @@ def test_copytruncate_in_a_tailed_folder_survives_kills_exactly_once(tmp_path: P
             child.send_signal(signal.SIGKILL)
             child.wait()
             spool = Spool(tmp_path / "spool")
-            got = _lines(spool)
+            got = spooled_lines(spool)
             spool.close()
             if len(got) >= len(written):
                 break
