@@ -178,6 +178,21 @@ def _tuple(value: Any) -> tuple[str, ...]:
     return (str(value),)
 
 
+def _selections(section: Mapping[str, Any], where: str, not_selections: set[str],
+                placeholders: Mapping[str, Sequence[str]] | None) -> list[Selection]:
+    """The named selections of a ``detection`` or ``filter`` section (every key but ``not_selections``);
+    a broken one raises RuleLoadError naming ``where.name``."""
+    selections = []
+    for name, definition in section.items():
+        if name in not_selections:
+            continue
+        try:
+            selections.append(build_selection(str(name), definition, placeholders))
+        except (ValueError_, RuleLoadError) as exc:
+            raise RuleLoadError(f"{where}.{name}: {exc}") from exc
+    return selections
+
+
 def build_rule(doc: Mapping[str, Any], where: str, placeholders: Mapping[str, Sequence[str]] | None) -> Rule:
     """Build a detection rule from its YAML mapping, or raise RuleLoadError with the reason."""
     rule_id = _text(doc.get("id"))
@@ -191,14 +206,7 @@ def build_rule(doc: Mapping[str, Any], where: str, placeholders: Mapping[str, Se
     if not isinstance(logsource_raw, dict):
         raise RuleLoadError("logsource must be a mapping")
     logsource = _logsource(logsource_raw)
-    selections = []
-    for name, definition in detection.items():
-        if name in {"condition", "timeframe", "fields"}:
-            continue
-        try:
-            selections.append(build_selection(str(name), definition, placeholders))
-        except (ValueError_, RuleLoadError) as exc:
-            raise RuleLoadError(f"detection.{name}: {exc}") from exc
+    selections = _selections(detection, "detection", {"condition", "timeframe", "fields"}, placeholders)
     names = [s.name for s in selections]
     conditions = detection.get("condition")
     if conditions is None:
@@ -396,14 +404,7 @@ def build_filter(doc: Mapping[str, Any], where: str, placeholders: Mapping[str, 
     if not isinstance(condition, str):
         raise RuleLoadError("filter.condition must be one condition text, such as 'selection'"
                             if condition is not None else "filter.condition is missing")
-    selections = []
-    for name, definition in body.items():
-        if name in {"rules", "condition"}:
-            continue
-        try:
-            selections.append(build_selection(str(name), definition, placeholders))
-        except (ValueError_, RuleLoadError) as exc:
-            raise RuleLoadError(f"filter.{name}: {exc}") from exc
+    selections = _selections(body, "filter", {"rules", "condition"}, placeholders)
     if not selections:
         raise RuleLoadError("filter has no selection to match")
     try:
