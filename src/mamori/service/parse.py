@@ -12,10 +12,8 @@ crash gives the same ids. Records a reader refuses become quarantine records, ne
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +32,7 @@ from mamori.sources.batch import PARSERS, finish, flatten
 from mamori.sources.registry import all_sources
 from mamori.sources.windows_event import looks_like_windows_event
 from mamori.sources.winjson import records_to_frame
+from mamori.sources.zeek import read_zeek_lines
 from mamori.store.lake import EncodedPart
 
 RECORDS_PER_ENTRY = 1_000_000  # offsets: seq * this + index, unique within an origin
@@ -210,24 +209,21 @@ def read_zeek_records(records: _Records, options: ReadOptions) -> tuple[pl.DataF
 
 def _read_zeek_file(records: _Records, start: int, end: int, options: ReadOptions) -> tuple[pl.DataFrame,
                                                                                            list[Quarantined]]:
-    """Read records ``start:end`` (one entry's lines) with the Zeek file reader, from a temporary file
-    named as the original (``file:zeek:<path>@<offset>``); the frame carries ``_order``."""
+    """Read records ``start:end`` (one entry's lines) with the Zeek reader, as the file they came from
+    (``file:zeek:<path>@<offset>``) would be read; the frame carries ``_order``."""
     name = Path(records.origins[start].split(":", 2)[-1].rsplit("@", 1)[0]).name or "records.log"
     frames: list[pl.DataFrame] = []
     problems: list[Quarantined] = []
-    with tempfile.TemporaryDirectory(prefix="mamori-zeek-") as folder:
-        path = Path(folder) / name
-        path.write_text("".join(records.texts[i] + "\n" for i in range(start, end)), encoding="utf-8")
-        for result in all_sources()["zeek"].read(path, dataclasses.replace(options, encoding="utf-8")):
-            for problem in result.problems:  # ``<path>:<line>``, lines counted from 1
-                row = start + int(problem.where.rsplit(":", 1)[1]) - 1
-                problems.append(Quarantined(f"{records.origins[row]}#{records.offsets[row]}", problem.reason,
-                                            problem.raw[:MAX_QUARANTINE_RAW]))
-            if result.frame.height:
-                rows = [start + line - 1 for line in result.frame.get_column(schema.OFFSET).to_list()]
-                frames.append(_restamp(result.frame, "zeek", [records.origins[r] for r in rows],
-                                       [records.offsets[r] for r in rows])
-                              .with_columns(pl.Series("_order", rows, dtype=pl.Int64)))
+    for result in read_zeek_lines(records.texts[start:end], name, options):
+        for problem in result.problems:  # ``<name>:<line>``, lines counted from 1
+            row = start + int(problem.where.rsplit(":", 1)[1]) - 1
+            problems.append(Quarantined(f"{records.origins[row]}#{records.offsets[row]}", problem.reason,
+                                        problem.raw[:MAX_QUARANTINE_RAW]))
+        if result.frame.height:
+            rows = [start + line - 1 for line in result.frame.get_column(schema.OFFSET).to_list()]
+            frames.append(_restamp(result.frame, "zeek", [records.origins[r] for r in rows],
+                                   [records.offsets[r] for r in rows])
+                          .with_columns(pl.Series("_order", rows, dtype=pl.Int64)))
     if not frames:
         return pl.DataFrame(), problems
     return (frames[0] if len(frames) == 1 else concat_frames(frames)), problems

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -83,17 +83,46 @@ def read_zeek(path: Path, options: ReadOptions) -> Iterator[ReadResult]:
     origin = str(path)
     header = _Header(log_path=_path_from_name(path.name))
     for first, lines in iter_line_chunks(path, options.encoding):
-        segment: list[tuple[int, str]] = []
-        for i, line in enumerate(lines):
-            if line.startswith("#"):
-                if segment:
-                    yield from _parse_segment(segment, header, origin, options)
-                    segment = []
-                header = header.update(line)
-            elif line.strip():
-                segment.append((first + i, line))
-        if segment:
-            yield from _parse_segment(segment, header, origin, options)
+        header = yield from _tsv_lines(lines, first, header, origin, options)
+
+
+def read_zeek_lines(lines: Sequence[str], name: str, options: ReadOptions) -> Iterator[ReadResult]:
+    """Read a Zeek log given as its lines (a tailed or received chunk, the file's ``#`` header lines
+    first) as ``read_zeek`` reads the file ``name``: offsets are line numbers counted from 1, the origin
+    is ``name``, the kind of log comes from ``#path`` or the name. No file is written."""
+    first_text = next((line for line in lines if line.strip()), "")
+    if not first_text.lstrip().startswith("{"):
+        yield from _tsv_lines(lines, 1, _Header(log_path=_path_from_name(name)), name, options)
+        return
+    numbered = [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
+    default_path = _path_from_name(name)
+    for start in range(0, len(numbered), options.batch_rows):
+        part = numbered[start:start + options.batch_rows]
+        result = parse_records([t for _, t in part], parse_zeek_json, source=SOURCE, origin=name,
+                               offsets=[n for n, _ in part], options=options)
+        frame = result.frame
+        if frame.height and default_path:
+            base = frame["zeek_path"] if "zeek_path" in frame.columns else pl.lit(None, dtype=pl.Utf8)
+            frame = frame.with_columns(pl.coalesce(base, pl.lit(default_path)).alias("zeek_path"))
+        yield ReadResult(frame, result.problems)
+
+
+def _tsv_lines(lines: Sequence[str], first: int, header: _Header, origin: str,
+               options: ReadOptions) -> Generator[ReadResult, None, _Header]:
+    """Batches of the data lines of a TSV log's lines (numbered from ``first``), the ``#`` lines updating
+    the header on the way; returns the header as the last line left it."""
+    segment: list[tuple[int, str]] = []
+    for i, line in enumerate(lines):
+        if line.startswith("#"):
+            if segment:
+                yield from _parse_segment(segment, header, origin, options)
+                segment = []
+            header = header.update(line)
+        elif line.strip():
+            segment.append((first + i, line))
+    if segment:
+        yield from _parse_segment(segment, header, origin, options)
+    return header
 
 
 @dataclass(frozen=True)
