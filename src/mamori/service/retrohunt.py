@@ -14,10 +14,11 @@ from typing import Any
 
 import polars as pl
 
-from mamori.detect.sigma.correlation import refuse_unresolved
+from mamori.detect.sigma.correlation import vet_correlations
 from mamori.detect.sigma.loader import parse_rule_text
-from mamori.detect.sigma.model import Correlation, Rule, RuleSet
+from mamori.detect.sigma.model import Correlation, Filter, Rule, RuleSet
 from mamori.detect.sigma.plan import rule_plan
+from mamori.detect.sigma.ruleset import apply_filters
 from mamori.errors import RuleError
 from mamori.events import schema
 from mamori.service.detection import Detection, SigmaStage
@@ -47,19 +48,24 @@ def ruleset_from_text(text: str, where: str = "<request>", loaded: RuleSet | Non
     if refused:
         raise RuleError(refused[0].reason, where=where, hint="fix the rule and send it again")
     ruleset = RuleSet()
+    filters: list[Filter] = []
     for item in items:
         if isinstance(item, Correlation):
             ruleset.correlations.append(item)
         elif isinstance(item, Rule):
             ruleset.rules.append(item)
             ruleset.plans[item.id] = rule_plan(item)
+        else:
+            filters.append(item)
     if not ruleset.rules and not ruleset.correlations:
         raise RuleError("no rule in the text", where=where)
     _borrow_named(ruleset, loaded)
-    ruleset.correlations, unresolved = refuse_unresolved(ruleset.correlations, ruleset.rules)
-    if unresolved:
-        raise RuleError(unresolved[0].reason, where=where,
-                        hint="send the rules it names in the same text, or load them in the service first")
+    apply_filters(ruleset, filters)  # a meta-filter sent with its rules tunes them, as when loaded from files
+    ruleset.correlations, vetted = vet_correlations(ruleset.correlations, ruleset.rules)
+    if ruleset.refused or vetted:
+        raise RuleError((ruleset.refused + vetted)[0].reason, where=where,
+                        hint="send the rules a correlation or filter names in the same text, or load them in "
+                             "the service first")
     return ruleset
 
 

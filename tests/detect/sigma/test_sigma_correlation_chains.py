@@ -9,13 +9,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from correlation_testing import BRUTE_FORCE, FAILED, INNER, OUTER, SPEC_EXAMPLE, SUCCESS, frames, logon_log, spec_rules
 from mamori_testing import ruleset_from
 
 from mamori.detect.sigma.correlation import BaseHit, CorrelationEngine
 from mamori.detect.sigma.ruleset import load_ruleset
+from mamori.errors import RuleError
 from mamori.hunt import HuntFilters, run_hunt
 from mamori.service.detection import SigmaStage
+from mamori.service.retrohunt import ruleset_from_text
 
 SECOND = 1_000_000_000
 
@@ -28,6 +31,14 @@ def spec_engine(text: str = SPEC_EXAMPLE) -> CorrelationEngine:
 def attempts(*items: tuple[str, int, str]) -> list[BaseHit]:
     return [BaseHit(FAILED if kind == "fail" else SUCCESS, t * SECOND, f"{kind}{t}",
                     {"User": user, "Computer": "dc1"}) for kind, t, user in items]
+
+
+def looped_example() -> str:
+    """The specification's example with its inner correlation also naming the outer one: a loop."""
+    looped = SPEC_EXAMPLE.replace("        - failed_login\n",
+                                  "        - failed_login\n        - successful_login_after\n")
+    return looped.replace("id: b180ead8-d58f-40b2-ae54-c8940995b9b6\n",
+                          "id: b180ead8-d58f-40b2-ae54-c8940995b9b6\nname: successful_login_after\n")
 
 
 def test_a_chained_correlation_fires_on_the_hit_of_the_one_it_names() -> None:
@@ -78,11 +89,7 @@ def test_chained_windows_survive_a_restart() -> None:
 
 
 def test_a_loop_of_correlations_is_refused_at_load(tmp_path: Path) -> None:
-    looped = SPEC_EXAMPLE.replace("        - failed_login\n",
-                                  "        - failed_login\n        - successful_login_after\n")
-    looped = looped.replace("id: b180ead8-d58f-40b2-ae54-c8940995b9b6\n",
-                            "id: b180ead8-d58f-40b2-ae54-c8940995b9b6\nname: successful_login_after\n")
-    (tmp_path / "mr_looped.yml").write_text(looped)
+    (tmp_path / "mr_looped.yml").write_text(looped_example())
     ruleset = load_ruleset([tmp_path], use_cache=False)
     assert ruleset.correlations == []
     reasons = {r.rule_id: r.reason for r in ruleset.refused}
@@ -112,6 +119,12 @@ def test_what_refers_to_a_correlation_refused_for_a_missing_rule_is_refused_too(
     assert reasons[INNER].startswith("correlation.rules names no loaded rule: failed_login;")
     assert reasons[OUTER] == ("correlation.rules refers to the correlation 'multiple_failed_login', which is "
                               "refused; fix that one first")
+
+
+def test_a_correlation_sent_for_a_retro_hunt_is_vetted_as_a_loaded_one() -> None:
+    with pytest.raises(RuleError, match="loops back"):
+        ruleset_from_text(looped_example())
+    assert [c.id for c in ruleset_from_text(SPEC_EXAMPLE).correlations] == [OUTER, INNER]
 
 
 def test_a_group_by_field_the_referenced_correlation_does_not_carry_is_refused(tmp_path: Path) -> None:

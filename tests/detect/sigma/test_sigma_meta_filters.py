@@ -11,11 +11,15 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mamori.detect.sigma.engine import Detector
 from mamori.detect.sigma.model import RuleSet
 from mamori.detect.sigma.ruleset import load_ruleset
+from mamori.errors import RuleError
 from mamori.hunt import run_hunt
 from mamori.hunt_shares import MIN_RULE_FILES, rule_file_shares
+from mamori.service.retrohunt import ruleset_from_text
 from mamori.sources.winjson import records_to_frame
 
 REPO = Path(__file__).resolve().parents[3]
@@ -107,6 +111,14 @@ def test_a_detection_of_a_tuned_rule_names_the_filters_that_tuned_it(tmp_path: P
         {"id": "ffffffff-0000-4000-8000-00000000000f", "title": "Administrators run net user",
          "path": str(folder / "mf_admins.yml")}]
     assert all("filters" not in d for d in found if d["rule_id"] == "bbbbbbbb-0000-4000-8000-000000000002")
+
+
+def test_a_filter_sent_with_its_rule_for_a_retro_hunt_tunes_it() -> None:
+    text = textwrap.dedent(RULE_A) + "---\n" + textwrap.dedent(filter_doc("[aaaaaaaa-0000-4000-8000-000000000001]"))
+    ruleset = ruleset_from_text(text)
+    assert hits(ruleset, EVENTS) == {"aaaaaaaa-0000-4000-8000-000000000001": [1]}
+    with pytest.raises(RuleError, match="the filter names no loaded rule"):
+        ruleset_from_text(textwrap.dedent(RULE_B) + "---\n" + textwrap.dedent(filter_doc("[no-such-rule]")))
 
 
 def test_a_filter_names_a_rule_by_its_name_and_any_names_every_rule_of_the_log_source(tmp_path: Path) -> None:

@@ -182,6 +182,16 @@ def refuse_unresolved(correlations: Sequence[Correlation], rules: Sequence[Rule]
         kept = [c for c in kept if not missing[c.id]]
 
 
+def vet_correlations(correlations: Sequence[Correlation], rules: Sequence[Rule]) -> tuple[list[Correlation],
+                                                                                      list[Refusal]]:
+    """The correlations that can run beside ``rules``, and refusals with the reason for the rest: names
+    no loaded rule has (``refuse_unresolved``), loops and fields a chained hit cannot carry
+    (``check_chains``). Every way of loading rules goes through it."""
+    kept, unresolved = refuse_unresolved(correlations, rules)
+    kept, chained = check_chains(kept, rules)
+    return kept, unresolved + chained
+
+
 def _name_to_id(correlations: Sequence[Correlation], rules: Sequence[Rule]) -> dict[str, str]:
     ids = {r.name: r.id for r in rules if r.name}
     ids.update({c.name: c.id for c in correlations if c.name})

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from mamori.detect.sigma.correlation import check_chains, refuse_unresolved
+from mamori.detect.sigma.correlation import vet_correlations
 from mamori.detect.sigma.loader import RULE_SUFFIXES, iter_rule_texts, parse_rule_text
 from mamori.detect.sigma.model import Correlation, Filter, Refusal, Rule, RuleSet
 from mamori.detect.sigma.plan import Plan, SelectionPlans, rule_plans
@@ -205,9 +205,8 @@ def _assemble(items: list[Rule | Correlation | Filter], refused: list[Refusal], 
             ruleset.rules.append(item)
             ruleset.plans[item.id], ruleset.selection_plans[item.id] = plans_by_path[item.path]
     apply_filters(ruleset, filters)
-    ruleset.correlations, unresolved = refuse_unresolved(ruleset.correlations, ruleset.rules)  # rules not loaded
-    ruleset.correlations, chain_refusals = check_chains(ruleset.correlations, ruleset.rules)  # loops, lost fields
-    ruleset.refused.extend(unresolved + chain_refusals)
+    ruleset.correlations, refusals = vet_correlations(ruleset.correlations, ruleset.rules)
+    ruleset.refused.extend(refusals)
     return ruleset
 
 
