@@ -77,28 +77,26 @@ class Ip2LocationCsv:
             (pl.col(cols[6]) if has_coords else pl.lit(None, pl.Utf8)).cast(pl.Float64).alias("lat"),
             (pl.col(cols[7]) if has_coords else pl.lit(None, pl.Utf8)).cast(pl.Float64).alias("lon"),
         )
-        lo = [int(v) for v in table["lo"].to_list()]
-        hi = [int(v) for v in table["hi"].to_list()]
-        country = table["country"].to_list()
-        lat = table["lat"].fill_null(np.nan).to_list()
-        lon = table["lon"].fill_null(np.nan).to_list()
-        v4: list[tuple[int, int, str, float, float]] = []
-        v6: list[tuple[int, int, str, float, float]] = []
-        for row in zip(lo, hi, country, lat, lon, strict=True):
-            a, b = row[0], row[1]
-            if b <= 0xFFFF_FFFF:
-                v4.append(row)
-            elif a >= _V4_MAPPED and b <= _V4_MAPPED + 0xFFFF_FFFF:
-                v4.append((a - _V4_MAPPED, b - _V4_MAPPED, *row[2:]))
-            else:
-                v6.append(row)
-        v4.sort()
-        self._from = np.array([r[0] for r in v4], dtype=np.int64)
-        self._to = np.array([r[1] for r in v4], dtype=np.int64)
-        self._country = np.array([r[2] for r in v4], dtype=object)
-        self._lat = np.array([r[3] for r in v4], dtype=np.float64)
-        self._lon = np.array([r[4] for r in v4], dtype=np.float64)
-        v6.sort()
+        # IPv4 ranges (and IPv6's ``::ffff:a.b.c.d`` ones) are whole columns of 64-bit numbers; only the
+        # true IPv6 ranges, up to 128 bits, become Python integers
+        table = table.with_columns(pl.col("lat").fill_null(np.nan), pl.col("lon").fill_null(np.nan))
+        fits = table.filter(pl.col("hi").str.len_chars() <= 18).with_columns(
+            pl.col("lo").cast(pl.Int64), pl.col("hi").cast(pl.Int64))
+        mapped = (pl.col("lo") >= _V4_MAPPED) & (pl.col("hi") <= _V4_MAPPED + 0xFFFF_FFFF)
+        v4 = pl.concat([
+            fits.filter(pl.col("hi") <= 0xFFFF_FFFF),
+            fits.filter(mapped).with_columns(pl.col("lo") - _V4_MAPPED, pl.col("hi") - _V4_MAPPED),
+        ]).sort("lo", "hi")
+        self._from = v4["lo"].to_numpy()
+        self._to = v4["hi"].to_numpy()
+        self._country = np.array(v4["country"].to_list(), dtype=object)
+        self._lat = v4["lat"].to_numpy()
+        self._lon = v4["lon"].to_numpy()
+        wide = pl.concat([
+            fits.filter((pl.col("hi") > 0xFFFF_FFFF) & ~mapped).with_columns(pl.col("lo", "hi").cast(pl.Utf8)),
+            table.filter(pl.col("hi").str.len_chars() > 18),
+        ])
+        v6 = sorted((int(lo), int(hi), country, lat, lon) for lo, hi, country, lat, lon in wide.iter_rows())
         self._v6 = v6
         self._v6_from = [r[0] for r in v6]
 
