@@ -24,10 +24,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mamori.errors import MamoriError
-from mamori.store.records import ROLES, ApiToken, AuditEntry, User
+from mamori.store.records import INGEST_ROLE, ROLES, ApiToken, AuditEntry, User
 
 RANK = {"viewer": 0, "analyst": 1, "admin": 2}
-INGEST = "ingest"
+INGEST = INGEST_ROLE
 
 
 def role_admits(role: str, needed: str) -> bool:

@@ -10,10 +10,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mamori.api.auth import Analyst, Principal, Viewer, audit
-from mamori.api.deps import parse_time, service_of
+from mamori.api.deps import owner, parse_time, service_of
 from mamori.service.anomaly_worker import is_anomaly_alert
 from mamori.service.runtime import Service
-from mamori.store.records import ALERT_STATUSES, Alert, User, utcnow
+from mamori.store.records import ALERT_STATUSES, Alert, utcnow
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
@@ -69,25 +69,6 @@ class Assignment(BaseModel):
     """Who takes the alert: the name of an enabled user; null or empty gives the alert back."""
 
     assignee: str | None = Field(max_length=200)
-
-
-def assignable(session: Session, name: str | None, field: str) -> str | None:
-    """The user name an alert or incident may be given to (None: nobody, for null or empty): an existing,
-    enabled user who is not a log shipper. Otherwise a 422 naming ``field`` and the name, so a typo never
-    leaves work with someone who cannot see it."""
-    value = (name or "").strip() or None
-    if value is None:
-        return None
-    user = session.scalar(select(User).where(User.name == value))
-    if user is None:
-        raise HTTPException(422, detail=f"{field}: no user {value!r} (`mamori users list` shows them; "
-                                        "`mamori users add` creates one)")
-    if user.disabled:
-        raise HTTPException(422, detail=f"{field}: user {value!r} is disabled")
-    if user.role == "ingest":
-        raise HTTPException(422, detail=f"{field}: user {value!r} is an ingest account (a log shipper), "
-                                        "which cannot work on alerts")
-    return value
 
 
 def _alert(session: Session, alert_id: int) -> Alert:
@@ -153,7 +134,7 @@ def assign(request: Request, alert_id: int, body: Assignment, principal: Princip
     with service_of(request).sessions.begin() as session:
         alert = _alert(session, alert_id)
         return _set(session, alert, principal.user, "alert.assign",
-                    {"assignee": assignable(session, body.assignee, "assignee")})
+                    {"assignee": owner(session, body.assignee, "assignee")})
 
 
 assert set(ALERT_STATUSES) == {"new", "acknowledged", "closed"}

@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mamori.api.auth import Analyst, Principal, Viewer, audit
-from mamori.api.deps import parse_time, service_of
-from mamori.api.routes_alerts import alert_dict, assignable
+from mamori.api.deps import owner, parse_time, service_of
+from mamori.api.routes_alerts import alert_dict
 from mamori.cases import workflow
 from mamori.cases.events import CaseEvent
 from mamori.cases.evidence import MAX_EVIDENCE_BYTES, read_evidence
@@ -144,7 +144,7 @@ def patch_incident(request: Request, incident_id: int, body: IncidentPatch,
     with service_of(request).sessions.begin() as session, _workflow_errors():
         incident = workflow.get_incident(session, incident_id)
         if body.owner is not None:  # before any change: all or none
-            assignable(session, body.owner, "owner")
+            owner(session, body.owner, "owner")
         if body.severity is not None and body.severity != incident.severity:
             old = incident.severity
             workflow.set_severity(session, incident_id, body.severity, actor, body.reason or "")

@@ -27,7 +27,7 @@ from mamori.cases.records import Incident, IncidentAlert, IncidentChange, Incide
 from mamori.detect.attack import LEVELS, level_rank, tactics_of, techniques_of
 from mamori.detect.attack import tactics as all_tactics
 from mamori.errors import MamoriError
-from mamori.store.records import Alert, utcnow
+from mamori.store.records import INGEST_ROLE, Alert, User, utcnow
 
 STATUSES = ("new", "investigating", "contained", "resolved", "false_positive")
 SEVERITIES = LEVELS
@@ -49,6 +49,29 @@ class TransitionRefused(MamoriError):
 
 class UnknownAlert(MamoriError):
     """An incident was asked for with an alert id that does not exist."""
+
+
+class NoSuchOwner(MamoriError):
+    """Work given to a name no enabled, non-ingest user has (the message names the field and the name)."""
+
+
+def assignable(session: Session, name: str | None, field: str) -> str | None:
+    """The user name an alert or incident may be given to (None: nobody, for null or empty): an existing,
+    enabled user who is not a log shipper, so a typo never leaves work with someone who cannot see it;
+    otherwise NoSuchOwner naming ``field`` and the name."""
+    value = (name or "").strip() or None
+    if value is None:
+        return None
+    user = session.scalar(select(User).where(User.name == value))
+    if user is None:
+        raise NoSuchOwner(f"{field}: no user {value!r} (`mamori users list` shows them; `mamori users add` "
+                          "creates one)")
+    if user.disabled:
+        raise NoSuchOwner(f"{field}: user {value!r} is disabled")
+    if user.role == INGEST_ROLE:
+        raise NoSuchOwner(f"{field}: user {value!r} is an ingest account (a log shipper), which cannot work on "
+                          "alerts")
+    return value
 
 
 class AlertTaken(MamoriError):

@@ -43,7 +43,8 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime, dict[str, Any]: JSON, list[str]: JSON}
 
 
-ROLES = ("admin", "analyst", "viewer", "ingest")  # ingest: log shippers, who may only send events
+INGEST_ROLE = "ingest"  # log shippers, who may only send events
+ROLES = ("admin", "analyst", "viewer", INGEST_ROLE)
 ALERT_STATUSES = ("new", "acknowledged", "closed")
 
 

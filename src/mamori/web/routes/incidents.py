@@ -13,8 +13,7 @@ from sqlalchemy import func, select
 from starlette.datastructures import UploadFile
 
 from mamori.api.auth import audit
-from mamori.api.deps import service_of
-from mamori.api.routes_alerts import assignable
+from mamori.api.deps import owner, service_of
 from mamori.cases import records, workflow
 from mamori.cases.evidence import MAX_EVIDENCE_BYTES, read_evidence
 from mamori.cases.messages import render_message
@@ -211,7 +210,7 @@ async def change_incident(request: Request, incident_id: int, change: str,
             elif change == "severity":
                 workflow.set_severity(session, incident_id, value, user.name)
             elif change == "owner":  # only to someone who can see it (422 naming the name otherwise)
-                workflow.assign(session, incident_id, assignable(session, value or user.name, "owner"), user.name)
+                workflow.assign(session, incident_id, owner(session, value or user.name, "owner"), user.name)
             else:
                 workflow.add_note(session, incident_id, value, user.name)
             audit(session, user.name, f"incident.{change}", f"incident {incident_id}", via="console",
