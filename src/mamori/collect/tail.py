@@ -66,12 +66,12 @@ from mamori.errors import MamoriError
 from mamori.events import schema
 from mamori.sources.base import ReadOptions
 from mamori.sources.batch import iter_json_values
+from mamori.sources.evtx_repair import FILE_MAGIC
 from mamori.sources.registry import all_sources, sniff_source
 
 log = logging.getLogger("mamori.collect.tail")
 CHUNK_BYTES = 1 << 20
 SKIP_SUFFIXES = (".tmp", ".part", ".swp", ".gz", ".zip", ".bz2", ".xz", ".zst")
-EVTX_MAGIC = b"ElfFile\x00"
 PREAMBLE_BYTES = 65536  # where a Zeek log's header lines, or a JSON document's first line, are looked for
 DOCUMENT_RECORDS = 10_000  # records per spool entry of a JSON document read whole
 HEAD_BYTES = 64  # a file's first bytes kept in the checkpoint: a rewritten file starts differently
@@ -737,7 +737,7 @@ class Tailer:
         if followed.source is None and not self.source:
             try:
                 with followed.path.open("rb") as handle:
-                    if handle.read(len(EVTX_MAGIC)) == EVTX_MAGIC:
+                    if handle.read(len(FILE_MAGIC)) == FILE_MAGIC:
                         followed.source = "evtx"
             except OSError:
                 return False

@@ -253,7 +253,7 @@ class AnomalyWorker:
             record = self.raised.get(alert_key)
             if record is None or self.engine is None:
                 return False
-            self.engine.mark_benign(_anomaly_of(record))
+            self.engine.mark_benign(anomaly_from_record(record))
             self._save()
             return True
 
@@ -399,7 +399,7 @@ class AnomalyWorker:
         for item in drafts:
             anomaly = behind.get(id(item.detection))
             if anomaly is not None:
-                self.raised[item.key] = _record_of(anomaly)
+                self.raised[item.key] = anomaly_record(anomaly)
         while len(self.raised) > RAISED_KEPT:  # the oldest verdicts first out (dicts keep insertion order)
             del self.raised[next(iter(self.raised))]
         return len(anomalies) + len(incidents)
@@ -462,15 +462,6 @@ def rule_contribution(alert: Alert) -> list[Anomaly]:
     return [Anomaly(what, entity_type, entity, seen, RULE_POINTS.get(alert.level, 10.0),
                     float(alert.count), 0.0, "", text, event_uids=tuple((alert.event_uids or [])[:20]))
             for entity_type, entity in entities if entity]
-
-
-def _record_of(anomaly: Anomaly) -> dict[str, object]:
-    """What a verdict needs of an anomaly, as JSON."""
-    return anomaly_record(anomaly)
-
-
-def _anomaly_of(record: dict[str, object]) -> Anomaly:
-    return anomaly_from_record(record)
 
 
 def _layout(engine: UebaEngine | None) -> tuple[tuple[str, ...], tuple[str, ...], tuple[object, ...]]:

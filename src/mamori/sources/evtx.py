@@ -37,7 +37,6 @@ from mamori.sources.evtx_repair import (
 from mamori.sources.windows_event import FlatEvent, flatten_xml_json
 from mamori.sources.windows_frame import windows_frame
 
-EVTX_MAGIC = FILE_MAGIC
 MAX_CONSECUTIVE_ERRORS = 1000
 SOURCE = "evtx"
 
@@ -368,7 +367,7 @@ def empty_evtx_frame() -> pl.DataFrame:
 
 def sniff_evtx(head: bytes, name: str) -> bool:
     """An EVTX file starts with the ``ElfFile`` signature."""
-    return head.startswith(EVTX_MAGIC) or name.lower().endswith(".evtx")
+    return head.startswith(FILE_MAGIC) or name.lower().endswith(".evtx")
 
 
 SPECS = [SourceSpec(SOURCE, "Windows event log files (.evtx)", read_evtx_source, sniff_evtx, priority=90)]

@@ -10,6 +10,7 @@ from pathlib import Path
 import mamori.sources
 from mamori.errors import MamoriError
 from mamori.sources.base import SourceSpec
+from mamori.sources.evtx_repair import FILE_MAGIC
 
 SNIFF_BYTES = 8192
 
@@ -42,7 +43,7 @@ def sniff_source(path: Path) -> SourceSpec | None:
             head = handle.read(SNIFF_BYTES)
     except OSError:
         return None
-    if head.startswith(b"ElfFile\x00"):  # EVTX: the signature settles it, no need to ask every reader
+    if head.startswith(FILE_MAGIC):  # EVTX: the signature settles it, no need to ask every reader
         return all_sources()["evtx"]
     claims = [s for s in all_sources().values() if _safe_sniff(s, head, path.name)]
     return max(claims, key=lambda s: s.priority) if claims else None

@@ -98,7 +98,7 @@ class BeaconingDetector:
             .join(popularity, on="dest_ip", how="left")
             .filter(pl.col("hosts").fill_null(1) <= self.max_peer_hosts)
         )
-        window = explain.window_text(self._start, self._end) if self._start and self._end else ""
+        window = explain.window_text(self._start, self._end)
         out: list[Anomaly] = []
         for row in series.sort("first").iter_rows(named=True):
             if f"{row['host']}|{row['dest']}" in self._allowed:

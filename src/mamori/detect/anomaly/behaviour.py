@@ -137,7 +137,7 @@ class BehaviourVectorDetector:
             pl.col("z") >= self.min_z
         )
         rows = rows.join(self._typical, on=["host", "office"], how="left", suffix="_typical")
-        window = window_text(self._start, self._end) if self._start and self._end else ""
+        window = window_text(self._start, self._end)
         out: list[Anomaly] = []
         for row in rows.sort("hour").iter_rows(named=True):
             top = row["top"]

@@ -161,7 +161,7 @@ class SuspiciousDomainDetector:
             .group_by("host")
             .agg(pl.col("name").unique().sort(), pl.col("score").max(), pl.col("_time").min(), pl.col("_uid").head(50))
         )
-        window = window_text(self._start, self._end) if self._start and self._end else ""
+        window = window_text(self._start, self._end)
         out: list[Anomaly] = []
         for row in hits.sort("_time").iter_rows(named=True):
             shown = ", ".join(row["name"][:5])

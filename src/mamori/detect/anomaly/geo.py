@@ -256,7 +256,7 @@ class GeoLogonDetector:
     def score(self, events: pl.DataFrame) -> list[Anomaly]:
         """New-country and impossible-travel anomalies in a batch."""
         located = self._located(events).sort("_time")
-        window = window_text(self._start, self._end) if self._start and self._end else ""
+        window = window_text(self._start, self._end)
         out: list[Anomaly] = []
         known_users = self._countries.select("user").unique()
         new = (

@@ -75,7 +75,7 @@ class SprayingDetector:
             & ~pl.col("source").is_in(sorted(self._allowed))
         )
         minutes = _minutes(self.window)
-        window = explain.window_text(self._start, self._end) if self._start and self._end else ""
+        window = explain.window_text(self._start, self._end)
         out: list[Anomaly] = []
         for row in w.sort("first").iter_rows(named=True):
             per_user = row["attempts"] / row["users"]

@@ -122,7 +122,7 @@ class VectorModelDetector:
             return None  # within twice what an analyst called benign for this entity and feature
         local = f"{self.calendar.clock(row['hour']):%Y-%m-%d %H:%M} {self.calendar.timezone}"
         season = self.calendar.season_text(None, bool(row["office"]))
-        window = window_text(self._start, self._end) if self._start and self._end else ""
+        window = window_text(self._start, self._end)
         explanation = vector_outlier(
             row["entity"], local, (self.model_en, self.model_ja), score, self.threshold,
             [(features[i], self.kind.ja[features[i]], float(row[features[i]]), typical[features[i]],
