@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable, Hashable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import polars as pl
 
@@ -47,3 +49,26 @@ def time_span(events: pl.DataFrame) -> tuple[datetime, datetime]:
     if not isinstance(lo, datetime) or not isinstance(hi, datetime):
         raise ValueError("events have no _time values")
     return lo, hi
+
+
+_T = TypeVar("_T")
+_PER_FRAME: list[tuple[weakref.ref[pl.DataFrame], Hashable, Any]] = []
+PER_FRAME_KEPT = 8  # results remembered: an engine's vector kinds for one batch and one baseline
+
+
+def per_frame(events: pl.DataFrame, key: Hashable, build: Callable[[], _T]) -> _T:
+    """``build()`` once per frame and ``key``, kept while the frame lives: an engine's detectors score
+    the same batch (and fit the same baseline), and several derive the same behaviour vectors from it
+    (ECOD, half-space trees and the behaviour detector over host hours: seconds over a baseline)."""
+    for ref, known, value in _PER_FRAME:
+        if ref() is events and known == key:
+            return value  # type: ignore[no-any-return]
+    value = build()
+    _PER_FRAME[:] = [e for e in _PER_FRAME if e[0]() is not None][-(PER_FRAME_KEPT - 1):]
+    _PER_FRAME.append((weakref.ref(events, _forget), key, value))
+    return value
+
+
+def _forget(ref: weakref.ref[pl.DataFrame]) -> None:
+    """A frame is gone: so is what was built from it."""
+    _PER_FRAME[:] = [e for e in _PER_FRAME if e[0] is not ref]

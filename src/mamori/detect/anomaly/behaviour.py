@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from mamori.detect.anomaly import fields
-from mamori.detect.anomaly.base import Peers, time_span
+from mamori.detect.anomaly.base import Peers, per_frame, time_span
 from mamori.detect.anomaly.explain import fmt, window_text
 from mamori.detect.anomaly.records import Anomaly, Explanation
 from mamori.detect.anomaly.seasons import Calendar
@@ -40,6 +40,12 @@ JA_NAMES = {
     "destinations": "宛先数",
     "bytes_out": "送信バイト数",
 }
+
+
+def host_hour_vectors(events: pl.DataFrame, calendar: Calendar, evidence: bool) -> pl.DataFrame:
+    """``behaviour_vectors`` built once per frame (``base.per_frame``): this detector and the models over
+    host vectors read the same ones."""
+    return per_frame(events, ("host hours", calendar, evidence), lambda: behaviour_vectors(events, calendar, evidence))
 
 
 def behaviour_vectors(events: pl.DataFrame, calendar: Calendar | None = None, evidence: bool = True) -> pl.DataFrame:
@@ -111,7 +117,7 @@ class BehaviourVectorDetector:
 
     def fit(self, events: pl.DataFrame, peers: Peers | None = None) -> None:
         """Per host: median and spread of each log feature, and the 99th percentile as typical."""
-        vectors = behaviour_vectors(events, self.calendar, evidence=False)
+        vectors = host_hour_vectors(events, self.calendar, evidence=False)
         logs = vectors.with_columns(pl.col(f).log1p() for f in FEATURES)
         self._median = logs.group_by("host", "office").agg(pl.col(f).median() for f in FEATURES)
         self._spread = (
@@ -127,7 +133,7 @@ class BehaviourVectorDetector:
         """Anomalies for (host, hour) rows far above the host's usual hours in some feature."""
         if not self._fitted:
             raise RuntimeError("detector is not fitted")
-        vectors = behaviour_vectors(events, self.calendar)
+        vectors = host_hour_vectors(events, self.calendar, evidence=True)
         if vectors.is_empty():
             return []
         matrix = self._matrix(vectors)

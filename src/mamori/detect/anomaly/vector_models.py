@@ -22,7 +22,14 @@ from mamori.detect.anomaly.base import Peers, time_span
 from mamori.detect.anomaly.explain import vector_outlier, window_text
 from mamori.detect.anomaly.records import Anomaly
 from mamori.detect.anomaly.seasons import Calendar
-from mamori.detect.anomaly.vectors import KINDS, VectorKind, baseline_vectors, entity_baseline, residuals
+from mamori.detect.anomaly.vectors import (
+    KINDS,
+    VectorKind,
+    baseline_vectors,
+    entity_baseline,
+    kind_vectors,
+    residuals,
+)
 
 SHOWN_FEATURES = 3  # features an explanation names, the largest shares first
 CALIBRATION_ROWS = 50_000  # baseline rows the threshold is set from, at most
@@ -95,7 +102,7 @@ class VectorModelDetector:
         made its score; the normal rows are then learned (streaming models)."""
         if not self._fitted:
             raise RuntimeError("detector is not fitted")
-        vectors = self.kind.build(events, self.calendar, True)
+        vectors = kind_vectors(self.kind, events, self.calendar, evidence=True)
         if vectors.is_empty():
             return []
         x = residuals(vectors, self._median, self.kind.features)

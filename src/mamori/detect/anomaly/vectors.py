@@ -12,7 +12,6 @@ usually strays from itself. An entity absent from the baseline is centred on the
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from mamori.detect.anomaly import behaviour, fields
+from mamori.detect.anomaly.base import per_frame
 from mamori.detect.anomaly.seasons import Calendar
 
 USER_FEATURES = ("logons", "failures", "hosts", "sources", "processes")
@@ -63,7 +63,7 @@ def user_vectors(events: pl.DataFrame, calendar: Calendar | None = None, evidenc
 
 
 def _host_vectors(events: pl.DataFrame, calendar: Calendar, evidence: bool = True) -> pl.DataFrame:
-    return behaviour.behaviour_vectors(events, calendar, evidence).rename({"host": "entity"})
+    return behaviour.host_hour_vectors(events, calendar, evidence).rename({"host": "entity"})
 
 
 @dataclass(frozen=True)
@@ -90,24 +90,16 @@ USER = VectorKind(
 )
 KINDS = {k.entity_type: k for k in (HOST, USER)}
 
-_BASELINE_VECTORS: list[tuple[weakref.ref[pl.DataFrame], str, Calendar, pl.DataFrame]] = []
-
-
 def baseline_vectors(kind: VectorKind, events: pl.DataFrame, calendar: Calendar) -> pl.DataFrame:
-    """``kind``'s vectors of a baseline's events, without evidence, built once for every model fitted to
-    the same frame (ECOD and half-space trees over 10 million events would each take seconds)."""
-    for ref, name, cal, vectors in _BASELINE_VECTORS:
-        if ref() is events and name == kind.entity_type and cal == calendar:
-            return vectors
-    vectors = kind.build(events, calendar, False)
-    _BASELINE_VECTORS[:] = [e for e in _BASELINE_VECTORS if e[0]() is events][-3:]  # one frame's kinds at most
-    _BASELINE_VECTORS.append((weakref.ref(events, _forget), kind.entity_type, calendar, vectors))
-    return vectors
+    """``kind``'s vectors of a baseline's events, without evidence (``kind_vectors``)."""
+    return kind_vectors(kind, events, calendar, evidence=False)
 
 
-def _forget(ref: weakref.ref[pl.DataFrame]) -> None:
-    """The baseline's frame is gone: so are its vectors."""
-    _BASELINE_VECTORS[:] = [e for e in _BASELINE_VECTORS if e[0] is not ref]
+def kind_vectors(kind: VectorKind, events: pl.DataFrame, calendar: Calendar, evidence: bool) -> pl.DataFrame:
+    """``kind``'s vectors of ``events``, built once per frame for every model that reads them (ECOD and
+    half-space trees fit and score the same frames: over 10 million events each build takes seconds)."""
+    return per_frame(events, ("vectors", kind.entity_type, calendar, evidence),
+                     lambda: kind.build(events, calendar, evidence))
 
 
 def entity_baseline(vectors: pl.DataFrame, features: tuple[str, ...]) -> tuple[pl.DataFrame, pl.DataFrame]:
