@@ -67,7 +67,7 @@ from mamori.events import schema
 from mamori.sources.base import ReadOptions
 from mamori.sources.batch import iter_json_values
 from mamori.sources.evtx_repair import FILE_MAGIC
-from mamori.sources.registry import all_sources, sniff_source
+from mamori.sources.registry import sniff_head, sniff_source
 
 log = logging.getLogger("mamori.collect.tail")
 CHUNK_BYTES = 1 << 20
@@ -141,20 +141,6 @@ def _open_as(path: Path, key: str) -> BinaryIO | None:
         handle.close()
         return None
     return handle
-
-
-def _sniffed(head: bytes, name: str) -> str | None:
-    """The source ``sniff_source`` would give a file whose first bytes (as UTF-8) are ``head``: for files
-    in UTF-16 or another encoding whose raw bytes the sniffers cannot read."""
-    best = None
-    for spec in all_sources().values():
-        try:
-            claims = bool(spec.sniff(head, name))
-        except Exception:  # a sniffer that fails does not claim (as in ``registry._safe_sniff``)
-            claims = False
-        if claims and (best is None or spec.priority > best.priority):
-            best = spec
-    return best.name if best is not None else None
 
 
 class Tailer:
@@ -826,11 +812,10 @@ class Tailer:
                         head = handle.read(PREAMBLE_BYTES)[frame.bom:]
                 except OSError:
                     head = b""
-                sniffed = _sniffed(head.decode(frame.codec, errors="replace").encode(), followed.path.name)
+                spec = sniff_head(head.decode(frame.codec, errors="replace").encode(), followed.path.name)
             else:
                 spec = sniff_source(followed.path)
-                sniffed = spec.name if spec is not None else None
-            name = sniffed or _FALLBACK
+            name = spec.name if spec is not None else _FALLBACK
             followed.source = name if name in WHOLE_FILE_SOURCES or has_record_reader(name) else _FALLBACK
             log.info("tailing %s as %s", followed.path, followed.source or "json/syslog (no source claims it)")
         return followed.source

@@ -28,7 +28,7 @@ import polars as pl
 
 from mamori.sources.batch import PARSERS
 from mamori.sources.paloalto import CSV_START
-from mamori.sources.registry import all_sources
+from mamori.sources.registry import SNIFF_BYTES, all_sources, sniff_head
 
 GENERIC = "syslog"
 _LEAD = r"^[\ufeff \t\r\n]*"  # what ``head_text`` strips before a sniffer's anchored test
@@ -136,20 +136,10 @@ def _where_count(texts: pl.Series, mask: pl.Series, literal: str, at_least: int)
 
 
 def _sniffed(text: str, names: Sequence[str]) -> str | None:
-    """The source the real sniffers of ``names`` give one line, as ``sniff_source`` would for a file
-    holding only that line; None when none claims it."""
-    sources = all_sources()
-    head = text.encode("utf-8", errors="replace")[:8192]
-    best: str | None = None
-    for name in names:
-        spec = sources[name]
-        try:
-            claims = bool(spec.sniff(head, ""))
-        except Exception:  # a sniffer that fails does not claim (as in ``registry._safe_sniff``)
-            claims = False
-        if claims and (best is None or spec.priority > sources[best].priority):
-            best = name
-    return best
+    """The source the sniffers of ``names`` give one line, as ``sniff_source`` would for a file holding
+    only that line; None when none claims it."""
+    spec = sniff_head(text.encode("utf-8", errors="replace")[:SNIFF_BYTES], "", names)
+    return spec.name if spec is not None else None
 
 
 @functools.cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 import pkgutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import mamori.sources
@@ -43,9 +44,18 @@ def sniff_source(path: Path) -> SourceSpec | None:
             head = handle.read(SNIFF_BYTES)
     except OSError:
         return None
-    if head.startswith(FILE_MAGIC):  # EVTX: the signature settles it, no need to ask every reader
-        return all_sources()["evtx"]
-    claims = [s for s in all_sources().values() if _safe_sniff(s, head, path.name)]
+    return sniff_head(head, path.name)
+
+
+def sniff_head(head: bytes, name: str = "", candidates: Iterable[str] | None = None) -> SourceSpec | None:
+    """The source whose sniffer claims ``head`` (a file's first bytes, or one record) with the highest
+    priority, among ``candidates`` (names; default every source); None when none claims it. The tailer
+    asks it of a file's first bytes decoded from their own encoding, the live inputs of one message."""
+    sources = all_sources()
+    if candidates is None and head.startswith(FILE_MAGIC):  # EVTX: the signature settles it
+        return sources["evtx"]
+    specs = sources.values() if candidates is None else [sources[n] for n in candidates]
+    claims = [s for s in specs if _safe_sniff(s, head, name)]
     return max(claims, key=lambda s: s.priority) if claims else None
 
 
