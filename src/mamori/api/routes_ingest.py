@@ -25,8 +25,9 @@ from fastapi.responses import JSONResponse
 
 from mamori.api.auth import Ingester, Principal
 from mamori.api.deps import service_of
-from mamori.collect.records import envelope_items, has_record_reader, record_sources
+from mamori.collect.records import has_record_reader, record_sources
 from mamori.collect.spool import Entry, source_format
+from mamori.sources.batch import envelope_items
 from mamori.sources.registry import all_sources
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"])

@@ -9,15 +9,11 @@ entry is its offset (stable across replays).
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
-from mamori.sources.batch import PARSERS
+from mamori.sources.batch import ENVELOPE_MARKS, PARSERS, envelope_items
 from mamori.sources.registry import all_sources
 
-ENVELOPE_KEYS = ("Records", "records", "value")
-_ENVELOPE_MARKS = tuple(f'"{key}"' for key in ENVELOPE_KEYS)
 WHOLE_FILE_SOURCES = frozenset({"evtx"})  # binary: read a whole file at a time, never as records
 RECORD_SOURCES_WITHOUT_PARSER = frozenset({"winjson"})  # read by the live path's Windows reader
 
@@ -34,27 +30,15 @@ def record_sources() -> list[str]:
     return [name for name in all_sources() if has_record_reader(name)]
 
 
-def envelope_items(value: Any) -> list[Any] | None:
-    """The records of a ``{"Records": [...]}`` / ``{"records": [...]}`` / ``{"value": [...]}`` envelope
-    (CloudTrail, Azure, Graph), by the rule the file readers use; None when ``value`` is not one."""
-    if not isinstance(value, dict) or len(value) > 3:
-        return None
-    for key in ENVELOPE_KEYS:
-        inner = value.get(key)
-        if isinstance(inner, list) and all(isinstance(item, dict) for item in inner):
-            return inner
-    return None
-
-
 def open_envelopes(lines: list[str]) -> list[str]:
     """JSON lines with every envelope line replaced by its records (one compact JSON text each); other
     lines as they are. A cheap look at each line's start spares the decoding of ordinary lines."""
-    if not any(line.lstrip().startswith("{") and any(m in line[:40] for m in _ENVELOPE_MARKS) for line in lines):
+    if not any(line.lstrip().startswith("{") and any(m in line[:40] for m in ENVELOPE_MARKS) for line in lines):
         return lines
     out: list[str] = []
     for line in lines:
         items = None
-        if line.lstrip().startswith("{") and any(m in line[:40] for m in _ENVELOPE_MARKS):
+        if line.lstrip().startswith("{") and any(m in line[:40] for m in ENVELOPE_MARKS):
             try:
                 items = envelope_items(orjson.loads(line))
             except orjson.JSONDecodeError:

@@ -415,7 +415,21 @@ def iter_json_values(path: Path, options: ReadOptions) -> Iterator[tuple[int, st
 
 
 JsonPart = tuple[int, str | None, str] | tuple[int, pl.Series]
-_ENVELOPE_KEYS = ('"Records"', '"records"', '"value"')
+ENVELOPE_KEYS = ("Records", "records", "value")  # CloudTrail, Azure, Graph: a document of records
+ENVELOPE_MARKS = tuple(f'"{key}"' for key in ENVELOPE_KEYS)  # what an envelope's first 40 characters hold
+
+
+def envelope_items(value: Any) -> list[Any] | None:
+    """The records of a ``{"Records": [...]}`` / ``{"records": [...]}`` / ``{"value": [...]}`` envelope
+    (at most three keys, a list of objects), one event each; None when ``value`` is not one. The file
+    readers and the live inputs open envelopes by this one rule."""
+    if not isinstance(value, dict) or len(value) > 3:
+        return None
+    for key in ENVELOPE_KEYS:
+        inner = value.get(key)
+        if isinstance(inner, list) and all(isinstance(item, dict) for item in inner):
+            return inner
+    return None
 
 
 def _json_parts(path: Path, options: ReadOptions) -> Iterator[JsonPart]:
@@ -429,7 +443,7 @@ def _json_parts(path: Path, options: ReadOptions) -> Iterator[JsonPart]:
             text = decode(handle.read(), options.encoding)
         yield from _values_from_text(text)
         return
-    envelope = list(_ENVELOPE_KEYS)
+    envelope = list(ENVELOPE_MARKS)
     for first, column in iter_line_columns(path, options.encoding):
         # The lines ``_expand`` passes on as they are, when they start with ``{`` itself.
         plain = column.str.starts_with("{") & ~column.str.slice(0, 40).str.contains_any(envelope)
@@ -459,7 +473,7 @@ def _looks_like_json_lines(head: bytes) -> bool:
 
 def _expand(line: int, text: str) -> Iterator[tuple[int, str | None, str]]:
     head = text[:40].lstrip()
-    if head.startswith("{") and not any(k in head for k in ('"Records"', '"records"', '"value"')):
+    if head.startswith("{") and not any(k in head for k in ENVELOPE_MARKS):
         yield line, text, text  # one object per line: decoded once, by the parser
         return
     try:
@@ -475,14 +489,12 @@ def _expand_value(line: int, value: Any, text: str | None) -> Iterator[tuple[int
         for item in value:
             yield from _expand_value(line, item, None)
         return
-    if isinstance(value, dict):
-        for key in ("Records", "records", "value"):
-            inner = value.get(key)
-            if isinstance(inner, list) and len(value) <= 3 and all(isinstance(x, dict) for x in inner):
-                for item in inner:
-                    dumped = orjson.dumps(item).decode()
-                    yield line, dumped, dumped
-                return
+    items = envelope_items(value)
+    if items is not None:
+        for item in items:
+            dumped = orjson.dumps(item).decode()
+            yield line, dumped, dumped
+        return
     dumped = text if text is not None else orjson.dumps(value).decode()
     yield line, dumped, dumped
 
