@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field
 
 from mamori.api.auth import Admin, Analyst, Principal, Viewer, audit
 from mamori.api.deps import parse_time, service_of
-from mamori.service.detection import SigmaStage
 from mamori.service.retrohunt import hunt_lake, ruleset_from_text, subset
 from mamori.store.records import RuleSetting, utcnow
 
@@ -66,18 +65,15 @@ class HuntRequest(BaseModel):
 
 async def _hunt(request: Request, body: HuntRequest, rule_id: str | None) -> dict[str, Any]:
     service = service_of(request)
+    stage = service.sigma_stage()
     if rule_id is not None:
-        stage = service.stage
-        stage = getattr(stage, "inner", stage)  # the Sigma stage, inside the threat-intel stage
-        if not isinstance(stage, SigmaStage) or rule_id not in {r.id for r in stage.rules()}:
+        if stage is None or rule_id not in {r.id for r in stage.rules()}:
             raise HTTPException(404, detail=f"no loaded rule {rule_id}")
         ruleset = subset(stage.ruleset, [rule_id])
     else:
         if not body.rule:
             raise HTTPException(422, detail="give the rule to hunt with as Sigma YAML in 'rule'")
-        stage = service.stage
-        stage = getattr(stage, "inner", stage)
-        ruleset = ruleset_from_text(body.rule, loaded=stage.ruleset if isinstance(stage, SigmaStage) else None)
+        ruleset = ruleset_from_text(body.rule, loaded=stage.ruleset if stage is not None else None)
     since, until = parse_time(body.since, "since"), parse_time(body.until, "until")
     hits, total, events = await asyncio.to_thread(hunt_lake, service.lake, ruleset, since, until, body.limit)
     return {"events_scanned": events, "total": total, "hits": [h.__dict__ for h in hits]}

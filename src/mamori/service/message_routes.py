@@ -188,9 +188,9 @@ def route_messages(texts: pl.Series) -> dict[str, list[int]]:
     texts = texts.cast(pl.Utf8).fill_null("")
     json_like = texts.str.contains(_LEAD + r"[\{\[]").fill_null(False)
     if json_like.any():
-        values = texts.to_list()
-        for row in json_like.arg_true().to_list():
-            assign([row], _sniffed(values[row], _record_readers()) or GENERIC)
+        where = json_like.arg_true().to_list()
+        for row, text in zip(where, texts.gather(where).to_list(), strict=True):
+            assign([row], _sniffed(text, _record_readers()) or GENERIC)
     needs, anchored = _prefilter()
     by_literal = texts.str.contains_any(list(needs), ascii_case_insensitive=True).fill_null(False)
     by_anchor = texts.str.contains(anchored).fill_null(False)
@@ -202,9 +202,9 @@ def route_messages(texts: pl.Series) -> dict[str, list[int]]:
     bare = pl.Series(owner == 0) & ~json_like & ~texts.str.contains(SYSLOG_HEADER).fill_null(False)
     many = bare & _where_count(texts, bare, "=", _KEYVALUE_AT_LEAST)
     if many.any():
-        values = texts.to_list()
-        for row in many.arg_true().to_list():
-            assign([row], _sniffed(values[row], ("syslog", "keyvalue")) or GENERIC)
+        where = many.arg_true().to_list()
+        for row, text in zip(where, texts.gather(where).to_list(), strict=True):
+            assign([row], _sniffed(text, ("syslog", "keyvalue")) or GENERIC)
     if len(names) == 1:
         return {GENERIC: list(range(n))}
     return {name: rows.tolist() for index, name in enumerate(names)

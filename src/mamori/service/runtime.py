@@ -27,7 +27,7 @@ from mamori.detect.sigma.placeholders import read_placeholders
 from mamori.errors import MamoriError
 from mamori.intel.store import IntelStore
 from mamori.service.anomaly_worker import AnomalyWorker, anomaly_settings
-from mamori.service.detection import DetectionStage, load_stage
+from mamori.service.detection import DetectionStage, SigmaStage, load_stage
 from mamori.service.intel_stage import IntelStage
 from mamori.service.metrics import Metrics
 from mamori.service.pipeline import Pipeline, PipelineSettings, disabled_rules
@@ -87,6 +87,12 @@ class Service:
         self.anomaly_worker = AnomalyWorker(self.lake, self.sessions, data / "anomaly", anomaly_settings(settings),
                                             self.metrics)
         self._register_gauges()
+
+    def sigma_stage(self) -> SigmaStage | None:
+        """The Sigma rule stage (inside the threat-intel stage), whose rules the API and console list and
+        test; None for a service started with another detection stage (tests)."""
+        stage = getattr(self.stage, "inner", self.stage)
+        return stage if isinstance(stage, SigmaStage) else None
 
     def _register_gauges(self) -> None:
         m = self.metrics

@@ -10,7 +10,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from mamori.api.auth import audit
 from mamori.api.deps import service_of
-from mamori.service.detection import SigmaStage
 from mamori.service.retrohunt import hunt_lake, subset
 from mamori.store.records import RuleSetting, utcnow
 from mamori.web.context import ConsoleUser, Reader, checked_form, page_error, reader_translator, render
@@ -68,8 +67,8 @@ async def test_rule(request: Request, rule_id: str, user: ConsoleUser = Reader) 
     """Which stored events the rule matches in the chosen time range (nothing is alerted)."""
     form = await checked_form(request, user, "analyst")
     service = service_of(request)
-    stage = getattr(service.stage, "inner", service.stage)
-    if not isinstance(stage, SigmaStage) or rule_id not in {r.id for r in stage.rules()}:
+    stage = service.sigma_stage()
+    if stage is None or rule_id not in {r.id for r in stage.rules()}:
         raise page_error(404, "error.no_rule", id=rule_id)
     t = reader_translator(request, user)
     try:
