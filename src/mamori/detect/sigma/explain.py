@@ -7,7 +7,9 @@ import functools
 import re
 from collections.abc import Mapping, Sequence
 
-from mamori.detect.sigma.model import LIT, STAR, RegexValue, Rule, StrPattern
+import orjson
+
+from mamori.detect.sigma.model import CLASS, LIT, ONE, STAR, RegexValue, Rule, StrPattern
 
 
 def selection_fields(rule: Rule, selections: Sequence[str]) -> list[str]:
@@ -65,8 +67,23 @@ def _search(value: StrPattern | RegexValue) -> re.Pattern[str]:
         flags = (re.IGNORECASE if value.ignore_case else 0) | (re.MULTILINE if value.multiline else 0) | (
             re.DOTALL if value.dotall else 0)
         return re.compile(value.pattern, flags)
-    body = "".join(re.escape(text) if kind == LIT else ".*" if kind == STAR else "." for kind, text in value.tokens)
+    body = "".join(_token(kind, text) for kind, text in value.tokens)
     return re.compile(body, re.DOTALL | (0 if value.cased else re.IGNORECASE))
+
+
+def _token(kind: str, text: str) -> str:
+    """One wildcard token as Python regex, a literal also in its JSON spelling (a raw JSON record writes
+    ``C:\\Windows`` for ``C:\\Windows``, which the engine's keyword test finds too)."""
+    if kind == STAR:
+        return ".*"
+    if kind == ONE:
+        return "."
+    if kind == CLASS:
+        return "[" + "".join(re.escape(c) for c in text) + "]"
+    json_spelling = orjson.dumps(text).decode()[1:-1]
+    if json_spelling == text:
+        return re.escape(text)
+    return f"(?:{re.escape(text)}|{re.escape(json_spelling)})"
 
 
 def _written(value: StrPattern | RegexValue) -> str:
