@@ -70,6 +70,15 @@ def pending_incident(scene: Scene, incident_id: int | None = None, timeout: floa
     return wait_for(found, timeout=timeout)
 
 
+def switch_language(page: Any, language: str) -> None:
+    """Press the language button and wait for the page it posts back to: the button submits a form,
+    so the old page (already in that language, or torn down mid-navigation) must not be read."""
+    with page.expect_navigation():
+        page.click(f"[data-testid=lang-{language}]")
+    page.wait_for_load_state()
+    assert page.evaluate("document.documentElement.lang") == language
+
+
 def walk(page: Any, scene: Scene, incident_id: int) -> None:
     """The whole walk; asserts what a person would check on each page."""
     url = scene.url
@@ -93,8 +102,7 @@ def walk(page: Any, scene: Scene, incident_id: int) -> None:
     page.fill("input[name=password]", scene.password)
     page.click("button[type=submit]")
     page.wait_for_url(f"{url}/console/")
-    page.click("[data-testid=lang-en]")  # users may be shared with other tests: start from English
-    page.wait_for_function("document.documentElement.lang === 'en'")
+    switch_language(page, "en")  # users may be shared with other tests: start from English
     assert page.locator("h1").first.inner_text() == "Dashboard"
     assert page.locator("svg.chart").count() >= 5
     shot("02-dashboard-en")
@@ -156,8 +164,7 @@ def walk(page: Any, scene: Scene, incident_id: int) -> None:
         wait_for(lambda: any(e["value"].lower() in hosts for e in api.get("/api/v1/lists/watchlist").json()
                              ["entries"]), timeout=60)
 
-    page.click("[data-testid=lang-ja]")
-    page.wait_for_function("document.documentElement.lang === 'ja'")
+    switch_language(page, "ja")
     assert page.locator("[data-testid=incident-status]").inner_text() == "調査中"
     assert "インシデント" in page.locator("nav.side").inner_text()
     assert "JST" in page.locator("main").inner_text()
