@@ -164,27 +164,30 @@ class Screen:
         """Every test object of the plans, by ``id``, with its number (equal tests may be distinct
         objects): what ``passing`` rules out for the evaluator, which keys its memos by object."""
         numbers = {test: number for number, test in enumerate(self.tests)}
-        ids: dict[int, int] = {}
+        objects: dict[int, tuple[Test, int]] = {}
         for plan in self._plans:
             for test in plan_tests(plan):
                 number = numbers.get(test)
                 if number is not None:
-                    ids[id(test)] = number
-        self._test_ids = np.fromiter(ids.keys(), dtype=np.int64, count=len(ids))
-        self._id_numbers = np.fromiter(ids.values(), dtype=np.intp, count=len(ids))
+                    objects[id(test)] = (test, number)
+        self._test_objects = [test for test, _ in objects.values()]
+        self._id_numbers = np.fromiter((number for _, number in objects.values()), dtype=np.intp, count=len(objects))
+        self._test_ids = np.fromiter(objects.keys(), dtype=np.int64, count=len(objects))
 
     def __getstate__(self) -> dict[str, Any]:
-        """What a cached Detector keeps of its screen: object ids are numbered again on loading, and the
-        per-field memo of the last literal index is left behind."""
+        """What a cached Detector keeps of its screen: the test objects numbered (one pickle keeps them the
+        very objects of the plans; only their ids are new on loading, where finding them again by
+        walking and hashing every plan's tests took 20-30 ms of a warm hunt), not the per-field memo of
+        the last literal index."""
         state = dict(self.__dict__)
-        del state["_test_ids"], state["_id_numbers"]
+        del state["_test_ids"]
         state["_fields"] = {key: _FieldTests(tests.by_literal, tests.by_value) for key, tests in self._fields.items()}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """Restore a pickled screen (see ``__getstate__``)."""
+        """Restore a pickled screen (see ``__getstate__``): the ids of its test objects as loaded."""
         self.__dict__.update(state)
-        self._number_test_objects()
+        self._test_ids = np.fromiter(map(id, self._test_objects), dtype=np.int64, count=len(self._test_objects))
 
     def passing(self, evaluator: BatchEvaluator) -> np.ndarray:
         """For each rule (in the order given), whether the batch meets every clause of it."""
