@@ -32,9 +32,11 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.ipc as pa_ipc
 
 from mamori.detect.sigma.correlation import CORRELATION_NAMES_NO_RULE, CORRELATION_REFERS_TO_REFUSED
 from mamori.detect.sigma.detector_cache import load_detector
@@ -329,7 +331,7 @@ class _Participant:
             if kept_rows + result.frame.height <= KEEP_OWN_ROWS:
                 self.kept[name] = result.frame
                 kept_rows += result.frame.height
-            result.frame.write_ipc(self.job.scratch / name, compression="lz4")
+            write_batch(result.frame, self.job.scratch / name)
         return read
 
     def detect(self, order: list[str]) -> ShareOutcome:
@@ -350,7 +352,7 @@ class _Participant:
         for name in order:
             frame = self.kept.get(name)
             if frame is None:
-                frame = pl.read_ipc(self.job.scratch / name)
+                frame = read_batch(self.job.scratch / name)
             waiting.append(frame)
             waiting_rows += frame.height
             if waiting_rows >= self.job.options.batch_rows:
@@ -362,6 +364,18 @@ class _Participant:
         return ShareOutcome(detections, [(r.id, r.path) for r in self.ruleset.rules],
                             len(self.ruleset.correlations), list(self.ruleset.refused), list(self.detector.unrouted),
                             self.job.filters.unnamed((r.id, r.tags) for r in self.ruleset.rules))
+
+
+def write_batch(frame: pl.DataFrame, path: Path) -> None:
+    """Leave a batch for the other processes: Arrow IPC, uncompressed, so that they map it rather than
+    read and decompress it (a batch goes through the page cache once and is read back at once)."""
+    frame.write_ipc(path, compression="uncompressed", compat_level=pl.CompatLevel.newest())
+
+
+def read_batch(path: Path) -> pl.DataFrame:
+    """A batch another process left (``write_batch``), its columns in the mapped file's memory: 4 ms for
+    a batch that took 25-55 ms to read and decompress (lz4) into fresh memory."""
+    return cast(pl.DataFrame, pl.from_arrow(pa_ipc.open_file(pa.memory_map(str(path))).read_all()))
 
 
 def _child(job: _Job, share: int, files: Iterable[tuple[str, Path]], rule_files: list[Path],
