@@ -6,6 +6,7 @@ Exit codes: 0 success; 1 unexpected error; 2 usage or configuration error (a Mam
 
 from __future__ import annotations
 
+import gc
 import importlib
 import importlib.util
 import os
@@ -131,12 +132,18 @@ def _hunt(paths: tuple[Path, ...], rule_paths: tuple[Path, ...], source: str | N
           rule_ids: tuple[str, ...], tags: tuple[str, ...], encoding: str | None, default_timezone: str,
           no_cache: bool, workers: int | None, no_explain: bool, quarantine: Path | None,
           placeholder_file: Path | None, quiet: bool) -> int:
-    from rich.console import Console
+    gc.disable()  # importing some 400 modules makes objects the collector would scan again and again
+    try:
+        from rich.console import Console
 
-    from mamori.detect.sigma.rulestore import store_dir
-    from mamori.hunt import HuntFilters, run_hunt
-    from mamori.hunt_output import print_summary, render_table, write_csv, write_jsonl
-    from mamori.sources.base import ReadOptions
+        from mamori.detect.sigma.rulestore import store_dir
+        from mamori.hunt import HuntFilters, run_hunt
+        from mamori.hunt_output import print_summary, render_table, write_csv, write_jsonl
+        from mamori.sources.base import ReadOptions
+    finally:
+        gc.enable()
+        gc.freeze()  # modules live as long as the process: out of every later collection (and of the
+        # forked hunt processes' pages, which a collection would otherwise touch and copy)
 
     rules = list(rule_paths)
     if not rules:
