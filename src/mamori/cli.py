@@ -276,7 +276,7 @@ def rules_list(rule_paths: tuple[Path, ...], refused: bool, output_format: str, 
                               + b"\n")
             for item in ruleset.refused:
                 out.write(orjson.dumps({"status": "refused", "id": item.rule_id, "path": item.path,
-                                        "reason": item.reason}) + b"\n")
+                                        "reason": item.reason, "kind": item.kind}) + b"\n")
             return 0
         console = Console()
         if not refused:

@@ -38,17 +38,10 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.ipc as pa_ipc
 
-from mamori.detect.sigma.correlation import CORRELATION_NAMES_NO_RULE, CORRELATION_REFERS_TO_REFUSED
 from mamori.detect.sigma.detector_cache import load_detector
 from mamori.detect.sigma.loader import RULE_SUFFIXES
-from mamori.detect.sigma.model import Refusal, Rule
-from mamori.detect.sigma.ruleset import (
-    CACHE_VERSION,
-    FILTER_APPLIES_TO_NONE,
-    FILTER_NAMES_NO_RULE,
-    default_cache_dir,
-    rule_files,
-)
+from mamori.detect.sigma.model import Refusal, RefusalKind, Rule
+from mamori.detect.sigma.ruleset import CACHE_VERSION, default_cache_dir, rule_files
 from mamori.errors import MamoriError
 from mamori.events.frame import joined_batch
 from mamori.sources.base import ReadOptions, ReadProblem
@@ -62,6 +55,10 @@ BALANCE_SLACK = 1.15  # a folder stays whole in one share while it is at most th
 TICKET = struct.Struct("<I")  # an input file's number, as handed out through a pipe
 _FILTER_KEY = re.compile(rb"^filter[ \t]*:", re.MULTILINE)  # a meta-filter document's top-level key
 _RULE_KEY = re.compile(rb"^(?:detection|correlation)[ \t]*:", re.MULTILINE)
+# refusals of a correlation whose rules may be loaded in another share: the hunt then runs in one process
+_NAMED_ELSEWHERE = frozenset({RefusalKind.CORRELATION_NAMES_NO_RULE, RefusalKind.CORRELATION_REFERS_TO_REFUSED})
+# refusals of a meta-filter that tunes no rule of this share; it may tune some of another share
+_TUNES_NO_RULE_HERE = frozenset({RefusalKind.FILTER_NAMES_NO_RULE, RefusalKind.FILTER_APPLIES_TO_NONE})
 
 
 @dataclass
@@ -315,8 +312,7 @@ class _Participant:
                                                         placeholders=self.job.placeholders,
                                                         use_cache=self.job.use_cache, workers=1)
         self.ruleset = self.detector.ruleset
-        named_elsewhere = any(r.reason.startswith((CORRELATION_NAMES_NO_RULE, CORRELATION_REFERS_TO_REFUSED))
-                              for r in self.ruleset.refused)  # the rules it names may be in another share
+        named_elsewhere = any(r.kind in _NAMED_ELSEWHERE for r in self.ruleset.refused)
         read = ShareRead(self.share, has_correlations=bool(self.ruleset.correlations) or named_elsewhere)
         if read.has_correlations:
             return read  # the hunt runs in one process: nothing to read here
@@ -421,8 +417,8 @@ def merge_rules(outcomes: Sequence[ShareOutcome]) -> tuple[int, list[Refusal], s
     for rule_id, path in sorted((pair for o in outcomes for pair in o.rules), key=lambda pair: pair[1]):
         first.setdefault(rule_id, path)
     dropped = {(rule_id, path) for o in outcomes for rule_id, path in o.rules if first[rule_id] != path}
-    refused += [Refusal(path, f"duplicate rule id {rule_id} (first in {first[rule_id]})", rule_id)
-                for rule_id, path in dropped]
+    refused += [Refusal(path, f"duplicate rule id {rule_id} (first in {first[rule_id]})", rule_id,
+                        kind=RefusalKind.DUPLICATE_ID) for rule_id, path in dropped]
     loaded = sum(len(o.rules) for o in outcomes) - len(dropped)
     return loaded, sorted(refused, key=lambda r: r.path), dropped
 
@@ -435,12 +431,12 @@ def _merged_refusals(outcomes: Sequence[ShareOutcome]) -> list[Refusal]:
     unused: dict[tuple[str, str], list[Refusal]] = {}
     for outcome in outcomes:
         for refusal in outcome.refused:
-            if refusal.reason.startswith((FILTER_NAMES_NO_RULE, FILTER_APPLIES_TO_NONE)):
+            if refusal.kind in _TUNES_NO_RULE_HERE:
                 unused.setdefault((refusal.path, refusal.rule_id), []).append(refusal)
             else:
                 out.setdefault((refusal.path, refusal.reason, refusal.rule_id), refusal)
     for copies in unused.values():
         if len(copies) == len(outcomes):
-            kept = min(copies, key=lambda r: r.reason.startswith(FILTER_NAMES_NO_RULE))
+            kept = min(copies, key=lambda r: r.kind is RefusalKind.FILTER_NAMES_NO_RULE)
             out[(kept.path, kept.reason, kept.rule_id)] = kept
     return list(out.values())

@@ -14,6 +14,7 @@ from correlation_testing import BRUTE_FORCE, FAILED, INNER, OUTER, SPEC_EXAMPLE,
 from mamori_testing import ruleset_from
 
 from mamori.detect.sigma.correlation import BaseHit, CorrelationEngine
+from mamori.detect.sigma.model import RefusalKind
 from mamori.detect.sigma.ruleset import load_ruleset
 from mamori.errors import RuleError
 from mamori.hunt import HuntFilters, run_hunt
@@ -119,6 +120,34 @@ def test_what_refers_to_a_correlation_refused_for_a_missing_rule_is_refused_too(
     assert reasons[INNER].startswith("correlation.rules names no loaded rule: failed_login;")
     assert reasons[OUTER] == ("correlation.rules refers to the correlation 'multiple_failed_login', which is "
                               "refused; fix that one first")
+
+
+def test_a_refusal_of_a_correlation_says_its_kind_from_a_cold_and_a_warm_load(tmp_path: Path) -> None:
+    head, _, tail = SPEC_EXAMPLE.partition("---\ntitle: Single failed login")
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "mr_no_failed.yml").write_text(head + "---\ntitle: Successful login" + tail.split(
+        "---\ntitle: Successful login")[1])
+    cold = load_ruleset([tmp_path / "rules"], cache_dir=tmp_path / "cache")
+    assert list((tmp_path / "cache").glob("rules-*.pickle"))
+    warm = load_ruleset([tmp_path / "rules"], cache_dir=tmp_path / "cache")  # refusals unpickled from the cache
+    for ruleset in (cold, warm):
+        kinds = {r.rule_id: r.kind for r in ruleset.refused}
+        assert kinds == {INNER: RefusalKind.CORRELATION_NAMES_NO_RULE,
+                         OUTER: RefusalKind.CORRELATION_REFERS_TO_REFUSED}
+
+
+def test_a_refusal_of_a_chain_says_whether_it_loops_or_lacks_a_field(tmp_path: Path) -> None:
+    (tmp_path / "looped").mkdir()
+    (tmp_path / "looped" / "mr_looped.yml").write_text(looped_example())
+    looped = load_ruleset([tmp_path / "looped"], use_cache=False)
+    assert {r.rule_id: r.kind for r in looped.refused} == {OUTER: RefusalKind.CORRELATION_LOOP,
+                                                           INNER: RefusalKind.CORRELATION_LOOP}
+    (tmp_path / "by_host").mkdir()
+    (tmp_path / "by_host" / "mr_by_host.yml").write_text(SPEC_EXAMPLE.replace(
+        "    group-by:\n        - User\n    timespan: 10m\n    condition",
+        "    group-by:\n        - Computer\n    timespan: 10m\n    condition"))
+    [refusal] = load_ruleset([tmp_path / "by_host"], use_cache=False).refused
+    assert refusal.kind is RefusalKind.CORRELATION_FIELD_NOT_CARRIED
 
 
 def test_a_correlation_sent_for_a_retro_hunt_is_vetted_as_a_loaded_one() -> None:

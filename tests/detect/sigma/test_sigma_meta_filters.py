@@ -187,6 +187,7 @@ def test_rules_list_shows_which_filters_apply_to_which_rule(tmp_path: Path) -> N
     assert by_id["ffffffff-0000-4000-8000-00000000000f"]["status"] == "filter"
     assert by_id["ffffffff-0000-4000-8000-00000000000f"]["rules"] == ["aaaaaaaa-0000-4000-8000-000000000001"]
     assert by_id["ffffffff-0000-4000-8000-000000000003"]["status"] == "refused"
+    assert by_id["ffffffff-0000-4000-8000-000000000003"]["kind"] == "filter_names_no_rule"
     table = subprocess.run([sys.executable, "-m", "mamori", "rules", "list", "--rules", str(folder)],
                            capture_output=True, text=True, env=env, timeout=120)
     assert ("filter Administrators run net user (ffffffff-0000-4000-8000-00000000000f" in table.stdout
@@ -268,11 +269,13 @@ def test_a_file_holding_both_a_filter_and_a_rule_keeps_the_hunt_in_one_process(t
 
 
 def test_split_hunts_refuse_a_filter_once_and_only_when_no_share_used_it() -> None:
-    from mamori.detect.sigma.model import Refusal
+    from mamori.detect.sigma.model import Refusal, RefusalKind
     from mamori.hunt_shares import ShareOutcome, merge_rules
 
-    unused_here = Refusal("mf.yml", "the filter names no loaded rule: r9; name loaded rules by id or name", "f1")
-    unused_everywhere = Refusal("mf2.yml", "the filter names no loaded rule: gone; name ...", "f2")
+    unused_here = Refusal("mf.yml", "the filter names no loaded rule: r9; name loaded rules by id or name", "f1",
+                          kind=RefusalKind.FILTER_NAMES_NO_RULE)
+    unused_everywhere = Refusal("mf2.yml", "the filter names no loaded rule: gone; name ...", "f2",
+                                kind=RefusalKind.FILTER_NAMES_NO_RULE)
     broken = Refusal("mf3.yml", "filter.condition: unknown name", "f3")
     first = ShareOutcome([], [("r1", "a/r1.yml")], 0, [unused_here, unused_everywhere, broken], [])
     second = ShareOutcome([], [("r9", "b/r9.yml")], 0, [unused_everywhere, broken], [])

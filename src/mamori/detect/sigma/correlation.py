@@ -40,9 +40,10 @@ from typing import Any
 
 import orjson
 
-from mamori.detect.sigma.model import Correlation, Refusal, Rule
+from mamori.detect.sigma.model import Correlation, Refusal, RefusalKind, Rule
 
-# refusal reasons ``hunt_shares`` looks for: a share whose correlation names a rule of another share
+# the first words of the reasons of a correlation refused for naming what is not loaded (in a split hunt,
+# it may be in another share); code tells these refusals apart by ``Refusal.kind``, not by these words
 CORRELATION_NAMES_NO_RULE = "correlation.rules names no loaded rule"
 CORRELATION_REFERS_TO_REFUSED = "correlation.rules refers to the correlation"
 
@@ -115,13 +116,14 @@ def check_chains(correlations: Sequence[Correlation], rules: Sequence[Rule]) -> 
     ids = _name_to_id(correlations, rules)
     by_id = {c.id: c for c in correlations}
     deps = {c.id: [ids.get(r, r) for r in c.rules if ids.get(r, r) in by_id] for c in correlations}
-    reasons: dict[str, str] = {}
+    reasons: dict[str, tuple[RefusalKind, str]] = {}
     for corr in correlations:
         loop = _loop_from(corr.id, deps)
         if loop:
             path = " → ".join(_label(by_id[c]) for c in loop)
-            reasons[corr.id] = (f"correlation.rules loops back to this correlation ({path}): a correlation "
-                                "cannot take its own hits as input; remove one reference of the loop")
+            reasons[corr.id] = RefusalKind.CORRELATION_LOOP, (
+                f"correlation.rules loops back to this correlation ({path}): a correlation cannot take its own "
+                "hits as input; remove one reference of the loop")
     for corr in correlations:
         if corr.id in reasons:
             continue
@@ -133,7 +135,7 @@ def check_chains(correlations: Sequence[Correlation], rules: Sequence[Rule]) -> 
                 wanted.append(("condition.field", corr.condition_field, corr.condition_field))
             for where, name, source in wanted:
                 if source not in inner.group_by:
-                    reasons[corr.id] = (
+                    reasons[corr.id] = RefusalKind.CORRELATION_FIELD_NOT_CARRIED, (
                         f"correlation.{where} {name!r}: the referenced correlation {_label(inner)!r} does not "
                         f"group by {source!r}, and a correlation's hits carry only its group-by fields; add "
                         f"{source!r} to its group-by or map {name!r} to one of its fields with an alias")
@@ -146,11 +148,12 @@ def check_chains(correlations: Sequence[Correlation], rules: Sequence[Rule]) -> 
         for corr in correlations:
             bad = next((d for d in deps[corr.id] if d in reasons), None)
             if corr.id not in reasons and bad is not None:
-                reasons[corr.id] = (f"{CORRELATION_REFERS_TO_REFUSED} {_label(by_id[bad])!r}, "
-                                    "which is refused; fix that one first")
+                reasons[corr.id] = RefusalKind.CORRELATION_REFERS_TO_REFUSED, (
+                    f"{CORRELATION_REFERS_TO_REFUSED} {_label(by_id[bad])!r}, which is refused; fix that one first")
                 changed = True
     kept = [c for c in correlations if c.id not in reasons]
-    return kept, [Refusal(c.path, reasons[c.id], c.id) for c in correlations if c.id in reasons]
+    return kept, [Refusal(c.path, reasons[c.id][1], c.id, kind=reasons[c.id][0]) for c in correlations
+                  if c.id in reasons]
 
 
 def refuse_unresolved(correlations: Sequence[Correlation], rules: Sequence[Rule]) -> tuple[list[Correlation],
@@ -171,11 +174,13 @@ def refuse_unresolved(correlations: Sequence[Correlation], rules: Sequence[Rule]
         for corr in bad:
             lost = [gone[name] for name in missing[corr.id] if name in gone]
             if lost:
+                kind = RefusalKind.CORRELATION_REFERS_TO_REFUSED
                 reason = f"{CORRELATION_REFERS_TO_REFUSED} {_label(lost[0])!r}, which is refused; fix that one first"
             else:
+                kind = RefusalKind.CORRELATION_NAMES_NO_RULE
                 reason = (f"{CORRELATION_NAMES_NO_RULE}: {', '.join(dict.fromkeys(missing[corr.id]))}; load the "
                           "rules it names (by id or name) with it")
-            refused.append(Refusal(corr.path, reason, corr.id))
+            refused.append(Refusal(corr.path, reason, corr.id, kind=kind))
             gone[corr.id] = corr
             if corr.name:
                 gone[corr.name] = corr

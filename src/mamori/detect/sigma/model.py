@@ -7,6 +7,7 @@ compiled to column expressions by ``compile``. Everything here is a frozen value
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from mamori.events.logsources import LogSource
@@ -272,14 +273,31 @@ class Correlation:
     name: str = ""
 
 
+class RefusalKind(StrEnum):
+    """Why a rule, correlation or meta-filter was refused, as a closed set: code tells refusals apart by
+    this, never by the reason's words (those are for people and may be reworded)."""
+
+    INVALID = "invalid"  # not YAML, not a mapping, or a field or condition the loader cannot take
+    CANNOT_COMPILE = "cannot_compile"  # parsed, but no column plan could be made of it
+    DUPLICATE_ID = "duplicate_id"  # a rule, correlation or filter id already loaded from another file
+    CORRELATION_NAMES_NO_RULE = "correlation_names_no_rule"  # correlation.rules names what is not loaded
+    CORRELATION_REFERS_TO_REFUSED = "correlation_refers_to_refused"  # it names a refused correlation
+    CORRELATION_LOOP = "correlation_loop"  # a chain of correlations leads back to this one
+    CORRELATION_FIELD_NOT_CARRIED = "correlation_field_not_carried"  # a field a chained hit does not carry
+    FILTER_NAMES_NO_RULE = "filter_names_no_rule"  # a meta-filter naming only rules that are not loaded
+    FILTER_APPLIES_TO_NONE = "filter_applies_to_none"  # a meta-filter whose log source no (named) rule has
+
+
 @dataclass(frozen=True)
 class Refusal:
-    """A rule that could not be used: its file, the reason, and the rule id when known."""
+    """A rule that could not be used: its file, the reason, the rule id when known, and the kind of
+    refusal (``RefusalKind``; a loader's ``INVALID`` unless the refusing code says otherwise)."""
 
     path: str
     reason: str
     rule_id: str = ""
     severity: str = "error"
+    kind: RefusalKind = RefusalKind.INVALID
 
 
 @dataclass

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from mamori.detect.sigma.correlation import vet_correlations
 from mamori.detect.sigma.loader import RULE_SUFFIXES, iter_rule_texts, parse_rule_text
-from mamori.detect.sigma.model import Correlation, Filter, Refusal, Rule, RuleSet
+from mamori.detect.sigma.model import Correlation, Filter, Refusal, RefusalKind, Rule, RuleSet
 from mamori.detect.sigma.plan import Plan, SelectionPlans, rule_plans
 
-CACHE_VERSION = "mamori-sigma-8"  # bump when the model or plan classes change
+CACHE_VERSION = "mamori-sigma-9"  # bump when the model or plan classes change
 PARALLEL_THRESHOLD = 400  # files; below this a worker pool costs more than it saves
 
 
@@ -54,7 +54,7 @@ def _parse_chunk(args: tuple[list[tuple[str, bytes]], Mapping[str, Sequence[str]
             try:
                 plans[item.path] = rule_plans(item)
             except (TypeError, ValueError, KeyError) as exc:
-                refused.append(Refusal(item.path, f"cannot compile: {exc}", item.id))
+                refused.append(Refusal(item.path, f"cannot compile: {exc}", item.id, kind=RefusalKind.CANNOT_COMPILE))
     return [i for i in items if not isinstance(i, Rule) or i.path in plans], refused, plans
 
 
@@ -196,7 +196,7 @@ def _assemble(items: list[Rule | Correlation | Filter], refused: list[Refusal], 
             continue
         if item.id in seen:
             ruleset.refused.append(Refusal(item.path, f"duplicate rule id {item.id} (first in {seen[item.id]})",
-                                           item.id))
+                                           item.id, kind=RefusalKind.DUPLICATE_ID))
             continue
         seen[item.id] = item.path
         if isinstance(item, Correlation):
@@ -210,7 +210,8 @@ def _assemble(items: list[Rule | Correlation | Filter], refused: list[Refusal], 
     return ruleset
 
 
-# (``hunt_shares`` merges these two refusals over the shares: a filter may tune rules of another share)
+# the first words of the reasons of a filter refused for tuning no rule (``hunt_shares`` merges these over
+# the shares: a filter may tune rules of another share); code tells them apart by ``Refusal.kind``, not words
 FILTER_NAMES_NO_RULE = "the filter names no loaded rule"
 FILTER_APPLIES_TO_NONE = "the filter applies to no rule"
 
@@ -228,7 +229,8 @@ def apply_filters(ruleset: RuleSet, filters: Sequence[Filter]) -> None:
     for meta_filter in filters:
         if meta_filter.id in seen:
             ruleset.refused.append(Refusal(meta_filter.path, f"duplicate filter id {meta_filter.id} "
-                                           f"(first in {seen[meta_filter.id]})", meta_filter.id))
+                                           f"(first in {seen[meta_filter.id]})", meta_filter.id,
+                                           kind=RefusalKind.DUPLICATE_ID))
         else:
             seen[meta_filter.id] = meta_filter.path
             used.append(meta_filter)
@@ -247,11 +249,13 @@ def apply_filters(ruleset: RuleSet, filters: Sequence[Filter]) -> None:
             continue
         named = [r for r in meta_filter.rules if r in known]
         if meta_filter.rules and not named:
+            kind = RefusalKind.FILTER_NAMES_NO_RULE
             reason = f"{FILTER_NAMES_NO_RULE}: {', '.join(meta_filter.rules)}; name loaded rules by id or name"
         else:
+            kind = RefusalKind.FILTER_APPLIES_TO_NONE
             reason = (f"{FILTER_APPLIES_TO_NONE}: no {'named ' if named else ''}rule has a log source inside "
                       f"{meta_filter.logsource.label()} (product/category/service)")
-        ruleset.refused.append(Refusal(meta_filter.path, reason, meta_filter.id))
+        ruleset.refused.append(Refusal(meta_filter.path, reason, meta_filter.id, kind=kind))
     ruleset.refused.sort(key=lambda r: r.path)
 
 
