@@ -80,17 +80,7 @@ def to_large_string(values: Any) -> Any:
 
 def take(values: Any, positions: Any) -> Any:
     """The values at ``positions``, in that order."""
-    return call_function("take", [values, numbers(positions) if isinstance(positions, np.ndarray)
-                                  and positions.dtype.kind in "iu" else pa.array(positions)])
-
-
-def numbers(values: np.ndarray) -> pa.Array:
-    """A numpy array of numbers as an Arrow array sharing its memory. (``pa.array`` of a numpy array
-    first checks for a masked array, which imports ``numpy.ma``: 10-25 ms in every hunt process.)"""
-    values = np.ascontiguousarray(values)
-    if values.dtype.kind not in "iuf":  # Arrow packs booleans into bits: no memory to share
-        return pa.array(values)
-    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)])
+    return call_function("take", [values, pa.array(positions)])
 
 
 def true_mask(array: Any) -> np.ndarray:

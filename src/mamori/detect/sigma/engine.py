@@ -349,7 +349,7 @@ def combination_codes(frame: pl.DataFrame, columns: list[str],
 
 def _dense(codes: np.ndarray) -> tuple[np.ndarray, int]:
     """Integer codes renumbered 0..n-1 in order of first appearance, and n."""
-    encoded = kernels.dictionary_encode(kernels.numbers(codes))
+    encoded = kernels.dictionary_encode(pa.array(codes))
     return kernels.codes_or(encoded.indices, 0), len(encoded.dictionary)
 
 
