@@ -16,13 +16,17 @@ from mamori.detect.anomaly import (
     CallSetModel,
     DomainNameModel,
     Explanation,
+    FirstSeenDetector,
     NgramSequenceModel,
     RiskScorer,
     SprayingDetector,
     TabularKnnModel,
     TraceAnomalyModel,
 )
+from mamori.detect.anomaly.fields import person_entity
+from mamori.detect.anomaly.first_seen import USER_HOST
 from mamori.detect.anomaly.metrics import detection_at_false_alarm, roc_auc
+from mamori.detect.anomaly.peers import behaviour_peers
 
 T0 = datetime(2026, 4, 1, tzinfo=UTC)
 
@@ -172,6 +176,38 @@ def test_domain_model_finds_generated_names_among_the_organisations_usual_ones(t
     assert found["name"].to_list() == ["xq7z0kvw3jpl9d.com"]
     model.save(tmp_path / "dns")
     assert DomainNameModel.load(tmp_path / "dns").suspicious(pl.Series(["xq7z0kvw3jpl9d.com"])).height == 1
+
+
+NOT_PEOPLE = ["WS01$", "CORP\\WS01$", "SYSTEM", " system ", "NT AUTHORITY\\SYSTEM", "LOCAL SERVICE",
+              "nt authority\\network service", "ANONYMOUS LOGON", "IUSR", "DWM-1", "UMFD-0"]
+
+
+@pytest.mark.parametrize(
+    ("name", "person"),
+    [*((n, False) for n in NOT_PEOPLE), ("alice", True), ("CORP\\alice", True), ("systemadmin", True), (None, False)],
+)
+def test_machine_accounts_and_windows_built_in_principals_are_not_people(name: str | None, person: bool) -> None:
+    frame = pl.DataFrame({"entity": [name]}, schema={"entity": pl.Utf8})
+    assert frame.select(person_entity()).item() is person
+
+
+def _logon(user: str, host: str, t: datetime) -> dict[str, object]:
+    return {"_time": t, "_host": host, "EventID": "4624", "TargetUserName": user}
+
+
+def test_user_detectors_baseline_people_only() -> None:
+    """First-seen logon targets and behaviour peer groups leave machine accounts and SYSTEM out."""
+    home = {"alice": "srv01", "bob": "srv01", "carol": "srv02", "dave": "srv02", "WS01$": "srv01", "SYSTEM": "srv01"}
+    baseline = _events([_logon(u, h, T0 + timedelta(days=d, minutes=i))
+                        for d in range(10) for i, (u, h) in enumerate(home.items())])
+    peers = behaviour_peers(baseline)
+    assert peers["alice"] == peers["bob"] != peers["carol"] == peers["dave"]
+    assert "WS01$" not in peers and "SYSTEM" not in peers
+    detector = FirstSeenDetector(USER_HOST)
+    detector.fit(baseline, peers)
+    later = T0 + timedelta(days=11)
+    found = detector.score(_events([_logon(u, "srv09", later + timedelta(minutes=i)) for i, u in enumerate(home)]))
+    assert sorted(a.entity for a in found) == ["alice", "bob", "carol", "dave"]
 
 
 def test_public_api_is_exactly_what_the_package_exports() -> None:

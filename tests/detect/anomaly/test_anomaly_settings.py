@@ -10,8 +10,9 @@ import pytest
 
 from mamori.detect.anomaly import parse_thresholds
 from mamori.detect.anomaly.base import Detector
-from mamori.detect.anomaly.engine import UebaEngine, default_detectors
-from mamori.detect.anomaly.thresholds import current_thresholds
+from mamori.detect.anomaly.engine import VECTOR_MODELS, UebaEngine, default_detectors
+from mamori.detect.anomaly.geo import GeoLogonDetector
+from mamori.detect.anomaly.thresholds import NAMES, current_thresholds, family_of
 
 T0 = datetime(2026, 4, 1, tzinfo=UTC)
 
@@ -28,6 +29,11 @@ def test_named_thresholds_are_read_per_detector_with_their_types() -> None:
     }
     assert parse_thresholds("") == {}
     assert isinstance(parse_thresholds("spraying.min_users=10.0")["spraying"]["min_users"], int)
+
+
+def test_every_detector_the_engine_builds_can_be_named_in_a_setting() -> None:
+    built = default_detectors(models=tuple(VECTOR_MODELS))  # the geography detector needs a database
+    assert {d.name: family_of(d) for d in built} == {n: f for n, f in NAMES.items() if n != GeoLogonDetector.name}
 
 
 def test_settings_override_the_thresholds_of_a_family_and_one_detector_wins_over_its_family() -> None:

@@ -20,20 +20,13 @@ from mamori.detect.anomaly.beaconing import BeaconingDetector
 from mamori.detect.anomaly.behaviour import BehaviourVectorDetector
 from mamori.detect.anomaly.domains import SuspiciousDomainDetector
 from mamori.detect.anomaly.ecod import EcodDetector
-from mamori.detect.anomaly.first_seen import (
-    HOST_PROCESS,
-    PROCESS_PAIR,
-    USER_HOST,
-    FirstSeenDetector,
-    FirstSeenKind,
-)
+from mamori.detect.anomaly.first_seen import FIRST_SEEN_KINDS, FirstSeenDetector
 from mamori.detect.anomaly.geo import GeoDatabase, GeoLogonDetector
 from mamori.detect.anomaly.half_space import HalfSpaceTreesDetector
 from mamori.detect.anomaly.off_hours import OffHoursDetector
 from mamori.detect.anomaly.peers import behaviour_peers
 from mamori.detect.anomaly.persist import read_frames, write_frames
-from mamori.detect.anomaly.rarity import KINDS_BY_NAME as RARITY_KINDS
-from mamori.detect.anomaly.rarity import RarityDetector
+from mamori.detect.anomaly.rarity import RARITY_KINDS, RarityDetector
 from mamori.detect.anomaly.records import Anomaly, anomaly_from_record, anomaly_record
 from mamori.detect.anomaly.risk import RiskIncident, RiskScorer
 from mamori.detect.anomaly.seasons import Calendar
@@ -41,15 +34,12 @@ from mamori.detect.anomaly.spraying import SprayingDetector
 from mamori.detect.anomaly.thresholds import Thresholds, apply_thresholds
 from mamori.detect.anomaly.vector_models import VectorModelDetector
 from mamori.detect.anomaly.vectors import KINDS
-from mamori.detect.anomaly.volume import DEFAULT_METRICS, METRICS_BY_NAME, VolumeDetector
+from mamori.detect.anomaly.volume import DEFAULT_METRICS, VolumeDetector
 
 RISK_STATE = "entity_risk"  # the folder, beside the detectors' own, where the entity risk so far is kept
 
-_KINDS: dict[str, FirstSeenKind] = {k.name: k for k in (USER_HOST, HOST_PROCESS, PROCESS_PAIR)}
-
-
-# the unsupervised models over behaviour vectors, by the name settings give them
-VECTOR_MODELS: dict[str, type[VectorModelDetector]] = {"ecod": EcodDetector, "half_space": HalfSpaceTreesDetector}
+# the unsupervised models over behaviour vectors, by the name settings give them (their detectors' prefix)
+VECTOR_MODELS: dict[str, type[VectorModelDetector]] = {m.prefix: m for m in (EcodDetector, HalfSpaceTreesDetector)}
 DEFAULT_VECTOR_MODELS = ("ecod", "half_space")
 VECTOR_ALERTS_PER_DAY = 0.25  # each vector model's false-alarm budget per entity kind (see vector_models.py)
 
@@ -78,8 +68,8 @@ def default_detectors(
     with a budget of ``alerts_per_day`` false alarms per entity kind. ``thresholds`` (from
     :func:`~mamori.detect.anomaly.thresholds.parse_thresholds`) change the detectors' thresholds."""
     calendar = calendar or Calendar()
-    detectors: list[Detector] = [FirstSeenDetector(k) for k in _KINDS.values()]
-    detectors += [RarityDetector(k) for k in RARITY_KINDS.values()]
+    detectors: list[Detector] = [FirstSeenDetector(k) for k in FIRST_SEEN_KINDS]
+    detectors += [RarityDetector(k) for k in RARITY_KINDS]
     detectors += [VolumeDetector(m, calendar=calendar) for m in DEFAULT_METRICS]
     detectors += [SprayingDetector(), BeaconingDetector(), OffHoursDetector(calendar=calendar)]
     detectors.append(BehaviourVectorDetector(calendar=calendar))
@@ -91,31 +81,10 @@ def default_detectors(
     return detectors
 
 
-def _blank(name: str, geo: GeoDatabase | None) -> Detector:
-    if name in _KINDS:
-        return FirstSeenDetector(_KINDS[name])
-    if name in RARITY_KINDS:
-        return RarityDetector(RARITY_KINDS[name])
-    if name in METRICS_BY_NAME:
-        return VolumeDetector(METRICS_BY_NAME[name])
-    if name == SprayingDetector.name:
-        return SprayingDetector()
-    if name == BeaconingDetector.name:
-        return BeaconingDetector()
-    if name == OffHoursDetector.name:
-        return OffHoursDetector()
-    if name == SuspiciousDomainDetector.name:
-        return SuspiciousDomainDetector()
-    if name == BehaviourVectorDetector.name:
-        return BehaviourVectorDetector()
-    prefix, _, kind = name.rpartition("_")
-    if prefix in VECTOR_MODELS and kind in KINDS:
-        return VECTOR_MODELS[prefix](kind)
-    if name == GeoLogonDetector.name:
-        if geo is None:
-            raise ValueError("saved state has the logon-geography detector: pass the geolocation database")
-        return GeoLogonDetector(geo)
-    raise ValueError(f"unknown detector {name!r} in saved state; was it saved by a newer Mamori?")
+def _blanks(geo: GeoDatabase | None) -> dict[str, Detector]:
+    """Every detector :func:`default_detectors` can build (with every vector model), by name, for
+    :meth:`UebaEngine.load` to restore saved states into: a detector added there loads without more."""
+    return {d.name: d for d in default_detectors(geo, models=tuple(VECTOR_MODELS))}
 
 
 class UebaEngine:
@@ -195,10 +164,15 @@ class UebaEngine:
         """Read an engine written by :meth:`save` (baselines survive a restart); ``geo`` is the
         geolocation database when the engine had one."""
         manifest = json.loads((directory / "engine.json").read_text(encoding="utf-8"))
+        blanks = _blanks(geo)
         detectors: list[Detector] = []
         for name in manifest["detectors"]:
+            if name == GeoLogonDetector.name and geo is None:
+                raise ValueError("saved state has the logon-geography detector: pass the geolocation database")
+            if name not in blanks:
+                raise ValueError(f"unknown detector {name!r} in saved state; was it saved by a newer Mamori?")
             frames, settings = read_frames(directory / name)
-            detector = _blank(name, geo)
+            detector = blanks.pop(name)
             detector.restore(frames, settings)
             detectors.append(detector)
         risk = RiskScorer(manifest["risk"]["threshold"], timedelta(seconds=manifest["risk"]["half_life_s"]))

@@ -1,4 +1,5 @@
-"""Where detectors find their fields: the first column present among Windows and OCSF names."""
+"""Where detectors find their fields (the first column present among Windows and OCSF names) and what
+their values mean: which event IDs are logons or process starts, which user names are people."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ LOGON_TYPE = ("LogonType", "logon_type_id", "logon_type")
 LOGON_SUCCESS = ("4624",)
 LOGON_FAILURE = ("4625", "4771", "4776")
 PROCESS_CREATION = ("1", "4688")
+# Windows' built-in principals, as the user fields spell them once trimmed, in upper case and without the
+# ``NT AUTHORITY\`` domain Sysmon puts before them (the Security log names the domain in another field)
+BUILTIN_PRINCIPALS = ("SYSTEM", "LOCAL SERVICE", "NETWORK SERVICE", "ANONYMOUS LOGON", "IUSR")
+_BUILTIN_DOMAIN = "NT AUTHORITY\\"
+_SESSION_ACCOUNT = r"^(DWM|UMFD)-\d+$"  # the window manager's and font driver's account of each session
 
 
 def pick(frame: pl.DataFrame, candidates: tuple[str, ...]) -> str | None:
@@ -34,3 +40,14 @@ def event_id_in(frame: pl.DataFrame, ids: tuple[str, ...]) -> pl.Expr:
     if "EventID" not in frame.columns:
         return pl.lit(False)
     return pl.col("EventID").cast(pl.Utf8).is_in(list(ids)).fill_null(False)
+
+
+def person_entity(user: str = "entity") -> pl.Expr:
+    """True for user names that are people's: not a machine account (``WS01$``), not one of Windows'
+    built-in principals (``SYSTEM``, ``NT AUTHORITY\\LOCAL SERVICE``, in any case) nor a session's
+    ``DWM-1``/``UMFD-0``. UEBA baselines people; those accounts act for a machine, everywhere alike, and
+    would make every user look like every host. ``user`` is the column holding the name; false for null."""
+    name = pl.col(user).str.strip_chars().str.to_uppercase()
+    machine = name.str.ends_with("$")
+    builtin = name.str.strip_prefix(_BUILTIN_DOMAIN).is_in(BUILTIN_PRINCIPALS) | name.str.contains(_SESSION_ACCOUNT)
+    return (~machine & ~builtin).fill_null(False)

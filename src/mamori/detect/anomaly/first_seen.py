@@ -27,6 +27,7 @@ class FirstSeenKind:
 USER_HOST = FirstSeenKind("first_seen_user_host", "user", "logon target host(s)", "ログオン先ホスト")
 HOST_PROCESS = FirstSeenKind("first_seen_process", "host", "process(es)", "プロセス")
 PROCESS_PAIR = FirstSeenKind("first_seen_process_pair", "host", "parent→child process pair(s)", "親子プロセスの組")
+FIRST_SEEN_KINDS = (USER_HOST, HOST_PROCESS, PROCESS_PAIR)
 
 
 def _pairs(kind: FirstSeenKind, events: pl.DataFrame) -> pl.DataFrame:
@@ -44,8 +45,8 @@ def _pairs(kind: FirstSeenKind, events: pl.DataFrame) -> pl.DataFrame:
             item = pl.concat_str([fields.column(sel, fields.PARENT_IMAGE), image], separator=" → ")
     out = sel.select(entity.alias("entity"), item.alias("item"), pl.col("_time"), pl.col("_uid"))
     out = out.drop_nulls(["entity", "item"])
-    if kind is USER_HOST:  # machine accounts and anonymous logons are not people
-        out = out.filter(~pl.col("entity").str.ends_with("$") & (pl.col("entity") != "ANONYMOUS LOGON"))
+    if kind is USER_HOST:  # machine accounts and built-in principals are not people
+        out = out.filter(fields.person_entity())
     return out
 
 

@@ -24,8 +24,7 @@ def _logons(events: pl.DataFrame, calendar: Calendar) -> pl.DataFrame:
     sel = events.filter(fields.event_id_in(events, fields.LOGON_SUCCESS))
     return (
         sel.select(fields.column(sel, fields.USER).alias("user"), pl.col("_time"), pl.col("_uid"), pl.col("_host"))
-        .drop_nulls("user")
-        .filter(~pl.col("user").str.ends_with("$"))
+        .filter(fields.person_entity("user"))  # (null users too)
         .with_columns(
             calendar.hour(pl.col("_time")).alias("hour"),
             calendar.workday(pl.col("_time")).alias("workday"),

@@ -41,7 +41,7 @@ def _user_items(events: pl.DataFrame) -> pl.DataFrame:
             )
         )
     rows = pl.concat(parts).drop_nulls()
-    rows = rows.filter(~pl.col("entity").str.ends_with("$") & ~pl.col("entity").is_in(["ANONYMOUS LOGON", "SYSTEM"]))
+    rows = rows.filter(fields.person_entity())
     return rows.group_by("entity", "item").agg(pl.len().alias("count"))
 
 

@@ -37,7 +37,6 @@ PAIR = " → "  # between parent and child image in a process pair
 ORGANISATION = "organisation"  # the peer group of an entity whose own group holds too few events
 DYNAMIC_PORTS = 49152  # destination ports from here on are ephemeral (a flow seen from its reply side)
 RECENT_AFTER_FIT = timedelta(days=1)  # baseline events the first batches may hold again (the service's context)
-_NOT_PEOPLE = ["ANONYMOUS LOGON", "SYSTEM", "LOCAL SERVICE", "NETWORK SERVICE"]
 _NO_VALUE = ["", "-"]
 _COUNTS = {"entity": pl.Utf8, "value": pl.Utf8, "count": pl.Int64}
 _TOTALS = {"entity": pl.Utf8, "total": pl.Int64}
@@ -65,10 +64,9 @@ def _rows(events: pl.DataFrame, where: pl.Expr, entity: pl.Expr, value: pl.Expr)
 
 
 def _people(rows: pl.DataFrame) -> pl.DataFrame:
-    """Rows whose entity is a person: machine accounts and Windows' built-in principals are left out."""
-    return rows.filter(
-        ~pl.col("entity").str.ends_with("$") & ~pl.col("entity").str.to_uppercase().is_in(_NOT_PEOPLE)
-    )
+    """Rows whose entity is a person (``fields.person_entity``): machine accounts and Windows' built-in
+    principals are left out."""
+    return rows.filter(fields.person_entity())
 
 
 def _processes(events: pl.DataFrame) -> pl.DataFrame:

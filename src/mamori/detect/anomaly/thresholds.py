@@ -18,12 +18,13 @@ from mamori.detect.anomaly.beaconing import BeaconingDetector
 from mamori.detect.anomaly.behaviour import BehaviourVectorDetector
 from mamori.detect.anomaly.domains import SuspiciousDomainDetector
 from mamori.detect.anomaly.ecod import EcodDetector
-from mamori.detect.anomaly.first_seen import HOST_PROCESS, PROCESS_PAIR, USER_HOST, FirstSeenDetector
+from mamori.detect.anomaly.first_seen import FIRST_SEEN_KINDS, FirstSeenDetector
 from mamori.detect.anomaly.geo import GeoLogonDetector
 from mamori.detect.anomaly.half_space import HalfSpaceTreesDetector
 from mamori.detect.anomaly.off_hours import OffHoursDetector
 from mamori.detect.anomaly.rarity import RARITY_KINDS, RarityDetector
 from mamori.detect.anomaly.spraying import SprayingDetector
+from mamori.detect.anomaly.vector_models import VectorModelDetector
 from mamori.detect.anomaly.vectors import KINDS
 from mamori.detect.anomaly.volume import DEFAULT_METRICS, VolumeDetector
 
@@ -110,7 +111,7 @@ FAMILIES: dict[str, tuple[type, tuple[Threshold, ...]]] = {
 
 # every detector's own name -> its family (the vector models' names as the engine builds them)
 NAMES: dict[str, str] = {
-    **{k.name: "first_seen" for k in (USER_HOST, HOST_PROCESS, PROCESS_PAIR)},
+    **{k.name: "first_seen" for k in FIRST_SEEN_KINDS},
     **{m.name: "volume" for m in DEFAULT_METRICS},
     SprayingDetector.name: "spraying",
     BeaconingDetector.name: "beaconing",
@@ -118,7 +119,12 @@ NAMES: dict[str, str] = {
     BehaviourVectorDetector.name: "behaviour",
     SuspiciousDomainDetector.name: "domains",
     GeoLogonDetector.name: "geo",
-    **{f"{model}_{kind}": model for model in ("ecod", "half_space") for kind in KINDS},
+    **{
+        f"{cls.prefix}_{kind}": family
+        for family, (cls, _) in FAMILIES.items()
+        if issubclass(cls, VectorModelDetector)
+        for kind in KINDS
+    },
     **{k.name: "rarity" for k in RARITY_KINDS},
 }
 
