@@ -9,6 +9,8 @@ those) as strings, and OCSF-aligned normalised fields under dotted names (``src_
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import polars as pl
 
 TIME = "_time"  # event time, UTC, nanoseconds
@@ -47,3 +49,15 @@ OCSF_TOP_LEVEL: frozenset[str] = frozenset({
 def is_core_column(name: str) -> bool:
     """Tell whether a column is one of the core columns (not an original or normalised field)."""
     return name in CORE_SCHEMA
+
+
+def time_ns(when: datetime) -> int:
+    """A moment as ``TIME`` holds it: nanoseconds since the epoch, UTC, exact (a naive moment is UTC, as
+    the lake stores it, never the machine's local time as ``datetime.timestamp`` would read it)."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    delta = when - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

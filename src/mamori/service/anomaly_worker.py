@@ -128,7 +128,7 @@ def anomaly_detection(anomaly: Anomaly, rows: tuple[int, ...]) -> Detection:
     entity = _entity(anomaly.entity_type, anomaly.entity)
     return Detection(anomaly_rule_id(anomaly.detector), f"Anomaly: {anomaly.detector} ({anomaly.entity_type})",
                      level, AUTHOR, ("anomaly", f"anomaly.{anomaly.detector}"), rows, anomaly.event_uids,
-                     (anomaly.explanation.en, anomaly.explanation.ja), int(anomaly.time.timestamp() * 1e9), entity)
+                     (anomaly.explanation.en, anomaly.explanation.ja), schema.time_ns(anomaly.time), entity)
 
 
 def _entity(entity_type: str, entity: str) -> tuple[tuple[str, str | None], ...]:
@@ -148,7 +148,7 @@ def risk_detection(incident: RiskIncident) -> Detection:
     entity = _entity(incident.entity_type, incident.entity)
     return Detection(RISK_RULE, f"Entity risk over threshold ({incident.entity_type})", "high", AUTHOR,
                      ("anomaly", "risk"), (), uids[:200],
-                     (incident.explanation.en, incident.explanation.ja, *lines), int(incident.time.timestamp() * 1e9),
+                     (incident.explanation.en, incident.explanation.ja, *lines), schema.time_ns(incident.time),
                      entity)
 
 

@@ -202,8 +202,8 @@ class SigmaStage:
         fired = self.correlations.feed(base, skip=disabled)
         newest = frame.get_column(schema.TIME).max() if schema.TIME in frame.columns and frame.height else None
         if isinstance(newest, datetime):
-            fired += self.correlations.advance(_epoch_ns(newest), skip=disabled)
-            self.correlations.expire(_epoch_ns(newest))
+            fired += self.correlations.advance(schema.time_ns(newest), skip=disabled)
+            self.correlations.expire(schema.time_ns(newest))
         return self._correlation_detections(fired)
 
     def finish(self) -> list[Detection]:
@@ -258,14 +258,6 @@ class SigmaStage:
     def timings(self) -> dict[str, float]:
         """Seconds spent per rule since start."""
         return dict(self.detector.rule_seconds)
-
-
-def _epoch_ns(when: datetime) -> int:
-    """A timestamp as nanoseconds since the epoch (naive ones are UTC, as the lake stores them)."""
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    delta = when - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
 
 
 def load_stage(rule_paths: Sequence[Path], disabled: Sequence[str] = (),
