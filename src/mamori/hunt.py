@@ -529,7 +529,7 @@ def _correlation_record(fired: CorrelationHit) -> dict[str, Any]:
         "fields": group,
         "correlation": {"type": corr.type, "value": fired.value, "events": list(fired.uids),
                         "first": _iso(datetime.fromtimestamp(fired.first_ns / 1e9, UTC))},
-        "match": f"{corr.type} = {fired.value:g} within {corr.timespan_ns // 1_000_000_000}s for {group}",
+        "match": fired.summary,
     }
 
 

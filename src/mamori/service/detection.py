@@ -220,8 +220,7 @@ class SigmaStage:
             if corr.id in self.detector.disabled or corr.id in self.silenced:
                 continue
             when = datetime.fromtimestamp(hit.time_ns / 1e9, UTC).isoformat()
-            text = (f"{corr.type} = {hit.value:g} within {corr.timespan_ns // 1_000_000_000}s "
-                    f"for {dict(hit.group)} (at {when})")
+            text = f"{hit.summary} (at {when})"
             out.append(Detection(corr.id, corr.title, corr.level, corr.author, tuple(corr.tags), (),
                                  tuple(hit.uids), (text,), hit.time_ns, hit.group))
         return out

@@ -86,6 +86,12 @@ class CorrelationHit:
     uids: tuple[str, ...]
     first_ns: int
 
+    @property
+    def summary(self) -> str:
+        """What held, in one line (a hunt's detection record and a service alert both show it)."""
+        corr = self.correlation
+        return f"{corr.type} = {self.value:g} within {corr.timespan_ns // 1_000_000_000}s for {dict(self.group)}"
+
 
 @dataclass
 class _Window:
