@@ -150,7 +150,7 @@ async def ingest(request: Request, source: str = "json", principal: Principal = 
     try:
         if not _SOURCE.match(source):
             raise IngestRefused(400, "source must be 1-64 letters, digits, '.', '_' or '-'")
-        _reader_of(source)  # an unknown source is refused before the body is read
+        reader = _reader_of(source)  # an unknown source is refused before the body is read
         key = request.headers.get("idempotency-key")
         if key is not None and not _KEY.match(key):
             raise IngestRefused(400, "Idempotency-Key must be 1-128 letters, digits or .:_-")
@@ -163,7 +163,7 @@ async def ingest(request: Request, source: str = "json", principal: Principal = 
             raise IngestRefused(429, "too many ingest requests at once; retry later", {"Retry-After": "1"})
         state.in_flight = in_flight + 1
         try:
-            return await _accept(request, source, key, principal)
+            return await _accept(request, source, reader, key, principal)
         finally:
             state.in_flight -= 1
     except IngestRefused as refused:
@@ -172,14 +172,15 @@ async def ingest(request: Request, source: str = "json", principal: Principal = 
         return JSONResponse({"detail": refused.message}, status_code=refused.status, headers=refused.headers)
 
 
-async def _accept(request: Request, source: str, key: str | None, principal: Principal) -> JSONResponse:
+async def _accept(request: Request, source: str, reader: str | None, key: str | None,
+                  principal: Principal) -> JSONResponse:
+    """Read, decode and spool one request's events (``reader``: ``_reader_of(source)``)."""
     service = service_of(request)
     limit = service.settings.max_body_bytes
     body = await _read_body(request, limit)
     if request.headers.get("content-encoding", "").lower() in ("gzip", "x-gzip", "deflate"):
         body = await asyncio.to_thread(_gunzip, body, limit)
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    reader = _reader_of(source)
     if content_type in ("text/plain", "application/syslog"):
         fmt, records = "syslog" if reader is None else source_format(reader), _text_records(body)
     elif content_type in ("application/json", "application/x-ndjson", "application/jsonl", "application/ndjson"):

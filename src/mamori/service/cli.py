@@ -15,6 +15,7 @@ from sqlalchemy import select
 from mamori.cli import run_command
 from mamori.config import Settings, load_settings
 from mamori.errors import MamoriError
+from mamori.store.records import ROLES
 from mamori.web.cli import passwd
 
 
@@ -99,7 +100,7 @@ def users() -> None:
 
 @users.command("add")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["admin", "analyst", "viewer", "ingest"]), default="viewer",
+@click.option("--role", type=click.Choice(ROLES), default="viewer",
               show_default=True, help="ingest: may send events (HTTP ingest) and nothing else.")
 @click.option("--token/--no-token", default=True, help="Also issue a first token.")
 @config_option
