@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from mamori.detect.attack import level_rank, tactics_of, techniques_of
@@ -55,6 +54,15 @@ class HuntFilters:
         if self.rule_ids and rule_id not in self.rule_ids:
             return False
         return not self.tags or any(_tag_within(t, w) for t in tags for w in self.tags)
+
+    def keeps_time(self, time_ns: int | None) -> bool:
+        """Whether an event at ``time_ns`` (or a correlation, at the time it came true) is within
+        ``since``/``until`` (a bound without a time zone is UTC); an event of unknown time only when no
+        range is asked for. One rule for both, so a correlation is kept exactly when its last event is."""
+        if self.since is None and self.until is None:
+            return True
+        return time_ns is not None and ((self.since is None or time_ns >= schema.time_ns(self.since))
+                                        and (self.until is None or time_ns <= schema.time_ns(self.until)))
 
     def unnamed(self, rules: Iterable[tuple[str, Sequence[str]]]) -> list[str]:
         """The rule ids and tags the filters ask for that no rule of ``rules`` (id, tags) has: a mistyped
@@ -313,7 +321,7 @@ def run_hunt(
     fired_all = correlations.feed(sorted(base_hits, key=lambda h: h.time_ns)) + correlations.close()
     for fired in fired_all:
         record = _correlation_record(fired)
-        if (fired.correlation.id not in silenced and _in_time_range(filters, fired.time_ns)
+        if (fired.correlation.id not in silenced and filters.keeps_time(fired.time_ns)
                 and filters.keeps_rule(record["rule_id"], record["rule_level"], record["tags"])):
             detections.append(record)
     found = _finish(detections, len(ruleset.rules), len(ruleset.correlations), ruleset.refused, reports, skipped,
@@ -413,13 +421,7 @@ def detection_records(prepared: pl.DataFrame, hits: pl.DataFrame, rules: dict[st
     unique_rows = hits.get_column(ROW).unique().sort()
     table = prepared[[c for c in prepared.columns if c in wanted]][unique_rows.to_numpy()]
     if (filters.since or filters.until) and schema.TIME in table.columns:
-        times = table.get_column(schema.TIME)
-        keep = pl.Series(np.ones(table.height, dtype=bool))
-        if filters.since:
-            keep &= (times >= filters.since).fill_null(False)
-        if filters.until:
-            keep &= (times <= filters.until).fill_null(False)
-        in_range = keep.to_list()
+        in_range = [filters.keeps_time(t) for t in table.get_column(schema.TIME).dt.epoch("ns").to_list()]
     else:
         in_range = [True] * table.height
     lookup = dict(zip(unique_rows.to_list(), range(table.height), strict=True))
@@ -494,14 +496,6 @@ def _base_hits(frame: pl.DataFrame, hits: pl.DataFrame, engine: CorrelationEngin
         BaseHit(rule_id, times[i], uids[i], {f: values[f][i] for f in needed})
         for i, rule_id in enumerate(chosen.get_column(RULE_ID).to_list())
     ]
-
-
-def _in_time_range(filters: HuntFilters, time_ns: int) -> bool:
-    """Whether a correlation hit (at the time it came true) is within ``--since``/``--until``, as rule
-    detections are checked per event."""
-    when = datetime.fromtimestamp(time_ns / 1e9, UTC)
-    since, until = (t if t is None or t.tzinfo else t.replace(tzinfo=UTC) for t in (filters.since, filters.until))
-    return (since is None or when >= since) and (until is None or when <= until)
 
 
 def _correlation_record(fired: CorrelationHit) -> dict[str, Any]:

@@ -6,7 +6,7 @@ service's detection stage, across restarts."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -198,6 +198,16 @@ def test_hunt_since_and_until_apply_to_correlation_detections(tmp_path: Path) ->
     around = HuntFilters(since=datetime(2024, 5, 1, 0, 0, 30, tzinfo=UTC), until=datetime(2024, 5, 1, 0, 1, tzinfo=UTC))
     assert [d["rule_id"] for d in run_hunt([log], [rules], use_cache=False, workers=1, filters=around).detections] \
         == [OUTER]
+
+
+def test_a_time_range_keeps_events_and_correlations_by_one_rule_and_reads_a_naive_bound_as_utc() -> None:
+    at_30s = 1_714_521_630_000_000_000  # 2024-05-01T00:00:30Z
+    naive = HuntFilters(since=datetime(2024, 5, 1, 0, 0, 30), until=datetime(2024, 5, 1, 0, 1))
+    aware = HuntFilters(since=datetime(2024, 5, 1, 9, 0, 30, tzinfo=timezone(timedelta(hours=9))))
+    assert naive.keeps_time(at_30s) and aware.keeps_time(at_30s)  # both bounds inclusive, whatever the zone
+    assert not naive.keeps_time(at_30s - 1) and not naive.keeps_time(at_30s + 30_000_000_001)
+    assert not naive.keeps_time(None)  # an event of unknown time is outside any asked-for range
+    assert HuntFilters().keeps_time(None)
 
 
 def test_the_service_stage_fires_the_chain_across_a_restart(tmp_path: Path) -> None:
