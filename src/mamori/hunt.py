@@ -259,8 +259,9 @@ def run_hunt(
     """Hunt: read every input, run every rule, return the detections (rule metadata + event fields).
 
     ``placeholders``: values of the rules' ``|expand`` placeholders (``detect.sigma.placeholders``).
-    ``fresh_process``: the caller guarantees no batch work ran in this process yet (the CLI), so reader
-    processes may be forked directly, the fastest start."""
+    ``fresh_process``: the caller guarantees no batch work ran in this process yet and that it ends soon
+    after (the CLI), so reader processes may be forked directly, the fastest start, and what the hunt
+    built need not be freed before the process ends."""
     started = time.perf_counter()
     options = options or ReadOptions()
     filters = filters or HuntFilters()

@@ -53,6 +53,8 @@ KEEP_OWN_ROWS = 200_000  # a process keeps the batches it read in memory up to t
 MIN_RULE_FILES = 400  # below this, compiling is quick and one process does everything
 BALANCE_SLACK = 1.15  # a folder stays whole in one share while it is at most this much over a fair share
 TICKET = struct.Struct("<I")  # an input file's number, as handed out through a pipe
+REMOVE_SCRATCH = "remove scratch"  # to the first child, once every process has reported
+_LEFT_FOR_EXIT: list[object] = []  # what the command's process does not free before it ends (``hunt_in_shares``)
 _FILTER_KEY = re.compile(rb"^filter[ \t]*:", re.MULTILINE)  # a meta-filter document's top-level key
 _RULE_KEY = re.compile(rb"^(?:detection|correlation)[ \t]*:", re.MULTILINE)
 # refusals of a correlation whose rules may be loaded in another share: the hunt then runs in one process
@@ -189,7 +191,8 @@ def hunt_in_shares(files: list[tuple[str, Path]], rule_shares: list[list[Path]],
                    placeholders: Mapping[str, Sequence[str]] | None = None) -> SharedHunt | None:
     """Run the hunt with one process per rule share (this one and forked children); None when a share
     holds a correlation rule (the caller then hunts in one process). Only for a process that has done
-    no batch work yet: the children are forked."""
+    no batch work yet (the children are forked) and that ends soon after, the command itself: what it
+    built for matching is left for the end of the process to free (``_LEFT_FOR_EXIT``)."""
     count = len(rule_shares)
     scratch = Path(tempfile.mkdtemp(prefix="mamori-hunt-"))
     tickets = FileTickets.filled(files)
@@ -197,6 +200,7 @@ def hunt_in_shares(files: list[tuple[str, Path]], rule_shares: list[list[Path]],
     context = multiprocessing.get_context("fork")
     children: list[tuple[BaseProcess, Connection]] = []
     job = _Job(scratch, options, filters, cache_dir, use_cache, explain, placeholders)
+    scratch_removed = False
     try:
         for share in range(1, count):
             ours, theirs = context.Pipe()
@@ -215,6 +219,13 @@ def hunt_in_shares(files: list[tuple[str, Path]], rule_shares: list[list[Path]],
         for _, conn in children:
             conn.send(order)
         outcomes = [own.detect(order)] + [_receive(process, conn, "done") for process, conn in children]
+        # This process is the command and ends soon: its rules and batches are left for the end of the
+        # process to free at once (one by one, 15-20 ms), and the scratch folder for the first child to
+        # remove as it leaves (15-20 ms more), while this one writes the detections out.
+        _LEFT_FOR_EXIT.append(own)
+        if children:
+            children[0][1].send(REMOVE_SCRATCH)
+            scratch_removed = True
         return SharedHunt(reads, outcomes)  # the children end by themselves, and are reaped at exit
     except BaseException:
         for process, _ in children:
@@ -226,7 +237,8 @@ def hunt_in_shares(files: list[tuple[str, Path]], rule_shares: list[list[Path]],
             conn.close()
         if tickets:
             tickets.close()
-        shutil.rmtree(scratch, ignore_errors=True)
+        if not scratch_removed:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _balanced(files: list[tuple[str, Path]], count: int) -> list[Iterable[tuple[str, Path]]]:
@@ -383,6 +395,8 @@ def _child(job: _Job, share: int, files: Iterable[tuple[str, Path]], rule_files:
         order = conn.recv()
         if order is not None:
             conn.send(("done", participant.detect(order)))
+            if conn.recv() == REMOVE_SCRATCH:
+                shutil.rmtree(job.scratch, ignore_errors=True)
     except EOFError:
         pass  # the main process has gone: nothing to report to
     except BaseException:  # whatever broke, the main process must hear of it
