@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -101,6 +102,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--attack-share", type=float, default=0.05)
     parser.add_argument("--rules", type=Path, default=RULES)
+    parser.add_argument("--keep", action="store_true", help="keep the service's data folder (removed by default)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="mamori-load-"))
     data = root / "data"
@@ -174,6 +176,10 @@ def main() -> None:
     finally:
         generator.kill()
         service.stop()
+        if args.keep:
+            print(f"data kept in {root}")
+        else:  # a 5-minute run stores 6 million events and their spool: gigabytes a run would leave behind
+            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
