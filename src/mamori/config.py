@@ -40,7 +40,9 @@ class Settings:
     # tailed path, a bare name for the rest); "auto": a byte-order mark's, else UTF-8 or CP932 line by line
     tail_encoding: str = "utf-8"
     batch_rows: int = 20_000
-    batch_seconds: float = 0.5
+    # a batch closes this long after its first event arrived: under 20,000 events/s, 0.4 s kept the p99 alert
+    # latency at 0.8-1.2 s where 0.5 s gave 1.0-1.3 s (paired 2-minute runs); shorter batches cost more per event
+    batch_seconds: float = 0.4
     # worker processes parsing and rule-matching the next batches while the service stores one (0: inline)
     parse_processes: int = dataclasses.field(default_factory=lambda: min(2, os.cpu_count() or 1))
     spool_max_bytes: int = 256 * 1024 * 1024  # unprocessed spool above this: inputs are slowed or told to retry

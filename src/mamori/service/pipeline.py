@@ -42,7 +42,7 @@ class PipelineSettings:
     """Batch size and wait, alert throttle window, retention, reader options."""
 
     batch_rows: int = 20_000
-    batch_seconds: float = 0.5
+    batch_seconds: float = 0.4  # (config.Settings.batch_seconds)
     throttle_seconds: float = 3600.0
     retention_days: int = 30
     retention_bytes_per_source: int = 0
