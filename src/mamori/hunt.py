@@ -6,6 +6,7 @@ rules are loaded and run by ``detect.sigma``, and each detection keeps the rule'
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import time
@@ -59,10 +60,16 @@ class HuntFilters:
         """Whether an event at ``time_ns`` (or a correlation, at the time it came true) is within
         ``since``/``until`` (a bound without a time zone is UTC); an event of unknown time only when no
         range is asked for. One rule for both, so a correlation is kept exactly when its last event is."""
-        if self.since is None and self.until is None:
+        since, until = self._bounds_ns
+        if since is None and until is None:
             return True
-        return time_ns is not None and ((self.since is None or time_ns >= schema.time_ns(self.since))
-                                        and (self.until is None or time_ns <= schema.time_ns(self.until)))
+        return time_ns is not None and (since is None or time_ns >= since) and (until is None or time_ns <= until)
+
+    @functools.cached_property
+    def _bounds_ns(self) -> tuple[int | None, int | None]:
+        """``since`` and ``until`` as event times are kept, converted once (``keeps_time`` runs per hit)."""
+        return (None if self.since is None else schema.time_ns(self.since),
+                None if self.until is None else schema.time_ns(self.until))
 
     def unnamed(self, rules: Iterable[tuple[str, Sequence[str]]]) -> list[str]:
         """The rule ids and tags the filters ask for that no rule of ``rules`` (id, tags) has: a mistyped
